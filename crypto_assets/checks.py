@@ -1,0 +1,108 @@
+"""Asset checks shared by the layers: specs declared on each asset, results from one summary.
+
+Blocking checks stop downstream assets in the same run when the data is wrong (duplicates,
+null keys, impossible candles). Coverage is a warning: an exchange outage or a delisting is a
+fact to report, not a reason to stop the pipeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import pandas as pd
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, MetadataValue
+
+from crypto_assets.quality import QualitySummary
+
+NO_DUPLICATE_KEYS = "no_duplicate_keys"
+NO_NULL_KEYS = "no_null_keys"
+OHLC_CONSISTENT = "ohlc_consistent"
+TOKEN_COVERAGE = "token_coverage"
+
+
+def quality_check_specs(
+    asset: str, *, ohlc: bool = True, keys: str = "(token, time)"
+) -> list[AssetCheckSpec]:
+    specs = [
+        AssetCheckSpec(
+            NO_DUPLICATE_KEYS, asset=asset, blocking=True, description=f"Exactly one row per {keys}."
+        ),
+        AssetCheckSpec(NO_NULL_KEYS, asset=asset, blocking=True, description=f"No null in {keys}."),
+        AssetCheckSpec(
+            TOKEN_COVERAGE,
+            asset=asset,
+            description="Every token with an exchange listing in the partition has rows (warning only).",
+        ),
+    ]
+    if ohlc:
+        specs.append(
+            AssetCheckSpec(
+                OHLC_CONSISTENT,
+                asset=asset,
+                blocking=True,
+                description="low <= open, close <= high on every row.",
+            )
+        )
+    return specs
+
+
+def coverage_result(
+    present: Iterable[str], expected: Iterable[str], unavailable: Mapping[str, str]
+) -> AssetCheckResult:
+    present_set, expected_set = set(present), set(expected)
+    missing = sorted(expected_set - present_set)
+    return AssetCheckResult(
+        check_name=TOKEN_COVERAGE,
+        passed=not missing,
+        severity=AssetCheckSeverity.WARN,
+        metadata={
+            "expected_tokens": len(expected_set),
+            "present_tokens": len(present_set & expected_set),
+            "missing_tokens": MetadataValue.json(missing),
+            "unexpected_tokens": MetadataValue.json(sorted(present_set - expected_set)),
+            "not_available_from_source": MetadataValue.json(dict(sorted(unavailable.items()))),
+        },
+    )
+
+
+def quality_results(
+    summary: QualitySummary,
+    *,
+    expected_tokens: Iterable[str],
+    unavailable: Mapping[str, str],
+    ohlc: bool = True,
+) -> list[AssetCheckResult]:
+    results = [
+        AssetCheckResult(
+            check_name=NO_DUPLICATE_KEYS,
+            passed=summary.duplicate_keys == 0,
+            metadata={"duplicate_rows": summary.duplicate_keys},
+        ),
+        AssetCheckResult(
+            check_name=NO_NULL_KEYS,
+            passed=summary.null_keys == 0,
+            metadata={"null_key_rows": summary.null_keys},
+        ),
+        coverage_result(summary.tokens, expected_tokens, unavailable),
+    ]
+    if ohlc:
+        results.append(
+            AssetCheckResult(
+                check_name=OHLC_CONSISTENT,
+                passed=summary.ohlc_violations == 0,
+                metadata={"violating_rows": summary.ohlc_violations},
+            )
+        )
+    return results
+
+
+def summary_metadata(summary: QualitySummary, preview: pd.DataFrame) -> dict[str, MetadataValue]:
+    """The metadata every materialization carries: rows, tokens, time range, a preview."""
+    return {
+        "dagster/row_count": MetadataValue.int(summary.rows),
+        "tokens": MetadataValue.int(len(summary.tokens)),
+        "token_list": MetadataValue.text(", ".join(summary.tokens)),
+        "first_time": MetadataValue.text(str(summary.first_time)),
+        "last_time": MetadataValue.text(str(summary.last_time)),
+        "preview": MetadataValue.md(preview.to_markdown(index=False)),
+    }

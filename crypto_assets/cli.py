@@ -1,0 +1,289 @@
+"""``crypto-analytics``: run the pipeline, query the warehouse, serve the embedded services.
+
+Heavy imports (Dagster, Spark, the Snowflake connector) happen inside the commands that need
+them, so ``crypto-analytics --help`` and the servers start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from resources.settings import Settings, SettingsError
+
+DEFAULT_DAYS = 2
+LAYER_OF_ASSET = {
+    "raw_klines": "raw",
+    "bronze_klines": "bronze",
+    "silver_features": "silver",
+    "gold_market_features": "gold",
+}
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line, exit code 2."""
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _parse_day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date in YYYY-MM-DD form") from None
+
+
+def partition_keys(start: date | None, end: date | None, days: int, today: date | None = None) -> list[str]:
+    """Daily partition keys from ``start`` to ``end`` inclusive; by default the last ``days`` days."""
+    from crypto_assets.partitions import FIRST_DAY
+
+    today = today or datetime.now(UTC).date()
+    last_complete = today - timedelta(days=1)
+    end = end or (last_complete if start is None else min(last_complete, start + timedelta(days=days - 1)))
+    start = start or end - timedelta(days=days - 1)
+    if start > end:
+        raise CliError(f"--start {start} is after --end {end}")
+    if end > last_complete:
+        raise CliError(f"--end {end} is not a complete UTC day yet; the last complete day is {last_complete}")
+    first = date.fromisoformat(FIRST_DAY)
+    if start < first:
+        raise CliError(f"--start {start} is before the first partition {first} (Binance's first klines)")
+    return [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
+
+
+def prepare_dagster_home(settings: Settings) -> None:
+    """Runs launched here show up in ``make dev``'s UI: both use the same DAGSTER_HOME."""
+    home = settings.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text("telemetry:\n  enabled: false\n")
+    os.environ["DAGSTER_HOME"] = str(home)
+
+
+def _step_seconds(result: Any) -> dict[str, float]:
+    seconds: dict[str, float] = {}
+    for event in result.all_events:
+        if event.event_type_value == "STEP_SUCCESS" and event.step_key:
+            seconds[event.step_key] = event.event_specific_data.duration_ms / 1000.0
+    return seconds
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    keys = partition_keys(args.start, args.end, args.days)
+    prepare_dagster_home(settings)
+    started = time.monotonic()
+    _say(
+        f"crypto-analytics run: {len(keys)} daily partition(s) {keys[0]} .. {keys[-1]}, environment {settings.environment}"
+    )
+    from crypto_assets.services import local_services
+
+    rows_per_layer: dict[str, int] = dict.fromkeys(LAYER_OF_ASSET.values(), 0)
+    warnings: list[str] = []
+    with local_services(settings, emulator=not args.no_services, warehouse=not args.no_services, say=_say):
+        from dagster import DagsterInstance
+
+        from crypto_assets.definitions import build_definitions
+
+        job = build_definitions(settings).resolve_job_def("market_data_job")
+        instance = DagsterInstance.get()
+        quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+        for key in keys:
+            t0 = time.monotonic()
+            result = job.execute_in_process(
+                partition_key=key, instance=instance, run_config=quiet, raise_on_error=False
+            )
+            durations = _step_seconds(result)
+            for event in result.get_asset_materialization_events():
+                materialization = event.materialization
+                asset = materialization.asset_key.to_user_string()
+                row_count = materialization.metadata.get("dagster/row_count")
+                rows = int(row_count.value) if row_count is not None else 0
+                tokens = materialization.metadata.get("tokens")
+                rows_per_layer[LAYER_OF_ASSET.get(asset, asset)] += rows
+                _say(
+                    f"  {key}  {asset:<22} {rows:>9,} rows  {int(tokens.value) if tokens else 0:>3} tokens"
+                    f"  {durations.get(asset, 0.0):6.1f} s"
+                )
+            for evaluation in result.get_asset_check_evaluations():
+                if not evaluation.passed:
+                    line = f"{key} {evaluation.asset_key.to_user_string()}.{evaluation.check_name} FAILED ({evaluation.severity.value})"
+                    warnings.append(line)
+                    _say(f"  ! {line}")
+            if not result.success:
+                failure = next(
+                    (e for e in result.all_events if e.event_type_value in ("STEP_FAILURE", "RUN_FAILURE")),
+                    None,
+                )
+                message = failure.message if failure else "unknown error"
+                raise CliError(f"partition {key} failed: {message} (run id {result.run_id}; see `make dev`)")
+            _say(f"  {key}  done in {time.monotonic() - t0:.1f} s")
+
+    elapsed = time.monotonic() - started
+    _say("")
+    _say(f"Done: {len(keys)} partition(s) in {elapsed:.1f} s")
+    for layer, rows in rows_per_layer.items():
+        _say(f"  {layer:<7} {rows:>10,} rows")
+    if warnings:
+        _say(f"  {len(warnings)} check warning(s) above")
+    _say("Next:")
+    _say(f"  lake:       {settings.lake_root}/<layer>/<asset>/dt=YYYY-MM-DD/")
+    _say(
+        '  warehouse:  crypto-analytics sql "select token, count(*) from gold_market_features group by 1 order by 1"'
+    )
+    _say("  lineage:    make dev, then open http://127.0.0.1:3000")
+    return 0
+
+
+def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[("NULL" if v is None else str(v)) for v in row] for row in rows]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    line = "+".join("-" * (w + 2) for w in widths)
+    out = [" | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)), line]
+    out += [" | ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(out)
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    from crypto_assets.services import local_services
+
+    with local_services(settings, emulator=False, say=_err):
+        import snowflake.connector
+        from snowflake.connector.errors import Error as SnowflakeError
+
+        try:
+            with snowflake.connector.connect(**settings.connector_args()) as connection:
+                cursor = connection.cursor()
+                cursor.execute(args.query)
+                columns = [d[0] for d in cursor.description or []]
+                rows = cursor.fetchmany(args.limit) if columns else []
+        except SnowflakeError as exc:
+            raise CliError(f"query failed: {exc.msg if hasattr(exc, 'msg') else exc}") from None
+    _say(format_table(columns, rows) if columns else "OK")
+    return 0
+
+
+def cmd_emulator(args: argparse.Namespace) -> int:
+    from crypto_assets.emulator.server import serve
+
+    _err(
+        f"exchange emulator on http://{args.host}:{args.port} (Binance spot REST + ws://{args.host}:{args.port}/ws)"
+    )
+    serve(host=args.host, port=args.port, seed=args.seed, weight_limit=args.weight_limit)
+    return 0
+
+
+def cmd_warehouse(args: argparse.Namespace) -> int:
+    from resources.embedded_warehouse import serve
+
+    settings = Settings.from_env()
+    data_dir = Path(args.data_dir) if args.data_dir else settings.warehouse_data_dir
+    _err(f"embedded warehouse (fakesnow) on http://{args.host}:{args.port}, data in {data_dir}")
+    serve(data_dir, host=args.host, port=args.port)
+    return 0
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    prepare_dagster_home(settings)
+    from crypto_assets.services import local_services
+
+    with local_services(settings, say=_say):
+        command = ["dagster", "dev", "-w", args.workspace, "-h", args.host, "-p", str(args.port)]
+        _say(f"Dagster UI on http://{args.host}:{args.port} (Ctrl-C to stop)")
+        # Own session: Dagster ignores SIGINT when started in the background from a script.
+        process = subprocess.Popen(command, start_new_session=True)
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="crypto-analytics", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="materialize a range of daily partitions through every layer")
+    run.add_argument("--start", type=_parse_day, help="first day (YYYY-MM-DD, UTC)")
+    run.add_argument("--end", type=_parse_day, help="last day, inclusive (default: yesterday)")
+    run.add_argument(
+        "--days",
+        type=int,
+        default=DEFAULT_DAYS,
+        help=f"window length without --start (default {DEFAULT_DAYS})",
+    )
+    run.add_argument(
+        "--no-services", action="store_true", help="do not start the emulator / embedded warehouse"
+    )
+    run.set_defaults(func=cmd_run)
+
+    sql = sub.add_parser("sql", help="run a query on the configured warehouse and print the result")
+    sql.add_argument("query")
+    sql.add_argument("--limit", type=int, default=1000, help="rows to print at most (default 1000)")
+    sql.set_defaults(func=cmd_sql)
+
+    emulator = sub.add_parser("emulator", help="serve the local exchange (Binance spot protocol)")
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--port", type=int, default=8765)
+    emulator.add_argument("--seed", type=int, default=20231)
+    emulator.add_argument("--weight-limit", type=int, default=6000, help="request weight per minute per IP")
+    emulator.set_defaults(func=cmd_emulator)
+
+    warehouse = sub.add_parser("warehouse", help="serve the embedded Snowflake-compatible warehouse")
+    warehouse.add_argument("--host", default="127.0.0.1")
+    warehouse.add_argument("--port", type=int, default=8766)
+    warehouse.add_argument("--data-dir", help="where the DuckDB files live (default: WAREHOUSE_DATA_DIR)")
+    warehouse.set_defaults(func=cmd_warehouse)
+
+    dev = sub.add_parser("dev", help="Dagster UI + daemon with the embedded services")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=3000)
+    dev.add_argument("--workspace", default="workspace.yaml")
+    dev.set_defaults(func=cmd_dev)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (CliError, SettingsError) as exc:
+        _err(f"crypto-analytics: {exc}")
+        return 2
+    except Exception as exc:
+        from crypto_assets.services import ServiceError
+
+        if isinstance(exc, ServiceError):
+            _err(f"crypto-analytics: {exc}")
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

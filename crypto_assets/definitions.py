@@ -1,0 +1,31 @@
+"""The Dagster code location: every asset, check, job, schedule and resource of the platform."""
+
+from __future__ import annotations
+
+from dagster import Definitions, in_process_executor
+
+from crypto_assets.bronze.assets import bronze_klines
+from crypto_assets.gold.assets import gold_market_features
+from crypto_assets.jobs import market_data_job
+from crypto_assets.raw.assets import raw_klines
+from crypto_assets.silver.assets import silver_features
+from resources import build_resources
+from resources.settings import Settings
+from sensors import schedules, sensors
+
+ASSETS = [raw_klines, bronze_klines, silver_features, gold_market_features]
+
+
+def build_definitions(settings: Settings | None = None) -> Definitions:
+    return Definitions(
+        assets=ASSETS,
+        jobs=[market_data_job],
+        schedules=schedules,
+        sensors=sensors,
+        resources=build_resources(settings),
+        # One process per run: a Spark JVM per step would cost ~5 s each for small partitions.
+        executor=in_process_executor,
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,352 @@
+"""The emulator's HTTP and WebSocket front: Binance spot's wire protocol over Starlette.
+
+REST (``/api/v3/...``) and streams (``/ws/<stream>``, ``/stream?streams=a/b``) share one port,
+so a single ``BINANCE_REST_URL`` / ``BINANCE_WS_URL`` pair points the pipeline at it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from crypto_assets.emulator.market import (
+    INTERVAL_MINUTES,
+    MINUTE_MS,
+    Market,
+    now_ms,
+    price_decimals,
+    quantity_decimals,
+)
+from crypto_assets.emulator.profiles import profile_for
+
+KLINES_MAX_LIMIT = 1000
+KLINES_DEFAULT_LIMIT = 500
+# Request weights as documented by Binance for the endpoints served here.
+WEIGHTS = {"ping": 1, "time": 1, "exchangeInfo": 20, "klines": 2}
+
+
+@dataclass
+class EmulatorConfig:
+    seed: int = 20231
+    weight_limit: int = 6000  # REQUEST_WEIGHT per minute and client IP, as on Binance
+    kline_push_seconds: float = 2.0  # Binance pushes 1m kline updates every ~2 s
+    trade_push_seconds: float = 0.5
+    clock: Callable[[], int] = field(default=now_ms)
+
+
+class WeightLedger:
+    """Request weight used per client IP in the current minute (Binance's X-MBX-USED-WEIGHT-1M)."""
+
+    def __init__(self) -> None:
+        self._used: dict[tuple[str, int], int] = defaultdict(int)
+
+    def charge(self, client: str, weight: int, at_ms: int) -> int:
+        minute = at_ms // MINUTE_MS
+        for key in [k for k in self._used if k[1] < minute]:
+            del self._used[key]
+        self._used[(client, minute)] += weight
+        return self._used[(client, minute)]
+
+
+def _error(status: int, code: int, msg: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"code": code, "msg": msg}, status_code=status, headers=headers)
+
+
+def _int_param(request: Request, name: str) -> int | None:
+    value = request.query_params.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise _BadParam(
+            f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'."
+        ) from None
+
+
+class _BadParam(Exception):
+    pass
+
+
+def create_app(market: Market, config: EmulatorConfig | None = None) -> Starlette:
+    config = config or EmulatorConfig()
+    ledger = WeightLedger()
+
+    def charged(endpoint: str, handler: Callable[[Request], JSONResponse]) -> Callable:
+        async def wrapped(request: Request) -> JSONResponse:
+            at = config.clock()
+            client = request.client.host if request.client else "unknown"
+            used = ledger.charge(client, WEIGHTS[endpoint], at)
+            headers = {"X-MBX-USED-WEIGHT-1M": str(used), "X-MBX-USED-WEIGHT": str(used)}
+            if used > config.weight_limit:
+                retry = max(1, int((MINUTE_MS - at % MINUTE_MS) / 1000) + 1)
+                return _error(
+                    429, -1003,
+                    f"Too many requests; current limit of IP({client}) request weight per minute is "
+                    f"{config.weight_limit}. Please use WebSocket Streams for live updates to avoid polling the API.",
+                    {**headers, "Retry-After": str(retry)},
+                )  # fmt: skip
+            try:
+                response = handler(request)
+            except _BadParam as exc:
+                response = _error(400, -1100, str(exc))
+            response.headers.update(headers)
+            return response
+
+        return wrapped
+
+    def ping(_: Request) -> JSONResponse:
+        return JSONResponse({})
+
+    def server_time(_: Request) -> JSONResponse:
+        return JSONResponse({"serverTime": config.clock()})
+
+    def symbol_info(pair: str, at: int) -> dict:
+        price = profile_for(pair).price
+        tick = f"{10.0 ** -price_decimals(price):.8f}"
+        step = f"{10.0 ** -quantity_decimals(price):.8f}"
+        return {
+            "symbol": pair,
+            "status": "TRADING" if market.is_trading(pair, at) else "BREAK",
+            "baseAsset": market.base_asset(pair),
+            "baseAssetPrecision": 8,
+            "quoteAsset": market.universe.quote_asset,
+            "quotePrecision": 8,
+            "quoteAssetPrecision": 8,
+            "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"],
+            "icebergAllowed": True,
+            "ocoAllowed": True,
+            "isSpotTradingAllowed": True,
+            "isMarginTradingAllowed": False,
+            "filters": [
+                {"filterType": "PRICE_FILTER", "minPrice": tick, "maxPrice": "1000000.00000000", "tickSize": tick},
+                {"filterType": "LOT_SIZE", "minQty": step, "maxQty": "9000000000.00000000", "stepSize": step},
+            ],
+            "permissionSets": [["SPOT"]],
+        }  # fmt: skip
+
+    def exchange_info(request: Request) -> JSONResponse:
+        at = config.clock()
+        wanted: list[str] | None = None
+        if symbol := request.query_params.get("symbol"):
+            wanted = [symbol]
+        elif symbols := request.query_params.get("symbols"):
+            try:
+                wanted = list(json.loads(symbols))
+            except (ValueError, TypeError):
+                return _error(400, -1100, "Illegal characters found in parameter 'symbols'.")
+        pairs = market.pairs() if wanted is None else wanted
+        unknown = [p for p in pairs if p not in market.listings]
+        if unknown:
+            return _error(400, -1121, "Invalid symbol.")
+        return JSONResponse(
+            {
+                "timezone": "UTC",
+                "serverTime": at,
+                "rateLimits": [
+                    {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": config.weight_limit},
+                    {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000},
+                ],
+                "exchangeFilters": [],
+                "symbols": [symbol_info(p, at) for p in pairs],
+            }
+        )  # fmt: skip
+
+    def klines(request: Request) -> JSONResponse:
+        symbol = request.query_params.get("symbol")
+        interval = request.query_params.get("interval")
+        if not symbol:
+            return _error(
+                400, -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed."
+            )
+        if not interval:
+            return _error(
+                400, -1102, "Mandatory parameter 'interval' was not sent, was empty/null, or malformed."
+            )
+        if symbol not in market.listings:
+            return _error(400, -1121, "Invalid symbol.")
+        if interval not in INTERVAL_MINUTES:
+            return _error(400, -1120, "Invalid interval.")
+        limit = _int_param(request, "limit")
+        limit = KLINES_DEFAULT_LIMIT if limit is None else limit
+        if not 1 <= limit <= KLINES_MAX_LIMIT:
+            return _error(400, -1130, "Data sent for parameter 'limit' is not valid.")
+        start = _int_param(request, "startTime")
+        end = _int_param(request, "endTime")
+        if start is not None and end is not None and start > end:
+            return _error(400, -1023, "Start time is greater than end time.")
+        rows = market.klines(symbol, interval, start_ms=start, end_ms=end, limit=limit, now_ms=config.clock())
+        return JSONResponse(rows)
+
+    async def stream_socket(websocket: WebSocket) -> None:
+        await _serve_streams(websocket, market, config)
+
+    routes = [
+        Route("/api/v3/ping", charged("ping", ping)),
+        Route("/api/v3/time", charged("time", server_time)),
+        Route("/api/v3/exchangeInfo", charged("exchangeInfo", exchange_info)),
+        Route("/api/v3/klines", charged("klines", klines)),
+        WebSocketRoute("/ws", stream_socket),
+        WebSocketRoute("/ws/{streams:path}", stream_socket),
+        WebSocketRoute("/stream", stream_socket),
+    ]
+    return Starlette(routes=routes)
+
+
+# ---------------------------------------------------------------------- streams
+def _parse_stream(name: str, market: Market) -> tuple[str, str, str] | None:
+    """'btcusdt@kline_1m' -> ('BTCUSDT', 'kline', '1m'); 'btcusdt@trade' -> (..., 'trade', '')."""
+    pair, _, kind = name.partition("@")
+    pair = pair.upper()
+    if pair not in market.listings:
+        return None
+    if kind == "trade":
+        return pair, "trade", ""
+    if kind.startswith("kline_") and kind.removeprefix("kline_") in INTERVAL_MINUTES:
+        return pair, "kline", kind.removeprefix("kline_")
+    return None
+
+
+def _kline_payload(pair: str, interval: str, row: list, closed: bool, fraction: float, at: int) -> dict:
+    o, h, low, c = (float(x) for x in row[1:5])
+    if not closed:
+        # The live candle grows towards its final values during the current minute.
+        c_now = o + fraction * (c - o)
+        h = max(o, c_now) + fraction * (h - max(o, c))
+        low = min(o, c_now) - fraction * (min(o, c) - low)
+        c = c_now
+    decimals = price_decimals(profile_for(pair).price)
+    scale = 1.0 if closed else fraction
+    first_id = (row[0] // MINUTE_MS) * 1000
+    return {
+        "e": "kline",
+        "E": at,
+        "s": pair,
+        "k": {
+            "t": row[0], "T": row[6], "s": pair, "i": interval,
+            "f": first_id, "L": first_id + max(0, int(row[8] * scale) - 1),
+            "o": row[1],
+            "c": row[4] if closed else f"{round(c, decimals):.8f}",
+            "h": row[2] if closed else f"{round(h, decimals):.8f}",
+            "l": row[3] if closed else f"{round(low, decimals):.8f}",
+            "v": row[5] if closed else f"{float(row[5]) * scale:.8f}",
+            "n": row[8] if closed else int(row[8] * scale),
+            "x": closed,
+            "q": row[7] if closed else f"{float(row[7]) * scale:.8f}",
+            "V": row[9] if closed else f"{float(row[9]) * scale:.8f}",
+            "Q": row[10] if closed else f"{float(row[10]) * scale:.8f}",
+            "B": "0",
+        },
+    }  # fmt: skip
+
+
+async def _serve_streams(websocket: WebSocket, market: Market, config: EmulatorConfig) -> None:
+    await websocket.accept()
+    combined = websocket.url.path == "/stream"
+    names: list[str] = []
+    raw = websocket.query_params.get("streams", "") if combined else websocket.path_params.get("streams", "")
+    names = [n for n in raw.split("/") if n]
+    if any(_parse_stream(n, market) is None for n in names):
+        await websocket.close(code=1008, reason="Invalid stream name")
+        return
+    subscribed: list[str] = list(dict.fromkeys(names))
+
+    async def send(name: str, payload: dict) -> None:
+        await websocket.send_text(json.dumps({"stream": name, "data": payload} if combined else payload))
+
+    async def receive_commands() -> None:
+        # Binance's live subscription protocol: SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS.
+        while True:
+            text = await websocket.receive_text()
+            try:
+                command = json.loads(text)
+                method, request_id = command["method"], command.get("id")
+            except (ValueError, KeyError, TypeError):
+                await websocket.send_text(json.dumps({"error": {"code": 3, "msg": "Invalid JSON"}}))
+                continue
+            params = command.get("params") or []
+            if method == "LIST_SUBSCRIPTIONS":
+                await websocket.send_text(json.dumps({"result": subscribed, "id": request_id}))
+                continue
+            if method not in ("SUBSCRIBE", "UNSUBSCRIBE") or any(
+                _parse_stream(p, market) is None for p in params
+            ):
+                await websocket.send_text(
+                    json.dumps({"error": {"code": 2, "msg": "Invalid request"}, "id": request_id})
+                )
+                continue
+            for p in params:
+                if method == "SUBSCRIBE" and p not in subscribed:
+                    subscribed.append(p)
+                if method == "UNSUBSCRIBE" and p in subscribed:
+                    subscribed.remove(p)
+            await websocket.send_text(json.dumps({"result": None, "id": request_id}))
+
+    async def push() -> None:
+        last_open: dict[str, int] = {}
+        sequence: dict[str, int] = defaultdict(int)
+        next_kline = 0.0
+        while True:
+            at = config.clock()
+            now = time.monotonic()
+            send_klines = now >= next_kline
+            if send_klines:
+                next_kline = now + config.kline_push_seconds
+            for name in list(subscribed):
+                parsed = _parse_stream(name, market)
+                if parsed is None:
+                    continue
+                pair, kind, interval = parsed
+                if kind == "trade":
+                    sequence[name] += 1
+                    trade = market.trade_at(pair, at, sequence[name])
+                    if trade:
+                        await send(name, {
+                            "e": "trade", "E": at, "s": pair, "t": trade["id"], "p": trade["price"],
+                            "q": trade["quantity"], "T": at, "m": trade["buyer_is_maker"], "M": True,
+                        })  # fmt: skip
+                    continue
+                if not send_klines:
+                    continue
+                step = INTERVAL_MINUTES[interval] * MINUTE_MS
+                current_open = (at // step) * step
+                previous = last_open.get(name)
+                if previous is not None and previous < current_open:
+                    # The candle just closed: send it final (x=true), equal to the REST kline.
+                    final = market.klines(
+                        pair, interval, start_ms=previous, end_ms=previous, limit=1, now_ms=at
+                    )
+                    if final:
+                        await send(name, _kline_payload(pair, interval, final[0], True, 1.0, at))
+                last_open[name] = current_open
+                live = market.live_candle(pair, at, interval)
+                if live:
+                    await send(name, _kline_payload(pair, interval, live["row"], False, live["fraction"], at))
+            await asyncio.sleep(config.trade_push_seconds)
+
+    receiver = asyncio.create_task(receive_commands())
+    pusher = asyncio.create_task(push())
+    try:
+        done, _ = await asyncio.wait({receiver, pusher}, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            exc = task.exception()
+            if exc is not None and not isinstance(exc, WebSocketDisconnect):
+                raise exc
+    except WebSocketDisconnect:
+        pass
+    finally:
+        for task in (receiver, pusher):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, Exception):
+                await task

@@ -1,0 +1,277 @@
+"""Deterministic, seeded market data for the emulator.
+
+Each pair's log price follows a mean-reverting daily walk (so levels stay of the right order for
+years), bridged minute by minute inside each day. A minute's bar depends only on (seed, pair, day),
+so any request, from any window, at any time, sees the same history.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+
+import numpy as np
+
+from crypto_assets.emulator.profiles import profile_for
+from crypto_assets.universe import Listing, Universe
+
+MINUTE_MS = 60_000
+DAY_MS = 86_400_000
+MINUTES_PER_DAY = 1440
+EPOCH = datetime(2017, 1, 1, tzinfo=UTC)
+EPOCH_MS = int(EPOCH.timestamp() * 1000)
+_ANCHOR_DAYS = 365 * 20  # anchors from 2017 to 2036
+
+# Binance's kline intervals that divide a day evenly (so each candle lies inside one day).
+INTERVAL_MINUTES: dict[str, int] = {
+    "1m": 1, "3m": 3, "5m": 5, "15m": 15, "30m": 30,
+    "1h": 60, "2h": 120, "4h": 240, "6h": 360, "8h": 480, "12h": 720, "1d": 1440,
+}  # fmt: skip
+
+
+def _seed(*parts: object) -> int:
+    digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def price_decimals(price: float) -> int:
+    """Tick precision giving at least 5 significant digits, as Binance's tick sizes do."""
+    return int(min(8, max(2, 4 - math.floor(math.log10(price)))))
+
+
+def quantity_decimals(price: float) -> int:
+    """Lot step precision: cheap tokens trade in whole units, BTC in 1e-5."""
+    return int(min(8, max(0, math.floor(math.log10(price)) + 1)))
+
+
+@dataclass(frozen=True)
+class DayBars:
+    """1440 one-minute bars of one pair and one UTC day, already rounded to tick and lot size."""
+
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    quote_volume: np.ndarray
+    trades: np.ndarray
+    taker_base: np.ndarray
+    taker_quote: np.ndarray
+
+
+class Market:
+    """The emulated exchange's market: which pairs exist when, and their bars."""
+
+    def __init__(self, universe: Universe, seed: int = 20231) -> None:
+        self.universe = universe
+        self.seed = seed
+        self.listings: dict[str, list[Listing]] = {}
+        for token in universe.tokens:
+            for listing in token.listings:
+                if listing.exchange == "binance":
+                    self.listings.setdefault(listing.pair, []).append(listing)
+        self._day_bars = lru_cache(maxsize=1024)(self._compute_day_bars)
+        self._anchors = lru_cache(maxsize=128)(self._compute_anchors)
+
+    # ------------------------------------------------------------------ lifecycle
+    def pairs(self) -> list[str]:
+        return sorted(self.listings)
+
+    def base_asset(self, pair: str) -> str:
+        return pair.removesuffix(self.universe.quote_asset)
+
+    def is_trading(self, pair: str, at_ms: int) -> bool:
+        return any(self._listed_at(lst, at_ms) for lst in self.listings.get(pair, []))
+
+    @staticmethod
+    def _listed_at(listing: Listing, at_ms: int) -> bool:
+        start = int(listing.start.timestamp() * 1000)
+        end = int(listing.end.timestamp() * 1000) if listing.end else None
+        return start <= at_ms and (end is None or at_ms < end)
+
+    def _listed_mask(self, pair: str, day_start_ms: int) -> np.ndarray:
+        minutes = day_start_ms + MINUTE_MS * np.arange(MINUTES_PER_DAY, dtype=np.int64)
+        mask = np.zeros(MINUTES_PER_DAY, dtype=bool)
+        for listing in self.listings.get(pair, []):
+            start = int(listing.start.timestamp() * 1000)
+            end = int(listing.end.timestamp() * 1000) if listing.end else np.iinfo(np.int64).max
+            mask |= (minutes >= start) & (minutes < end)
+        return mask
+
+    # ------------------------------------------------------------------ price model
+    def _compute_anchors(self, pair: str) -> np.ndarray:
+        """Log price at each UTC midnight since EPOCH: an Ornstein-Uhlenbeck walk around the level."""
+        profile = profile_for(pair)
+        rng = np.random.default_rng(_seed(self.seed, pair, "anchors"))
+        mu = math.log(profile.price)
+        sigma_day = profile.annual_vol / math.sqrt(365.0)
+        theta = profile.mean_reversion
+        shocks = rng.standard_normal(_ANCHOR_DAYS) * sigma_day
+        anchors = np.empty(_ANCHOR_DAYS + 1)
+        anchors[0] = mu + shocks[0] / math.sqrt(max(2 * theta, 1e-6)) * 0.5
+        for day in range(_ANCHOR_DAYS):
+            anchors[day + 1] = anchors[day] + theta * (mu - anchors[day]) + shocks[day]
+        return anchors
+
+    def day_bars(self, pair: str, day_index: int) -> DayBars:
+        return self._day_bars(pair, day_index)
+
+    def _compute_day_bars(self, pair: str, day_index: int) -> DayBars:
+        if not 0 <= day_index < _ANCHOR_DAYS:
+            raise ValueError(f"day {day_index} outside the emulated range (2017-2036)")
+        profile = profile_for(pair)
+        anchors = self._anchors(pair)
+        rng = np.random.default_rng(_seed(self.seed, pair, day_index))
+        n = MINUTES_PER_DAY
+        sigma_min = profile.annual_vol / math.sqrt(365.0 * n)
+        t = np.arange(1, n + 1) / n
+        steps = rng.standard_normal(n) * sigma_min
+        walk = np.cumsum(steps)
+        # Brownian bridge: the day ends exactly on the next anchor, so days join without a jump.
+        log_close = anchors[day_index] + (anchors[day_index + 1] - anchors[day_index]) * t
+        log_close += walk - t * walk[-1]
+        close = np.exp(log_close)
+        open_ = np.exp(np.concatenate(([anchors[day_index]], log_close[:-1])))
+        wicks = np.abs(rng.standard_normal((2, n))) * sigma_min * 0.6
+        high = np.maximum(open_, close) * np.exp(wicks[0])
+        low = np.minimum(open_, close) * np.exp(-wicks[1])
+
+        decimals = price_decimals(profile.price)
+        open_, high, low, close = (np.round(a, decimals) for a in (open_, high, low, close))
+
+        # Activity: intraday seasonality (peaking in US/EU overlap hours), noise, and more
+        # trading when the price moves.
+        seasonal = 1.0 + 0.35 * np.sin(2 * np.pi * (t - 0.375))
+        move = np.abs(steps) / sigma_min
+        activity = seasonal * rng.lognormal(0.0, 0.45, n) * (0.7 + 0.3 * move)
+        activity /= activity.mean()
+        typical = (open_ + high + low + close) / 4.0
+        qty_decimals = quantity_decimals(profile.price)
+        volume = np.round(profile.daily_quote_volume / n * activity / typical, qty_decimals)
+        quote_volume = np.round(volume * typical, 8)
+        trade_size = 350.0 * rng.lognormal(0.0, 0.3, n)
+        trades = np.maximum(1, np.round(quote_volume / trade_size)).astype(np.int64)
+        trades[volume == 0] = 0
+        taker = np.clip(0.5 + 0.15 * np.tanh(steps / sigma_min) + rng.normal(0, 0.05, n), 0.05, 0.95)
+        taker_base = np.round(volume * taker, qty_decimals)
+        taker_quote = np.round(taker_base * typical, 8)
+        return DayBars(open_, high, low, close, volume, quote_volume, trades, taker_base, taker_quote)
+
+    # ------------------------------------------------------------------ klines
+    def klines(
+        self,
+        pair: str,
+        interval: str,
+        *,
+        start_ms: int | None,
+        end_ms: int | None,
+        limit: int,
+        now_ms: int,
+    ) -> list[list]:
+        """Rows exactly as Binance's /api/v3/klines returns them (12 fields, numbers as strings).
+
+        Candles open at or after ``start_ms`` (ascending, at most ``limit``); with only
+        ``end_ms``, the last ``limit`` candles opening at or before it. Minutes outside the
+        pair's listings or after ``now_ms`` do not exist. The candle containing ``now_ms`` is
+        served as it stands: still open, as on the real exchange.
+        """
+        step_min = INTERVAL_MINUTES[interval]
+        step_ms = step_min * MINUTE_MS
+        last_open = (now_ms // step_ms) * step_ms
+        if end_ms is not None:
+            last_open = min(last_open, (end_ms // step_ms) * step_ms)
+        first_listing_ms = min(
+            (int(lst.start.timestamp() * 1000) for lst in self.listings.get(pair, [])),
+            default=last_open + step_ms,
+        )
+        first_open = max(EPOCH_MS, (first_listing_ms // step_ms) * step_ms)
+        if start_ms is not None:
+            first_open = max(first_open, -(-start_ms // step_ms) * step_ms)
+
+        rows: list[list] = []
+        if start_ms is None:
+            # Walk backwards from the end to find the last `limit` candles.
+            opens = range(last_open, first_open - 1, -step_ms)
+        else:
+            opens = range(first_open, last_open + 1, step_ms)
+        for open_ms in opens:
+            row = self._candle(pair, open_ms, step_min, now_ms)
+            if row is not None:
+                rows.append(row)
+                if len(rows) >= limit:
+                    break
+        if start_ms is None:
+            rows.reverse()
+        return rows
+
+    def _candle(self, pair: str, open_ms: int, step_min: int, now_ms: int) -> list | None:
+        day_index, offset_ms = divmod(open_ms - EPOCH_MS, DAY_MS)
+        day_start = EPOCH_MS + day_index * DAY_MS
+        first = offset_ms // MINUTE_MS
+        mask = self._listed_mask_cached(pair, day_start)[first : first + step_min].copy()
+        minute_opens = open_ms + MINUTE_MS * np.arange(step_min)
+        mask &= minute_opens <= now_ms
+        if not mask.any():
+            return None
+        bars = self.day_bars(pair, int(day_index))
+        sl = slice(first, first + step_min)
+        idx = np.flatnonzero(mask)
+        decimals = price_decimals(profile_for(pair).price)
+        qty = quantity_decimals(profile_for(pair).price)
+        volume = bars.volume[sl][idx].sum()
+        return [
+            int(open_ms),
+            f"{bars.open[sl][idx[0]]:.8f}",
+            f"{round(bars.high[sl][idx].max(), decimals):.8f}",
+            f"{round(bars.low[sl][idx].min(), decimals):.8f}",
+            f"{bars.close[sl][idx[-1]]:.8f}",
+            f"{round(volume, qty):.8f}",
+            int(open_ms + step_min * MINUTE_MS - 1),
+            f"{bars.quote_volume[sl][idx].sum():.8f}",
+            int(bars.trades[sl][idx].sum()),
+            f"{round(bars.taker_base[sl][idx].sum(), qty):.8f}",
+            f"{bars.taker_quote[sl][idx].sum():.8f}",
+            "0",
+        ]
+
+    @lru_cache(maxsize=4096)  # noqa: B019 - one Market per process; bounded
+    def _listed_mask_cached(self, pair: str, day_start_ms: int) -> np.ndarray:
+        return self._listed_mask(pair, day_start_ms)
+
+    # ------------------------------------------------------------------ live state (WebSocket)
+    def live_candle(self, pair: str, now_ms: int, interval: str = "1m") -> dict | None:
+        """The candle containing ``now_ms`` as the kline stream shows it: built up so far."""
+        step_ms = INTERVAL_MINUTES[interval] * MINUTE_MS
+        open_ms = (now_ms // step_ms) * step_ms
+        row = self._candle(pair, open_ms, INTERVAL_MINUTES[interval], now_ms)
+        if row is None:
+            return None
+        # Inside the current minute, reveal the close gradually along the path open -> close.
+        frac = min(1.0, (now_ms - (now_ms // MINUTE_MS) * MINUTE_MS + 1) / MINUTE_MS)
+        return {"row": row, "fraction": frac, "closed": False}
+
+    def trade_at(self, pair: str, now_ms: int, sequence: int) -> dict | None:
+        """A deterministic trade inside the current minute's range."""
+        minute_ms = (now_ms // MINUTE_MS) * MINUTE_MS
+        row = self._candle(pair, minute_ms, 1, now_ms)
+        if row is None:
+            return None
+        rng = np.random.default_rng(_seed(self.seed, pair, "trade", minute_ms, sequence))
+        low, high = float(row[3]), float(row[2])
+        decimals = price_decimals(profile_for(pair).price)
+        qty_dec = quantity_decimals(profile_for(pair).price)
+        price = round(low + (high - low) * float(rng.random()), decimals)
+        quantity = round(350.0 * float(rng.lognormal(0.0, 0.8)) / max(price, 1e-12), qty_dec)
+        return {
+            "price": f"{price:.8f}",
+            "quantity": f"{max(quantity, 10.0**-qty_dec):.8f}",
+            "buyer_is_maker": bool(rng.random() < 0.5),
+            "id": int((minute_ms // MINUTE_MS) * 1000 + sequence),
+        }
+
+
+def now_ms() -> int:
+    return int(datetime.now(UTC).timestamp() * 1000)

@@ -1,0 +1,1 @@
+"""Clients for the exchanges' APIs (httpx / websockets). No Dagster, no Spark."""

@@ -1,0 +1,63 @@
+"""Data-quality summaries of a layer's DataFrame, computed in one Spark aggregation.
+
+Pure Spark (no Dagster): the asset checks in ``checks.py`` turn a summary into check results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+
+@dataclass(frozen=True)
+class QualitySummary:
+    rows: int
+    duplicate_keys: int
+    null_keys: int
+    ohlc_violations: int
+    tokens: tuple[str, ...]
+    first_time: datetime | None
+    last_time: datetime | None
+
+
+def summarize(
+    frame: DataFrame, keys: tuple[str, ...], time_column: str, token_column: str = "token"
+) -> QualitySummary:
+    """Row count, duplicate and null keys, OHLC violations and coverage in a single pass.
+
+    OHLC consistency means low <= min(open, close) and max(open, close) <= high, and low <= high.
+    A frame without OHLC columns reports 0 violations.
+    """
+    null_key = F.lit(False)
+    for key in keys:
+        null_key = null_key | F.col(key).isNull()
+    has_ohlc = {"open", "high", "low", "close"} <= set(frame.columns)
+    if has_ohlc:
+        o, h, lo, c = (F.col(n) for n in ("open", "high", "low", "close"))
+        bad_ohlc = (lo > o) | (lo > c) | (h < o) | (h < c) | (lo > h) | o.isNull() | c.isNull()
+    else:
+        bad_ohlc = F.lit(False)
+    row = frame.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.count_distinct(F.when(~null_key, F.struct(*[F.col(k) for k in keys]))).alias("distinct_keys"),
+        F.sum(null_key.cast("int")).alias("null_keys"),
+        F.sum(F.coalesce(bad_ohlc, F.lit(True)).cast("int")).alias("ohlc_violations"),
+        F.array_sort(F.collect_set(token_column)).alias("tokens"),
+        F.min(time_column).alias("first_time"),
+        F.max(time_column).alias("last_time"),
+    ).first()
+    assert row is not None
+    rows = int(row["rows"])
+    return QualitySummary(
+        rows=rows,
+        # Rows with a null key are not counted as distinct keys: they are reported as null keys.
+        duplicate_keys=rows - int(row["null_keys"] or 0) - int(row["distinct_keys"]),
+        null_keys=int(row["null_keys"] or 0),
+        ohlc_violations=int(row["ohlc_violations"] or 0),
+        tokens=tuple(row["tokens"] or ()),
+        first_time=row["first_time"],
+        last_time=row["last_time"],
+    )

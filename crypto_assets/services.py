@@ -1,0 +1,163 @@
+"""Start the embedded services (exchange emulator, fakesnow warehouse) when nobody serves them.
+
+Each service runs as its own process group, so stopping it is one signal and never leaves a
+stray child. Services that were already running (``make dev`` in another terminal) are reused
+and left alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from resources.settings import Settings
+
+
+class ServiceError(RuntimeError):
+    pass
+
+
+def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.settimeout(timeout)
+        return sock.connect_ex((host, port)) == 0
+
+
+def free_port() -> int:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _emulator_ready(host: str, port: int) -> bool:
+    try:
+        return httpx.get(f"http://{host}:{port}/api/v3/ping", timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _warehouse_ready(host: str, port: int) -> bool:
+    # fakesnow's server answers any unknown route with 404: that is enough to know it is up.
+    try:
+        return httpx.get(f"http://{host}:{port}/", timeout=1.0).status_code in (200, 404, 405)
+    except httpx.HTTPError:
+        return False
+
+
+@dataclass
+class Service:
+    name: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=5)
+
+
+def start_service(
+    name: str,
+    args: list[str],
+    ready: Callable[[], bool],
+    log_dir: Path,
+    timeout: float = 60.0,
+) -> Service:
+    """Run ``crypto-analytics <args>`` in its own session and wait until ``ready()``."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    log = open(log_path, "ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "crypto_assets.cli", *args],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    log.close()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-2000:]
+            raise ServiceError(f"{name} exited with code {process.returncode} while starting:\n{tail}")
+        if ready():
+            return Service(name, process, log_path)
+        time.sleep(0.2)
+    Service(name, process, log_path).stop()
+    raise ServiceError(f"{name} did not become ready within {timeout:.0f} s (log: {log_path})")
+
+
+@contextlib.contextmanager
+def local_services(
+    settings: Settings,
+    *,
+    emulator: bool = True,
+    warehouse: bool = True,
+    say: Callable[[str], None] = print,
+) -> Iterator[list[Service]]:
+    """Ensure the embedded services the settings point at are up; stop the ones started here."""
+    started: list[Service] = []
+    log_dir = settings.lake_root / "logs"
+    try:
+        address = settings.emulator_address
+        if emulator and address is not None:
+            host, port = address
+            if _emulator_ready(host, port):
+                say(f"exchange emulator: reusing http://{host}:{port}")
+            elif port_open(host, port):
+                raise ServiceError(f"port {port} is taken by something that is not the exchange emulator")
+            else:
+                say(f"exchange emulator: starting on http://{host}:{port}")
+                started.append(
+                    start_service(
+                        "emulator",
+                        ["emulator", "--host", host, "--port", str(port)],
+                        lambda: _emulator_ready(host, port),
+                        log_dir,
+                    )
+                )
+        if warehouse and settings.uses_embedded_warehouse:
+            host, port = settings.warehouse_host, settings.warehouse_port
+            if _warehouse_ready(host, port):
+                say(f"embedded warehouse: reusing http://{host}:{port}")
+            else:
+                say(
+                    f"embedded warehouse: starting on http://{host}:{port} (data in {settings.warehouse_data_dir})"
+                )
+                started.append(
+                    start_service(
+                        "warehouse",
+                        [
+                            "warehouse",
+                            "--host",
+                            host,
+                            "--port",
+                            str(port),
+                            "--data-dir",
+                            str(settings.warehouse_data_dir),
+                        ],
+                        lambda: _warehouse_ready(host, port),
+                        log_dir,
+                    )
+                )
+        yield started
+    finally:
+        for service in reversed(started):
+            service.stop()

@@ -1,0 +1,157 @@
+"""The token universe: 37 tokens, their category and where each one trades.
+
+Pure Python (no Dagster, no Spark) so the CLI, the emulator, tests and notebooks can all use it.
+The facts live in ``config/universe.yaml``; this module only parses and queries them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+DEFAULT_UNIVERSE_PATH = Path(__file__).parent / "config" / "universe.yaml"
+CATEGORIES = ("Payment", "DeFi", "Layer 1", "Meme", "NFT", "Infrastructure")
+
+
+class UniverseError(ValueError):
+    """The universe file is inconsistent: raised at load time, never mid-run."""
+
+
+def _parse_utc(value: str | datetime) -> datetime:
+    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One period during which a token traded under ``pair`` on ``exchange``; ``end`` exclusive."""
+
+    exchange: str
+    pair: str
+    start: datetime
+    end: datetime | None
+    source: str
+
+    def overlaps(self, start: datetime, end: datetime) -> bool:
+        return self.start < end and (self.end is None or self.end > start)
+
+
+@dataclass(frozen=True)
+class Token:
+    symbol: str
+    name: str
+    category: str
+    coingecko_id: str
+    listings: tuple[Listing, ...]
+    note: str = ""
+
+    def pair_on(self, exchange: str, start: datetime, end: datetime) -> str | None:
+        """The pair this token traded under on ``exchange`` at any time in ``[start, end)``."""
+        for listing in self.listings:
+            if listing.exchange == exchange and listing.overlaps(start, end):
+                return listing.pair
+        return None
+
+
+@dataclass(frozen=True)
+class Universe:
+    quote_asset: str
+    tokens: tuple[Token, ...]
+    _by_symbol: dict[str, Token] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._by_symbol.update({t.symbol: t for t in self.tokens})
+
+    def token(self, symbol: str) -> Token:
+        try:
+            return self._by_symbol[symbol]
+        except KeyError:
+            raise KeyError(f"unknown token {symbol!r}; known: {sorted(self._by_symbol)}") from None
+
+    @property
+    def symbols(self) -> list[str]:
+        return [t.symbol for t in self.tokens]
+
+    def pairs(self, exchange: str = "binance") -> dict[str, Token]:
+        """Every pair the token ever had on ``exchange`` -> its token (for mapping raw rows)."""
+        return {
+            listing.pair: token
+            for token in self.tokens
+            for listing in token.listings
+            if listing.exchange == exchange
+        }
+
+    def active_pairs(self, start: datetime, end: datetime, exchange: str = "binance") -> dict[str, Token]:
+        """Pairs trading at some point in ``[start, end)`` -> token."""
+        active: dict[str, Token] = {}
+        for token in self.tokens:
+            pair = token.pair_on(exchange, start, end)
+            if pair is not None:
+                active[pair] = token
+        return active
+
+    def unavailable(self, start: datetime, end: datetime, exchange: str = "binance") -> dict[str, str]:
+        """Tokens with no pair on ``exchange`` in ``[start, end)`` -> the reason, for run metadata."""
+        reasons: dict[str, str] = {}
+        for token in self.tokens:
+            if token.pair_on(exchange, start, end) is not None:
+                continue
+            own = [lst for lst in token.listings if lst.exchange == exchange]
+            if not own:
+                reasons[token.symbol] = token.note or f"no {exchange} pair"
+            elif all(lst.start >= end for lst in own):
+                reasons[token.symbol] = f"not listed yet (listed {own[0].start:%Y-%m-%d})"
+            else:
+                ended = max((lst.end for lst in own if lst.end is not None), default=None)
+                reasons[token.symbol] = (
+                    f"delisted or suspended (last {own[-1].pair} bar before {ended:%Y-%m-%d %H:%M})"
+                    if ended is not None
+                    else "suspended"
+                )
+        return reasons
+
+
+def _parse(raw: dict) -> Universe:
+    tokens: list[Token] = []
+    for entry in raw["tokens"]:
+        category = entry["category"]
+        if category not in CATEGORIES:
+            raise UniverseError(f"{entry['symbol']}: unknown category {category!r}")
+        listings = tuple(
+            Listing(
+                exchange=item["exchange"],
+                pair=item["pair"],
+                start=_parse_utc(item["start"]),
+                end=_parse_utc(item["end"]) if item.get("end") else None,
+                source=item.get("source", ""),
+            )
+            for item in entry.get("listings", [])
+        )
+        for listing in listings:
+            if listing.end is not None and listing.end <= listing.start:
+                raise UniverseError(f"{entry['symbol']}: listing {listing.pair} ends before it starts")
+        tokens.append(
+            Token(
+                symbol=entry["symbol"],
+                name=entry["name"],
+                category=category,
+                coingecko_id=entry["coingecko_id"],
+                listings=listings,
+                note=entry.get("note", ""),
+            )
+        )
+    symbols = [t.symbol for t in tokens]
+    if len(set(symbols)) != len(symbols):
+        raise UniverseError("duplicate token symbols in the universe file")
+    return Universe(quote_asset=raw.get("quote_asset", "USDT"), tokens=tuple(tokens))
+
+
+@lru_cache(maxsize=4)
+def load_universe(path: str | Path = DEFAULT_UNIVERSE_PATH) -> Universe:
+    """Parse the universe file once per process."""
+    with open(path, encoding="utf-8") as handle:
+        return _parse(yaml.safe_load(handle))

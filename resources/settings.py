@@ -1,0 +1,146 @@
+"""Every setting of the platform, read from the environment in one place.
+
+Pure Python and fast to import: the CLI's ``sql`` command and the dashboard use it without
+loading Dagster or Spark. Secrets (``SNOWFLAKE_PASSWORD``, ``SNOWFLAKE_PRIVATE_KEY``) are not
+read here: Dagster resources take them through ``dagster.EnvVar`` so they never enter config,
+logs or the run storage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+LOCAL = "local"
+PROD = "prod"
+
+DEFAULT_EMULATOR_PORT = 8765
+DEFAULT_WAREHOUSE_PORT = 8766
+
+
+class SettingsError(ValueError):
+    """A bad setting, reported with the variable's name before anything runs."""
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.getenv(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _spark_conf() -> dict[str, str]:
+    raw = os.getenv("SPARK_CONF", "").strip()
+    if not raw:
+        return {}
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        raise SettingsError(
+            'SPARK_CONF must be a JSON object, e.g. {"spark.executor.memory": "4g"}'
+        ) from None
+    if not isinstance(parsed, dict):
+        raise SettingsError("SPARK_CONF must be a JSON object of Spark properties")
+    return {str(k): str(v) for k, v in parsed.items()}
+
+
+@dataclass(frozen=True)
+class Settings:
+    lake_root: Path
+    spark_master: str
+    spark_conf: dict[str, str]
+    binance_rest_url: str
+    binance_ws_url: str
+    snowflake_account: str | None
+    snowflake_user: str
+    snowflake_database: str
+    snowflake_schema: str
+    snowflake_warehouse: str | None
+    snowflake_role: str | None
+    warehouse_host: str
+    warehouse_port: int
+    warehouse_data_dir: Path
+    dagster_home: Path
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def environment(self) -> str:
+        """LOCAL runs on the embedded warehouse; PROD on a real Snowflake account."""
+        return PROD if self.snowflake_account else LOCAL
+
+    @property
+    def uses_embedded_warehouse(self) -> bool:
+        return self.environment == LOCAL
+
+    @property
+    def emulator_address(self) -> tuple[str, int] | None:
+        """(host, port) when the exchange is the local emulator, else None (a real exchange)."""
+        url = urlparse(self.binance_rest_url)
+        if url.hostname in ("127.0.0.1", "localhost") and url.port:
+            return url.hostname, url.port
+        return None
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        lake_root = Path(os.getenv("LAKE_ROOT", "lake")).expanduser().resolve()
+        rest = os.getenv("BINANCE_REST_URL", f"http://127.0.0.1:{DEFAULT_EMULATOR_PORT}")
+        ws = os.getenv("BINANCE_WS_URL", f"ws://127.0.0.1:{DEFAULT_EMULATOR_PORT}")
+        for name, url, schemes in (
+            ("BINANCE_REST_URL", rest, ("http", "https")),
+            ("BINANCE_WS_URL", ws, ("ws", "wss")),
+        ):
+            if urlparse(url).scheme not in schemes or not urlparse(url).hostname:
+                raise SettingsError(f"{name} must be a {'/'.join(schemes)} URL, got {url!r}")
+        warehouse_dir = os.getenv("WAREHOUSE_DATA_DIR")
+        return cls(
+            lake_root=lake_root,
+            spark_master=os.getenv("SPARK_MASTER", "local[*]"),
+            spark_conf=_spark_conf(),
+            binance_rest_url=rest.rstrip("/"),
+            binance_ws_url=ws.rstrip("/"),
+            snowflake_account=os.getenv("SNOWFLAKE_ACCOUNT") or None,
+            snowflake_user=os.getenv("SNOWFLAKE_USER", "crypto"),
+            snowflake_database=os.getenv("SNOWFLAKE_DATABASE", "CRYPTO"),
+            snowflake_schema=os.getenv("SNOWFLAKE_SCHEMA", "ANALYTICS"),
+            snowflake_warehouse=os.getenv("SNOWFLAKE_WAREHOUSE") or None,
+            snowflake_role=os.getenv("SNOWFLAKE_ROLE") or None,
+            warehouse_host=os.getenv("WAREHOUSE_HOST", "127.0.0.1"),
+            warehouse_port=_int("WAREHOUSE_PORT", DEFAULT_WAREHOUSE_PORT),
+            warehouse_data_dir=Path(warehouse_dir).resolve() if warehouse_dir else lake_root / "warehouse",
+            dagster_home=Path(os.getenv("DAGSTER_HOME", ".dagster")).expanduser().resolve(),
+        )
+
+    def connector_args(self) -> dict[str, object]:
+        """Keyword arguments for ``snowflake.connector.connect`` (secrets read at call time)."""
+        if self.uses_embedded_warehouse:
+            return {
+                "account": "embedded",
+                "user": "crypto",
+                "password": "embedded",  # fakesnow accepts any; not a secret
+                "host": self.warehouse_host,
+                "port": self.warehouse_port,
+                "protocol": "http",
+                "database": self.snowflake_database,
+                "schema": self.snowflake_schema,
+                "network_timeout": 60,
+                "login_timeout": 30,
+            }
+        args: dict[str, object] = {
+            "account": self.snowflake_account,
+            "user": self.snowflake_user,
+            "database": self.snowflake_database,
+            "schema": self.snowflake_schema,
+        }
+        if os.getenv("SNOWFLAKE_PASSWORD"):
+            args["password"] = os.environ["SNOWFLAKE_PASSWORD"]
+        if self.snowflake_warehouse:
+            args["warehouse"] = self.snowflake_warehouse
+        if self.snowflake_role:
+            args["role"] = self.snowflake_role
+        return args

@@ -207,7 +207,18 @@ def cmd_dev(args: argparse.Namespace) -> int:
     from crypto_assets.services import local_services
 
     with local_services(settings, say=_say):
-        command = ["dagster", "dev", "-w", args.workspace, "-h", args.host, "-p", str(args.port)]
+        command = [
+            sys.executable,
+            "-m",
+            "dagster",
+            "dev",
+            "-w",
+            args.workspace,
+            "-h",
+            args.host,
+            "-p",
+            str(args.port),
+        ]
         _say(f"Dagster UI on http://{args.host}:{args.port} (Ctrl-C to stop)")
         # Own session: Dagster ignores SIGINT when started in the background from a script.
         process = subprocess.Popen(command, start_new_session=True)
@@ -269,8 +280,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    # SystemExit unwinds through the `finally` blocks that stop the services we started.
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         return int(args.func(args) or 0)
     except (CliError, SettingsError) as exc:

@@ -1,0 +1,94 @@
+from datetime import UTC, datetime
+
+import pytest
+
+from crypto_assets.emulator.market import INTERVAL_MINUTES, Market, price_decimals, quantity_decimals
+from crypto_assets.universe import load_universe
+
+DAY = int(datetime(2026, 11, 20, tzinfo=UTC).timestamp() * 1000)
+NOW = DAY + 3 * 86_400_000
+
+
+@pytest.fixture(scope="module")
+def market() -> Market:
+    return Market(load_universe())
+
+
+def test_same_minute_same_bar_whatever_the_request(market: Market):
+    page = market.klines("BTCUSDT", "1m", start_ms=DAY, end_ms=None, limit=1000, now_ms=NOW)
+    later = market.klines("BTCUSDT", "1m", start_ms=DAY + 500 * 60_000, end_ms=None, limit=10, now_ms=NOW)
+    assert page[500:510] == later
+    assert (
+        Market(load_universe()).klines("BTCUSDT", "1m", start_ms=DAY, end_ms=None, limit=5, now_ms=NOW)
+        == page[:5]
+    )
+    other_seed = Market(load_universe(), seed=1).klines(
+        "BTCUSDT", "1m", start_ms=DAY, end_ms=None, limit=5, now_ms=NOW
+    )
+    assert other_seed != page[:5]
+
+
+def test_rows_have_binance_shape_and_consistent_ohlc(market: Market):
+    for pair in ("BTCUSDT", "PEPEUSDT", "USDCUSDT"):
+        rows = market.klines(pair, "1m", start_ms=DAY, end_ms=None, limit=1000, now_ms=NOW)
+        assert len(rows) == 1000
+        for row in rows:
+            assert len(row) == 12 and isinstance(row[0], int) and isinstance(row[6], int)
+            o, h, low, c = (float(x) for x in row[1:5])
+            assert low <= min(o, c) <= max(o, c) <= h
+            assert row[6] == row[0] + 59_999
+        # consecutive minutes join: open equals the previous close
+        assert all(rows[i][1] == rows[i - 1][4] for i in range(1, len(rows)))
+
+
+def test_price_levels_and_volumes_are_of_the_right_order(market: Market):
+    def close(pair: str) -> float:
+        return float(market.klines(pair, "1d", start_ms=DAY, end_ms=None, limit=1, now_ms=NOW)[0][4])
+
+    assert 3e4 < close("BTCUSDT") < 3e5
+    assert 1e-6 < close("PEPEUSDT") < 1e-4
+    assert 0.98 < close("USDCUSDT") < 1.02
+    pepe_volume = float(market.klines("PEPEUSDT", "1d", start_ms=DAY, end_ms=None, limit=1, now_ms=NOW)[0][5])
+    assert pepe_volume > 1e12  # tens of trillions of PEPE a day, like the real market
+
+
+def test_aggregated_intervals_equal_their_minutes(market: Market):
+    hour = market.klines("ETHUSDT", "1h", start_ms=DAY, end_ms=None, limit=1, now_ms=NOW)[0]
+    minutes = market.klines("ETHUSDT", "1m", start_ms=DAY, end_ms=None, limit=60, now_ms=NOW)
+    assert hour[1] == minutes[0][1] and hour[4] == minutes[-1][4]
+    assert float(hour[2]) == max(float(m[2]) for m in minutes)
+    assert float(hour[3]) == min(float(m[3]) for m in minutes)
+    assert hour[8] == sum(m[8] for m in minutes)
+    assert float(hour[5]) == pytest.approx(sum(float(m[5]) for m in minutes))
+    assert set(INTERVAL_MINUTES) >= {"1m", "5m", "1h", "4h", "1d"}
+
+
+def test_listing_lifecycle(market: Market):
+    listing = int(datetime(2023, 5, 5, tzinfo=UTC).timestamp() * 1000)
+    rows = market.klines("PEPEUSDT", "1h", start_ms=listing, end_ms=None, limit=24, now_ms=NOW)
+    assert datetime.fromtimestamp(rows[0][0] / 1000, UTC) == datetime(2023, 5, 5, 18, tzinfo=UTC)
+    busd = market.klines("BUSDUSDT", "1h", start_ms=None, end_ms=None, limit=3, now_ms=NOW)
+    assert datetime.fromtimestamp(busd[-1][0] / 1000, UTC) == datetime(2023, 12, 15, 4, tzinfo=UTC)
+    assert not market.is_trading("AGIXUSDT", NOW) and market.is_trading("FETUSDT", NOW)
+
+
+def test_no_future_candles_and_the_open_candle_is_last(market: Market):
+    now = DAY + 10 * 60_000 + 30_000  # 00:10:30
+    rows = market.klines("BTCUSDT", "1m", start_ms=DAY, end_ms=None, limit=1000, now_ms=now)
+    assert len(rows) == 11
+    assert rows[-1][6] > now  # still open
+
+
+def test_end_time_only_returns_the_last_candles(market: Market):
+    end = DAY + 100 * 60_000
+    rows = market.klines("BTCUSDT", "1m", start_ms=None, end_ms=end, limit=10, now_ms=NOW)
+    assert [r[0] for r in rows] == [DAY + m * 60_000 for m in range(91, 101)]
+    # The per-candle path (endTime only) and the 1m fast path (startTime) agree to the digit.
+    assert rows == market.klines(
+        "BTCUSDT", "1m", start_ms=DAY + 91 * 60_000, end_ms=None, limit=10, now_ms=NOW
+    )
+
+
+def test_precision_helpers():
+    assert price_decimals(95_000) == 2 and price_decimals(0.000011) == 8
+    assert quantity_decimals(95_000) == 5 and quantity_decimals(0.000011) == 0

@@ -1,0 +1,153 @@
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from crypto_assets.ingestion.binance import (
+    BinanceBanned,
+    BinanceClient,
+    BinanceRequestError,
+    BinanceUnavailable,
+    MalformedPayload,
+    parse_kline,
+)
+
+DAY = int(datetime(2026, 11, 20, tzinfo=UTC).timestamp() * 1000)
+
+
+def _client(handler, **kwargs) -> tuple[BinanceClient, list[float]]:
+    sleeps: list[float] = []
+    client = BinanceClient(
+        "http://exchange.test", transport=httpx.MockTransport(handler), sleep=sleeps.append, **kwargs
+    )
+    return client, sleeps
+
+
+def _kline(open_ms: int) -> list:
+    return [open_ms, "1.0", "2.0", "0.5", "1.5", "10", open_ms + 59_999, "15", 3, "5", "7.5", "0"]
+
+
+def test_parses_the_real_captured_klines_response(real_data: Path):
+    rows = json.loads((real_data / "binance_rest_responses" / "http_spot_market_klines.json").read_text())
+    klines = [parse_kline(row) for row in rows]
+    assert klines[0].open_time == 1634943780000
+    assert klines[0].open == "60685.22000000"  # kept as the exact decimal string
+    assert klines[0].trade_count == 617
+    assert all(k.close_time == k.open_time + 59_999 for k in klines)
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ({"open": 1}, "list of 12 fields"),
+        ([1, 2, 3], "list of 12 fields"),
+        (["x", "1", "1", "1", "1", "1", 2, "1", 1, "1", "1", "0"], "open_time must be an integer"),
+        ([1, 1.5, "1", "1", "1", "1", 2, "1", 1, "1", "1", "0"], "open must be a decimal string"),
+        ([1, "abc", "1", "1", "1", "1", 2, "1", 1, "1", "1", "0"], "open is not a number"),
+    ],
+)
+def test_malformed_rows_are_named(row, message):
+    with pytest.raises(MalformedPayload, match=message):
+        parse_kline(row)
+
+
+def test_paginates_by_start_time_with_limit_1000():
+    calls: list[dict] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        params = dict(request.url.params)
+        calls.append(params)
+        start, end = int(params["startTime"]), int(params["endTime"])
+        rows = [_kline(t) for t in range(start, min(end + 1, start + 1000 * 60_000), 60_000)]
+        return httpx.Response(200, json=rows, headers={"X-MBX-USED-WEIGHT-1M": str(2 * len(calls))})
+
+    client, _ = _client(handler)
+    klines = client.klines("BTCUSDT", "1m", DAY, DAY + 86_400_000)
+    assert len(klines) == 1440
+    assert [int(c["startTime"]) for c in calls] == [DAY, DAY + 1000 * 60_000]
+    assert all(c["limit"] == "1000" for c in calls)
+    assert client.used_weight == 4
+
+
+def test_429_waits_for_retry_after_then_succeeds():
+    responses = iter(
+        [
+            httpx.Response(
+                429, headers={"Retry-After": "7"}, json={"code": -1003, "msg": "Too many requests"}
+            ),
+            httpx.Response(200, json=[_kline(DAY)]),
+        ]
+    )
+    client, sleeps = _client(lambda request: next(responses))
+    assert len(client.klines("BTCUSDT", "1m", DAY, DAY + 60_000)) == 1
+    assert sleeps == [7.0]
+
+
+def test_418_stops_at_once():
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(418, headers={"Retry-After": "120"}, json={"code": -1003, "msg": "banned"})
+
+    client, sleeps = _client(handler)
+    with pytest.raises(BinanceBanned, match="banned"):
+        client.exchange_info()
+    assert len(calls) == 1 and sleeps == []
+
+
+def test_5xx_and_timeouts_back_off_with_jitter_and_give_up():
+    attempts = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        attempts.append(request)
+        if len(attempts) % 2:
+            raise httpx.ReadTimeout("slow", request=request)
+        return httpx.Response(503, text="maintenance")
+
+    client, sleeps = _client(handler, max_retries=3, backoff_seconds=1.0)
+    with pytest.raises(BinanceUnavailable, match="after 4 attempts"):
+        client.klines("BTCUSDT", "1m", DAY, DAY + 60_000)
+    assert len(attempts) == 4
+    assert len(sleeps) == 3
+    assert all(0 <= s <= 2**i for i, s in enumerate(sleeps))
+
+
+def test_4xx_is_not_retried_and_keeps_binance_code():
+    client, sleeps = _client(lambda r: httpx.Response(400, json={"code": -1121, "msg": "Invalid symbol."}))
+    with pytest.raises(BinanceRequestError, match="Invalid symbol") as info:
+        client.klines("NOPE", "1m", DAY, DAY + 60_000)
+    assert info.value.code == -1121 and sleeps == []
+
+
+def test_non_json_and_wrong_shapes_are_malformed():
+    client, _ = _client(lambda r: httpx.Response(200, text='[[1634943780000, "60685.2'))
+    with pytest.raises(MalformedPayload, match="not JSON"):
+        client.klines("BTCUSDT", "1m", DAY, DAY + 60_000)
+    client, _ = _client(lambda r: httpx.Response(200, json={"symbols": "nope"}))
+    with pytest.raises(MalformedPayload, match="symbols"):
+        client.exchange_info()
+    client, _ = _client(lambda r: httpx.Response(200, json=[_kline(DAY + 60_000), _kline(DAY)]))
+    with pytest.raises(MalformedPayload, match="ascending"):
+        client.klines("BTCUSDT", "1m", DAY, DAY + 120_000)
+
+
+@pytest.mark.integration
+def test_a_full_day_from_the_emulator(emulator_url: str):
+    with BinanceClient(emulator_url) as client:
+        symbols = client.trading_symbols()
+        klines = client.klines("PEPEUSDT", "1m", DAY, DAY + 86_400_000)
+    assert symbols["BTCUSDT"] == "TRADING"
+    assert len(klines) == 1440
+    assert klines[0].open_time == DAY and klines[-1].open_time == DAY + 86_340_000
+    assert client.used_weight is not None and client.used_weight >= 2
+
+
+@pytest.mark.integration
+def test_listing_start_inside_the_window(emulator_url: str):
+    listing_day = int(datetime(2023, 5, 5, tzinfo=UTC).timestamp() * 1000)
+    with BinanceClient(emulator_url) as client:
+        klines = client.klines("FLOKIUSDT", "1m", listing_day, listing_day + 86_400_000)
+    assert len(klines) == 6 * 60  # 18:00 -> 24:00

@@ -1,0 +1,53 @@
+import subprocess
+import sys
+from datetime import date
+
+import pytest
+
+from crypto_assets.cli import CliError, format_table, partition_keys
+
+TODAY = date(2026, 11, 24)
+
+
+def test_default_window_is_the_last_complete_days():
+    assert partition_keys(None, None, 2, TODAY) == ["2026-11-22", "2026-11-23"]
+    assert partition_keys(date(2026, 11, 1), date(2026, 11, 3), 2, TODAY) == [
+        "2026-11-01",
+        "2026-11-02",
+        "2026-11-03",
+    ]
+    assert partition_keys(date(2026, 11, 1), None, 2, TODAY) == ["2026-11-01", "2026-11-02"]
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "message"),
+    [
+        (date(2026, 11, 5), date(2026, 11, 1), "is after"),
+        (None, date(2026, 11, 24), "not a complete UTC day"),
+        (date(2015, 1, 1), date(2015, 1, 2), "before the first partition"),
+    ],
+)
+def test_wrong_partition_ranges_are_refused(start, end, message):
+    with pytest.raises(CliError, match=message):
+        partition_keys(start, end, 2, TODAY)
+
+
+def test_format_table():
+    text = format_table(["TOKEN", "N"], [("BTC", 24), ("PEPE", None)])
+    assert text.splitlines()[0].split() == ["TOKEN", "|", "N"]
+    assert "NULL" in text and text.endswith("(2 rows)")
+
+
+def test_cli_reports_bad_input_with_exit_code_2():
+    bad_date = subprocess.run(
+        [sys.executable, "-m", "crypto_assets.cli", "run", "--start", "2026-13-01"],
+        capture_output=True,
+        text=True,
+    )
+    assert bad_date.returncode == 2 and "not a date in YYYY-MM-DD form" in bad_date.stderr
+    future = subprocess.run(
+        [sys.executable, "-m", "crypto_assets.cli", "run", "--start", "2099-01-01", "--end", "2099-01-02"],
+        capture_output=True,
+        text=True,
+    )
+    assert future.returncode == 2 and "not a complete UTC day" in future.stderr

@@ -9,7 +9,7 @@ from crypto_assets.gold.assets import gold_market_features
 from crypto_assets.jobs import market_data_job
 from crypto_assets.raw.assets import raw_klines
 from crypto_assets.silver.assets import silver_features
-from resources import build_resources
+from resources.environment import build_resources
 from resources.settings import Settings
 from sensors import schedules, sensors
 

@@ -73,35 +73,43 @@ class Service:
             self.process.wait(timeout=5)
 
 
-def start_service(
-    name: str,
-    args: list[str],
-    ready: Callable[[], bool],
-    log_dir: Path,
-    timeout: float = 60.0,
-) -> Service:
-    """Run ``crypto-analytics <args>`` in its own session and wait until ``ready()``."""
+def spawn_service(name: str, args: list[str], log_dir: Path) -> Service:
+    """Run ``crypto-analytics <args>`` in its own session, logging to ``log_dir/<name>.log``."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
-    log = open(log_path, "ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "crypto_assets.cli", *args],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    log.close()
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "crypto_assets.cli", *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    return Service(name, process, log_path)
+
+
+def wait_ready(service: Service, ready: Callable[[], bool], timeout: float = 60.0) -> Service:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = log_path.read_text(errors="replace")[-2000:]
-            raise ServiceError(f"{name} exited with code {process.returncode} while starting:\n{tail}")
+        if service.process.poll() is not None:
+            tail = service.log_path.read_text(errors="replace")[-2000:]
+            raise ServiceError(
+                f"{service.name} exited with code {service.process.returncode} while starting:\n{tail}"
+            )
         if ready():
-            return Service(name, process, log_path)
-        time.sleep(0.2)
-    Service(name, process, log_path).stop()
-    raise ServiceError(f"{name} did not become ready within {timeout:.0f} s (log: {log_path})")
+            return service
+        time.sleep(0.1)
+    service.stop()
+    raise ServiceError(
+        f"{service.name} did not become ready within {timeout:.0f} s (log: {service.log_path})"
+    )
+
+
+def start_service(
+    name: str, args: list[str], ready: Callable[[], bool], log_dir: Path, timeout: float = 60.0
+) -> Service:
+    """Start a service and wait until ``ready()``."""
+    return wait_ready(spawn_service(name, args, log_dir), ready, timeout)
 
 
 @contextlib.contextmanager
@@ -112,52 +120,42 @@ def local_services(
     warehouse: bool = True,
     say: Callable[[str], None] = print,
 ) -> Iterator[list[Service]]:
-    """Ensure the embedded services the settings point at are up; stop the ones started here."""
+    """Ensure the embedded services the settings point at are up; stop the ones started here.
+
+    Services start in parallel; the ones already running (``make dev`` elsewhere) are reused.
+    """
+    pending: list[tuple[Service, Callable[[], bool]]] = []
     started: list[Service] = []
     log_dir = settings.lake_root / "logs"
     try:
         address = settings.emulator_address
         if emulator and address is not None:
-            host, port = address
-            if _emulator_ready(host, port):
-                say(f"exchange emulator: reusing http://{host}:{port}")
-            elif port_open(host, port):
-                raise ServiceError(f"port {port} is taken by something that is not the exchange emulator")
+            ehost, eport = address
+            if _emulator_ready(ehost, eport):
+                say(f"exchange emulator: reusing http://{ehost}:{eport}")
+            elif port_open(ehost, eport):
+                raise ServiceError(f"port {eport} is taken by something that is not the exchange emulator")
             else:
-                say(f"exchange emulator: starting on http://{host}:{port}")
-                started.append(
-                    start_service(
-                        "emulator",
-                        ["emulator", "--host", host, "--port", str(port)],
-                        lambda: _emulator_ready(host, port),
-                        log_dir,
-                    )
+                say(f"exchange emulator: starting on http://{ehost}:{eport}")
+                service = spawn_service(
+                    "emulator", ["emulator", "--host", ehost, "--port", str(eport)], log_dir
                 )
+                pending.append((service, lambda: _emulator_ready(ehost, eport)))
         if warehouse and settings.uses_embedded_warehouse:
-            host, port = settings.warehouse_host, settings.warehouse_port
-            if _warehouse_ready(host, port):
-                say(f"embedded warehouse: reusing http://{host}:{port}")
+            whost, wport = settings.warehouse_host, settings.warehouse_port
+            if _warehouse_ready(whost, wport):
+                say(f"embedded warehouse: reusing http://{whost}:{wport}")
             else:
-                say(
-                    f"embedded warehouse: starting on http://{host}:{port} (data in {settings.warehouse_data_dir})"
+                data_dir = str(settings.warehouse_data_dir)
+                say(f"embedded warehouse: starting on http://{whost}:{wport} (data in {data_dir})")
+                args = ["warehouse", "--host", whost, "--port", str(wport), "--data-dir", data_dir]
+                pending.append(
+                    (spawn_service("warehouse", args, log_dir), lambda: _warehouse_ready(whost, wport))
                 )
-                started.append(
-                    start_service(
-                        "warehouse",
-                        [
-                            "warehouse",
-                            "--host",
-                            host,
-                            "--port",
-                            str(port),
-                            "--data-dir",
-                            str(settings.warehouse_data_dir),
-                        ],
-                        lambda: _warehouse_ready(host, port),
-                        log_dir,
-                    )
-                )
+        started = [service for service, _ in pending]
+        for service, ready in pending:
+            wait_ready(service, ready)
         yield started
     finally:
-        for service in reversed(started):
+        for service in reversed(started or [service for service, _ in pending]):
             service.stop()

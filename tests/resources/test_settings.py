@@ -1,6 +1,6 @@
 import pytest
 
-from resources import build_resources, warehouse_io_manager
+from resources.environment import build_resources, warehouse_io_manager
 from resources.settings import LOCAL, PROD, Settings, SettingsError
 from resources.spark import spark_config
 

@@ -11,7 +11,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
 import resources.snowflake_io as snowflake_io
-from resources import warehouse_io_manager
+from resources.environment import warehouse_io_manager
 from resources.settings import Settings
 from resources.snowflake_io import WarehouseLoadError, load_frame, read_frame, snowflake_type
 

@@ -1,0 +1,56 @@
+"""Resources chosen per environment, in one place: :func:`build_resources`.
+
+LOCAL (no ``SNOWFLAKE_ACCOUNT``): the lake on disk, Spark ``local[*]``, the embedded fakesnow
+warehouse on 127.0.0.1 and the exchange emulator. PROD: the same code against a real Snowflake
+account; the exchange and Spark master are independent settings (``BINANCE_REST_URL``,
+``SPARK_MASTER``). Nothing here knows about the assets that use these resources.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dagster import EnvVar
+
+from resources.exchange import BinanceResource
+from resources.parquet_io import LakeIOManager
+from resources.settings import LOCAL, Settings
+from resources.snowflake_io import SparkSnowflakeIOManager
+from resources.spark import build_spark_resource
+
+
+def warehouse_io_manager(settings: Settings) -> SparkSnowflakeIOManager:
+    if settings.environment == LOCAL:
+        return SparkSnowflakeIOManager(
+            account="embedded",
+            user="crypto",
+            password="embedded",  # the embedded server accepts any password; not a secret
+            database=settings.snowflake_database,
+            schema=settings.snowflake_schema,
+            additional_snowflake_connection_args={
+                "host": settings.warehouse_host,
+                "port": settings.warehouse_port,
+                "protocol": "http",
+                "network_timeout": 120,
+            },
+        )
+    return SparkSnowflakeIOManager(
+        account=EnvVar("SNOWFLAKE_ACCOUNT"),
+        user=EnvVar("SNOWFLAKE_USER"),
+        password=EnvVar("SNOWFLAKE_PASSWORD"),
+        database=settings.snowflake_database,
+        schema=settings.snowflake_schema,
+        warehouse=settings.snowflake_warehouse,
+        role=settings.snowflake_role,
+    )
+
+
+def build_resources(settings: Settings | None = None) -> dict[str, Any]:
+    settings = settings or Settings.from_env()
+    pyspark = build_spark_resource(settings)
+    return {
+        "pyspark": pyspark,
+        "lake_io_manager": LakeIOManager(lake_root=str(settings.lake_root), pyspark=pyspark),
+        "warehouse_io_manager": warehouse_io_manager(settings),
+        "binance": BinanceResource(rest_url=settings.binance_rest_url, ws_url=settings.binance_ws_url),
+    }

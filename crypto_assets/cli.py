@@ -182,12 +182,21 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:
+    from crypto_assets.emulator.app import EmulatorConfig
     from crypto_assets.emulator.server import serve
 
-    _err(
-        f"exchange emulator on http://{args.host}:{args.port} (Binance spot REST + ws://{args.host}:{args.port}/ws)"
+    config = EmulatorConfig(
+        seed=args.seed,
+        weight_limit=args.weight_limit,
+        weight_window_seconds=args.weight_window_seconds,
+        coingecko_calls_per_minute=args.coingecko_calls_per_minute,
+        archive_lag_days=args.archive_lag_days,
     )
-    serve(host=args.host, port=args.port, seed=args.seed, weight_limit=args.weight_limit)
+    _err(
+        f"exchange emulator on http://{args.host}:{args.port}: Binance spot REST + ws://{args.host}:{args.port}/ws,"
+        " bulk archive under /data/spot, CoinGecko under /coingecko/api/v3"
+    )
+    serve(host=args.host, port=args.port, config=config)
     return 0
 
 
@@ -263,7 +272,16 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.add_argument("--host", default="127.0.0.1")
     emulator.add_argument("--port", type=int, default=8765)
     emulator.add_argument("--seed", type=int, default=20231)
-    emulator.add_argument("--weight-limit", type=int, default=6000, help="request weight per minute per IP")
+    emulator.add_argument("--weight-limit", type=int, default=6000, help="request weight per window per IP")
+    emulator.add_argument(
+        "--weight-window-seconds", type=float, default=60.0, help="weight window (Binance: 60)"
+    )
+    emulator.add_argument(
+        "--coingecko-calls-per-minute", type=int, default=30, help="CoinGecko free plan: 30"
+    )
+    emulator.add_argument(
+        "--archive-lag-days", type=int, default=1, help="days before an archive file appears"
+    )
     emulator.set_defaults(func=cmd_emulator)
 
     warehouse = sub.add_parser("warehouse", help="serve the embedded Snowflake-compatible warehouse")

@@ -8,11 +8,12 @@ account; the exchange and Spark master are independent settings (``BINANCE_REST_
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from dagster import EnvVar
 
-from resources.exchange import BinanceResource
+from resources.exchange import BinanceResource, CoinGeckoResource
 from resources.parquet_io import LakeIOManager
 from resources.settings import LOCAL, Settings
 from resources.snowflake_io import SparkSnowflakeIOManager
@@ -52,5 +53,17 @@ def build_resources(settings: Settings | None = None) -> dict[str, Any]:
         "pyspark": pyspark,
         "lake_io_manager": LakeIOManager(lake_root=str(settings.lake_root), pyspark=pyspark),
         "warehouse_io_manager": warehouse_io_manager(settings),
-        "binance": BinanceResource(rest_url=settings.binance_rest_url, ws_url=settings.binance_ws_url),
+        "binance": BinanceResource(
+            rest_url=settings.binance_rest_url,
+            ws_url=settings.binance_ws_url,
+            archive_url=settings.binance_archive_url,
+            klines_source=settings.klines_source,
+            weight_per_minute=settings.binance_weight_per_minute,
+        ),
+        "coingecko": CoinGeckoResource(
+            url=settings.coingecko_url,
+            # A secret: referenced, never copied into config, logs or the run storage.
+            api_key=EnvVar("COINGECKO_API_KEY") if os.getenv("COINGECKO_API_KEY") else None,
+            calls_per_minute=settings.coingecko_calls_per_minute,
+        ),
     }

@@ -19,6 +19,8 @@ PROD = "prod"
 
 DEFAULT_EMULATOR_PORT = 8765
 DEFAULT_WAREHOUSE_PORT = 8766
+# archive: the bulk archive first, REST for the days it does not have yet; rest: REST only.
+KLINES_SOURCES = ("archive", "rest")
 
 
 class SettingsError(ValueError):
@@ -33,6 +35,10 @@ def _int(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _is_loopback(url: str) -> bool:
+    return urlparse(url).hostname in ("127.0.0.1", "localhost")
 
 
 def _spark_conf() -> dict[str, str]:
@@ -57,6 +63,11 @@ class Settings:
     spark_conf: dict[str, str]
     binance_rest_url: str
     binance_ws_url: str
+    binance_archive_url: str
+    binance_weight_per_minute: int
+    klines_source: str
+    coingecko_url: str
+    coingecko_calls_per_minute: int
     snowflake_account: str | None
     snowflake_user: str
     snowflake_database: str
@@ -82,7 +93,7 @@ class Settings:
     def emulator_address(self) -> tuple[str, int] | None:
         """(host, port) when the exchange is the local emulator, else None (a real exchange)."""
         url = urlparse(self.binance_rest_url)
-        if url.hostname in ("127.0.0.1", "localhost") and url.port:
+        if _is_loopback(self.binance_rest_url) and url.hostname and url.port:
             return url.hostname, url.port
         return None
 
@@ -90,13 +101,19 @@ class Settings:
     def from_env(cls) -> Settings:
         lake_root = Path(os.getenv("LAKE_ROOT", "lake")).expanduser().resolve()
         rest = os.getenv("BINANCE_REST_URL", f"http://127.0.0.1:{DEFAULT_EMULATOR_PORT}")
-        ws = os.getenv("BINANCE_WS_URL", f"ws://127.0.0.1:{DEFAULT_EMULATOR_PORT}")
+        ws = os.getenv(
+            "BINANCE_WS_URL",
+            rest.replace("http", "ws", 1) if _is_loopback(rest) else "wss://stream.binance.com:9443",
+        )
         for name, url, schemes in (
             ("BINANCE_REST_URL", rest, ("http", "https")),
             ("BINANCE_WS_URL", ws, ("ws", "wss")),
         ):
             if urlparse(url).scheme not in schemes or not urlparse(url).hostname:
                 raise SettingsError(f"{name} must be a {'/'.join(schemes)} URL, got {url!r}")
+        source = os.getenv("KLINES_SOURCE", "archive")
+        if source not in KLINES_SOURCES:
+            raise SettingsError(f"KLINES_SOURCE must be one of {KLINES_SOURCES}, got {source!r}")
         warehouse_dir = os.getenv("WAREHOUSE_DATA_DIR")
         return cls(
             lake_root=lake_root,
@@ -104,6 +121,20 @@ class Settings:
             spark_conf=_spark_conf(),
             binance_rest_url=rest.rstrip("/"),
             binance_ws_url=ws.rstrip("/"),
+            # The emulator serves every source on one port: pointing BINANCE_REST_URL at it moves
+            # the streams, the archive and CoinGecko along; a real exchange defaults to the real services.
+            binance_archive_url=os.getenv(
+                "BINANCE_ARCHIVE_URL", rest if _is_loopback(rest) else "https://data.binance.vision"
+            ).rstrip("/"),
+            binance_weight_per_minute=_int("BINANCE_WEIGHT_PER_MINUTE", 6000),
+            klines_source=source,
+            coingecko_url=os.getenv(
+                "COINGECKO_URL",
+                f"{rest.rstrip('/')}/coingecko/api/v3"
+                if _is_loopback(rest)
+                else "https://api.coingecko.com/api/v3",
+            ).rstrip("/"),
+            coingecko_calls_per_minute=_int("COINGECKO_CALLS_PER_MINUTE", 30),
             snowflake_account=os.getenv("SNOWFLAKE_ACCOUNT") or None,
             snowflake_user=os.getenv("SNOWFLAKE_USER", "crypto"),
             snowflake_database=os.getenv("SNOWFLAKE_DATABASE", "CRYPTO"),

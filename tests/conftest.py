@@ -85,3 +85,18 @@ def local_env(
     monkeypatch.setenv("WAREHOUSE_PORT", str(warehouse_port))
     monkeypatch.setenv("SNOWFLAKE_SCHEMA", f"T_{tmp_path.name.upper().replace('-', '_')[-20:]}")
     return tmp_path / "lake"
+
+
+@pytest.fixture
+def faults(emulator_url: str) -> Iterator:
+    """Arm faults on the running emulator; all are cleared after the test."""
+    import httpx
+
+    def arm(route: str, kind: str, count: int = 1, **options: object) -> None:
+        response = httpx.post(
+            f"{emulator_url}/_emulator/faults", json={"route": route, "kind": kind, "count": count, **options}
+        )
+        response.raise_for_status()
+
+    yield arm
+    httpx.delete(f"{emulator_url}/_emulator/faults")

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
+import math
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -16,10 +19,11 @@ from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from crypto_assets.emulator import archive, coingecko, faults
 from crypto_assets.emulator.market import (
     INTERVAL_MINUTES,
     MINUTE_MS,
@@ -39,24 +43,37 @@ WEIGHTS = {"ping": 1, "time": 1, "exchangeInfo": 20, "klines": 2}
 @dataclass
 class EmulatorConfig:
     seed: int = 20231
-    weight_limit: int = 6000  # REQUEST_WEIGHT per minute and client IP, as on Binance
+    weight_limit: int = 6000  # REQUEST_WEIGHT per window and client IP, as on Binance
+    # Binance counts weight per minute; benchmarks shrink the window to measure minutes in seconds.
+    weight_window_seconds: float = 60.0
+    coingecko_calls_per_minute: int = 30  # CoinGecko's free (demo) plan
+    archive_lag_days: int = 1  # daily archive files appear the day after
     kline_push_seconds: float = 2.0  # Binance pushes 1m kline updates every ~2 s
     trade_push_seconds: float = 0.5
     clock: Callable[[], int] = field(default=now_ms)
 
 
 class WeightLedger:
-    """Request weight used per client IP in the current minute (Binance's X-MBX-USED-WEIGHT-1M)."""
+    """Weight used per client IP and window (Binance's X-MBX-USED-WEIGHT-1M), with history."""
 
-    def __init__(self) -> None:
+    def __init__(self, window_ms: int) -> None:
+        self.window_ms = window_ms
         self._used: dict[tuple[str, int], int] = defaultdict(int)
+        self.history: dict[int, int] = defaultdict(int)  # window -> weight of all clients
+        self.rejected = 0
+        self._lock = threading.Lock()
 
     def charge(self, client: str, weight: int, at_ms: int) -> int:
-        minute = at_ms // MINUTE_MS
-        for key in [k for k in self._used if k[1] < minute]:
-            del self._used[key]
-        self._used[(client, minute)] += weight
-        return self._used[(client, minute)]
+        window = at_ms // self.window_ms
+        with self._lock:
+            for key in [k for k in self._used if k[1] < window]:
+                del self._used[key]
+            self._used[(client, window)] += weight
+            self.history[window] += weight
+            return self._used[(client, window)]
+
+    def retry_after(self, at_ms: int) -> int:
+        return max(1, math.ceil((self.window_ms - at_ms % self.window_ms) / 1000))
 
 
 def _error(status: int, code: int, msg: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -81,30 +98,62 @@ class _BadParam(Exception):
 
 def create_app(market: Market, config: EmulatorConfig | None = None) -> Starlette:
     config = config or EmulatorConfig()
-    ledger = WeightLedger()
+    ledger = WeightLedger(int(config.weight_window_seconds * 1000))
+    book = faults.FaultBook()
+    calls: dict[str, int] = defaultdict(int)
 
-    def charged(endpoint: str, handler: Callable[[Request], JSONResponse]) -> Callable:
-        async def wrapped(request: Request) -> JSONResponse:
-            at = config.clock()
-            client = request.client.host if request.client else "unknown"
-            used = ledger.charge(client, WEIGHTS[endpoint], at)
-            headers = {"X-MBX-USED-WEIGHT-1M": str(used), "X-MBX-USED-WEIGHT": str(used)}
-            if used > config.weight_limit:
-                retry = max(1, int((MINUTE_MS - at % MINUTE_MS) / 1000) + 1)
-                return _error(
-                    429, -1003,
-                    f"Too many requests; current limit of IP({client}) request weight per minute is "
-                    f"{config.weight_limit}. Please use WebSocket Streams for live updates to avoid polling the API.",
-                    {**headers, "Retry-After": str(retry)},
-                )  # fmt: skip
+    def served(handler: Callable, weight: int = 0) -> Callable:
+        """Every HTTP route: armed faults first, then Binance's weight accounting, then the handler."""
+
+        async def wrapped(request: Request) -> Response:
+            calls[request.url.path.split("/")[1]] += 1
+            fault = book.take(request.url.path)
+            replaced = await faults.before(fault)
+            if replaced is not None:
+                return replaced
+            headers: dict[str, str] = {}
+            if weight:
+                at = config.clock()
+                client = request.client.host if request.client else "unknown"
+                used = ledger.charge(client, weight, at)
+                headers = {"X-MBX-USED-WEIGHT-1M": str(used), "X-MBX-USED-WEIGHT": str(used)}
+                if used > config.weight_limit:
+                    ledger.rejected += 1
+                    return _error(
+                        429, -1003,
+                        f"Too many requests; current limit of IP({client}) request weight per minute is "
+                        f"{config.weight_limit}. Please use WebSocket Streams for live updates to avoid polling the API.",
+                        {**headers, "Retry-After": str(ledger.retry_after(at))},
+                    )  # fmt: skip
             try:
                 response = handler(request)
+                if inspect.isawaitable(response):
+                    response = await response
             except _BadParam as exc:
                 response = _error(400, -1100, str(exc))
             response.headers.update(headers)
-            return response
+            return faults.after(fault, response)
 
         return wrapped
+
+    def charged(endpoint: str, handler: Callable[[Request], JSONResponse]) -> Callable:
+        return served(handler, WEIGHTS[endpoint])
+
+    async def fault_admin(request: Request) -> JSONResponse:
+        return await faults.admin(request, book)
+
+    def stats(_: Request) -> JSONResponse:
+        windows = sorted(ledger.history.items())
+        return JSONResponse(
+            {
+                "weight_limit": config.weight_limit,
+                "weight_window_seconds": config.weight_window_seconds,
+                "weight_per_window": [{"window": w, "weight": used} for w, used in windows],
+                "rejected_429": ledger.rejected,
+                "calls": dict(calls),
+                "faults_fired": book.fired,
+            }
+        )
 
     def ping(_: Request) -> JSONResponse:
         return JSONResponse({})
@@ -193,6 +242,10 @@ def create_app(market: Market, config: EmulatorConfig | None = None) -> Starlett
         await _serve_streams(websocket, market, config)
 
     routes = [
+        Route("/_emulator/faults", fault_admin, methods=["GET", "POST", "DELETE"]),
+        Route("/_emulator/stats", stats),
+        *[Route(r.path, served(r.endpoint)) for r in archive.routes(market, config)],
+        *[Route(r.path, served(r.endpoint)) for r in coingecko.routes(market, config)],
         Route("/api/v3/ping", charged("ping", ping)),
         Route("/api/v3/time", charged("time", server_time)),
         Route("/api/v3/exchangeInfo", charged("exchangeInfo", exchange_info)),

@@ -310,3 +310,17 @@ class Market:
 
 def now_ms() -> int:
     return int(datetime.now(UTC).timestamp() * 1000)
+
+
+def day_rows(market: Market, pair: str, interval: str, day_start_ms: int, now_ms: int) -> list[list]:
+    """Every candle of one UTC day (as REST rows), paging past the 1000-row limit."""
+    rows: list[list] = []
+    cursor = day_start_ms
+    end = day_start_ms + DAY_MS - 1
+    while cursor <= end:
+        page = market.klines(pair, interval, start_ms=cursor, end_ms=end, limit=1000, now_ms=now_ms)
+        if not page:
+            break
+        rows += page
+        cursor = page[-1][0] + INTERVAL_MINUTES[interval] * MINUTE_MS
+    return rows

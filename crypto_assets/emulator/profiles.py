@@ -20,6 +20,9 @@ class Profile:
 _STABLE = {"annual_vol": 0.01, "mean_reversion": 0.5}
 
 PROFILES: dict[str, Profile] = {
+    # USD legs of the stablecoins, for the emulated CoinGecko (no USDTUSDT pair exists).
+    "USDTUSD": Profile(1.0, daily_quote_volume=5e10, **_STABLE),
+    "DAIUSD": Profile(1.0, daily_quote_volume=2e8, **_STABLE),
     "USDCUSDT": Profile(1.0, daily_quote_volume=6e8, **_STABLE),
     "BUSDUSDT": Profile(1.0, daily_quote_volume=3e8, **_STABLE),
     "TUSDUSDT": Profile(1.0, daily_quote_volume=5e7, **_STABLE),

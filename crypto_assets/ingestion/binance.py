@@ -1,17 +1,11 @@
-"""Binance spot REST client: exchangeInfo and paginated klines, with bounded, explicit retries.
+"""Binance spot REST client: exchangeInfo and paginated klines under a shared weight budget.
 
-Failure policy (each case raises or retries with a message that says what happened):
-- 429: wait ``Retry-After`` seconds (Binance's own instruction), then retry;
-- 418: the IP is banned; stop at once with :class:`BinanceBanned`, never hammer;
-- 5xx, timeouts, dropped connections: exponential backoff with jitter, at most ``max_retries``;
-- other 4xx: :class:`BinanceRequestError` with Binance's ``code`` and ``msg``;
-- a body that is not the documented shape: :class:`MalformedPayload`, naming the field.
+Failures follow :mod:`crypto_assets.ingestion.http`: 429 honours ``Retry-After`` and pauses every
+worker, 418 stops at once, 5xx and timeouts back off with jitter, bad payloads name the field.
 """
 
 from __future__ import annotations
 
-import logging
-import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,7 +13,20 @@ from typing import Any
 
 import httpx
 
-log = logging.getLogger(__name__)
+from crypto_assets.ingestion.http import (
+    Banned,
+    MalformedPayload,
+    RequestBudget,
+    RequestRejected,
+    RetryingHttp,
+    SourceError,
+    Unavailable,
+)
+
+__all__ = [
+    "Banned", "BinanceClient", "Kline", "MalformedPayload", "RequestRejected", "SourceError",
+    "Unavailable", "parse_kline",
+]  # fmt: skip
 
 KLINE_FIELDS = (
     "open_time", "open", "high", "low", "close", "volume", "close_time",
@@ -31,30 +38,9 @@ INTERVAL_MS: dict[str, int] = {
     "8h": 28_800_000, "12h": 43_200_000, "1d": 86_400_000,
 }  # fmt: skip
 MAX_KLINES_PER_REQUEST = 1000
-
-
-class BinanceError(RuntimeError):
-    """Base class: every failure of this client is one of these, never a bare httpx error."""
-
-
-class BinanceBanned(BinanceError):
-    """HTTP 418: the IP is banned for ignoring 429s. Retrying would extend the ban."""
-
-
-class BinanceRequestError(BinanceError):
-    """A 4xx that retrying cannot fix (bad symbol, bad interval, bad parameter)."""
-
-    def __init__(self, status: int, code: int | None, msg: str, url: str) -> None:
-        super().__init__(f"Binance rejected {url} with HTTP {status} (code {code}): {msg}")
-        self.status, self.code, self.msg = status, code, msg
-
-
-class BinanceUnavailable(BinanceError):
-    """Retries exhausted on 5xx / 429 / timeouts."""
-
-
-class MalformedPayload(BinanceError):
-    """The response body is not what the endpoint documents."""
+# Request weights, as Binance documents them.
+WEIGHT_KLINES = 2
+WEIGHT_EXCHANGE_INFO = 20
 
 
 @dataclass(frozen=True)
@@ -95,34 +81,32 @@ def parse_kline(row: Any) -> Kline:
 
 
 class BinanceClient:
-    """Synchronous client for Binance's public spot REST API (or anything speaking it)."""
+    """Synchronous, thread-safe client for Binance's public spot REST API (or anything speaking it).
+
+    Every request spends its documented weight from a shared :class:`RequestBudget` (Binance's
+    REQUEST_WEIGHT per minute, 6000 by default), kept in step with ``X-MBX-USED-WEIGHT-1M``.
+    """
 
     def __init__(
         self,
         base_url: str,
         *,
-        timeout: float = 10.0,
-        max_retries: int = 5,
-        backoff_seconds: float = 0.5,
-        max_backoff_seconds: float = 30.0,
+        weight_per_minute: int = 6000,
+        weight_window_seconds: float = 60.0,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        **http_options: Any,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.max_retries = max_retries
-        self.backoff_seconds = backoff_seconds
-        self.max_backoff_seconds = max_backoff_seconds
-        self.used_weight: int | None = None  # last X-MBX-USED-WEIGHT-1M seen
-        self._sleep = sleep
-        self._http = httpx.Client(
-            base_url=self.base_url,
-            timeout=timeout,
-            transport=transport,
-            headers={"User-Agent": "crypto-analytics/0.1"},
+        self.budget = RequestBudget(weight_per_minute, weight_window_seconds, clock=clock, sleep=sleep)
+        self.http = RetryingHttp(
+            base_url, transport=transport, sleep=sleep, budget=self.budget, **http_options
         )
+        self.base_url = self.http.base_url
+        self.used_weight: int | None = None  # last X-MBX-USED-WEIGHT-1M seen
 
     def close(self) -> None:
-        self._http.close()
+        self.http.close()
 
     def __enter__(self) -> BinanceClient:
         return self
@@ -130,58 +114,18 @@ class BinanceClient:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    # ------------------------------------------------------------------ transport
-    def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        url = f"{self.base_url}{path}"
-        for attempt in range(self.max_retries + 1):
-            last = attempt == self.max_retries
-            try:
-                response = self._http.get(path, params=params)
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
-                if last:
-                    raise BinanceUnavailable(
-                        f"{url}: {type(exc).__name__} after {attempt + 1} attempts: {exc}"
-                    ) from exc
-                self._backoff(attempt, f"{type(exc).__name__} on {path}")
-                continue
-            if weight := response.headers.get("X-MBX-USED-WEIGHT-1M"):
-                self.used_weight = int(weight) if weight.isdigit() else self.used_weight
-            status = response.status_code
-            if status == 200:
-                try:
-                    return response.json()
-                except ValueError as exc:
-                    raise MalformedPayload(
-                        f"{url} returned HTTP 200 with a body that is not JSON: {response.text[:120]!r}"
-                    ) from exc
-            if status == 418:
-                raise BinanceBanned(
-                    f"{url}: HTTP 418, this IP is banned by the exchange"
-                    f" (Retry-After {response.headers.get('Retry-After', '?')} s). Stopping instead of retrying."
-                )
-            if status == 429 or status >= 500:
-                if last:
-                    raise BinanceUnavailable(f"{url}: HTTP {status} after {attempt + 1} attempts")
-                if status == 429:
-                    wait = _retry_after(response, default=self.backoff_seconds * 2**attempt)
-                    log.warning("HTTP 429 on %s: waiting %.1f s as Retry-After asks", path, wait)
-                    self._sleep(wait)
-                else:
-                    self._backoff(attempt, f"HTTP {status} on {path}")
-                continue
-            code, msg = _error_body(response)
-            raise BinanceRequestError(status, code, msg, url)
-        raise AssertionError("unreachable")  # pragma: no cover
+    def _observe_weight(self, response: httpx.Response) -> None:
+        weight = response.headers.get("X-MBX-USED-WEIGHT-1M")
+        if weight and weight.isdigit():
+            self.used_weight = int(weight)
+            self.budget.observe(int(weight))
 
-    def _backoff(self, attempt: int, why: str) -> None:
-        # Full jitter: spreads retries of concurrent callers instead of synchronising them.
-        wait = random.uniform(0, min(self.max_backoff_seconds, self.backoff_seconds * 2**attempt))
-        log.warning("%s: retry %d/%d in %.2f s", why, attempt + 1, self.max_retries, wait)
-        self._sleep(wait)
+    def _get(self, path: str, params: dict[str, Any] | None = None, weight: int = 1) -> Any:
+        return self.http.get_json(path, params, cost=weight, on_response=self._observe_weight)
 
     # ------------------------------------------------------------------ endpoints
     def exchange_info(self) -> dict[str, Any]:
-        body = self._get("/api/v3/exchangeInfo")
+        body = self._get("/api/v3/exchangeInfo", weight=WEIGHT_EXCHANGE_INFO)
         if not isinstance(body, dict) or not isinstance(body.get("symbols"), list):
             raise MalformedPayload("exchangeInfo has no 'symbols' list")
         return body
@@ -206,6 +150,7 @@ class BinanceClient:
                     "endTime": end_ms - 1,
                     "limit": MAX_KLINES_PER_REQUEST,
                 },
+                weight=WEIGHT_KLINES,
             )
             if not isinstance(page, list):
                 raise MalformedPayload(f"klines for {symbol} must be a JSON array, got {str(page)[:120]!r}")
@@ -228,19 +173,3 @@ class BinanceClient:
 
     def klines(self, symbol: str, interval: str, start_ms: int, end_ms: int) -> list[Kline]:
         return list(self.iter_klines(symbol, interval, start_ms, end_ms))
-
-
-def _retry_after(response: httpx.Response, default: float) -> float:
-    value = response.headers.get("Retry-After")
-    try:
-        return max(0.0, float(value)) if value is not None else default
-    except ValueError:
-        return default
-
-
-def _error_body(response: httpx.Response) -> tuple[int | None, str]:
-    try:
-        body = response.json()
-        return body.get("code"), str(body.get("msg", ""))
-    except (ValueError, AttributeError):
-        return None, response.text[:200]

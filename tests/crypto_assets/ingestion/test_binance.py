@@ -6,23 +6,39 @@ import httpx
 import pytest
 
 from crypto_assets.ingestion.binance import (
-    BinanceBanned,
+    Banned,
     BinanceClient,
-    BinanceRequestError,
-    BinanceUnavailable,
     MalformedPayload,
+    RequestRejected,
+    Unavailable,
     parse_kline,
 )
 
 DAY = int(datetime(2026, 11, 20, tzinfo=UTC).timestamp() * 1000)
 
 
+class FakeTime:
+    """A clock that only moves when somebody sleeps: retries and budgets run instantly."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+        self.sleeps: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
 def _client(handler, **kwargs) -> tuple[BinanceClient, list[float]]:
-    sleeps: list[float] = []
+    fake = FakeTime()
     client = BinanceClient(
-        "http://exchange.test", transport=httpx.MockTransport(handler), sleep=sleeps.append, **kwargs
+        "http://exchange.test",
+        transport=httpx.MockTransport(handler),
+        sleep=fake.sleep,
+        clock=lambda: fake.now,
+        **kwargs,
     )
-    return client, sleeps
+    return client, fake.sleeps
 
 
 def _kline(open_ms: int) -> list:
@@ -93,7 +109,7 @@ def test_418_stops_at_once():
         return httpx.Response(418, headers={"Retry-After": "120"}, json={"code": -1003, "msg": "banned"})
 
     client, sleeps = _client(handler)
-    with pytest.raises(BinanceBanned, match="banned"):
+    with pytest.raises(Banned, match="banned"):
         client.exchange_info()
     assert len(calls) == 1 and sleeps == []
 
@@ -108,7 +124,7 @@ def test_5xx_and_timeouts_back_off_with_jitter_and_give_up():
         return httpx.Response(503, text="maintenance")
 
     client, sleeps = _client(handler, max_retries=3, backoff_seconds=1.0)
-    with pytest.raises(BinanceUnavailable, match="after 4 attempts"):
+    with pytest.raises(Unavailable, match="after 4 attempts"):
         client.klines("BTCUSDT", "1m", DAY, DAY + 60_000)
     assert len(attempts) == 4
     assert len(sleeps) == 3
@@ -117,7 +133,7 @@ def test_5xx_and_timeouts_back_off_with_jitter_and_give_up():
 
 def test_4xx_is_not_retried_and_keeps_binance_code():
     client, sleeps = _client(lambda r: httpx.Response(400, json={"code": -1121, "msg": "Invalid symbol."}))
-    with pytest.raises(BinanceRequestError, match="Invalid symbol") as info:
+    with pytest.raises(RequestRejected, match="Invalid symbol") as info:
         client.klines("NOPE", "1m", DAY, DAY + 60_000)
     assert info.value.code == -1121 and sleeps == []
 

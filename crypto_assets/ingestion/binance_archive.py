@@ -1,0 +1,110 @@
+"""Binance's public bulk archive (data.binance.vision): the fast path for deep history.
+
+One zipped CSV per pair, interval and day (or month), verified against its ``.CHECKSUM``
+(SHA-256) before a single row is used. Spot files switched ``open_time`` / ``close_time`` from
+milliseconds to microseconds on 2025-01-01: both are read, and rows come out in milliseconds,
+the same :class:`Kline` as the REST client's. A file that is not published yet is ``None``,
+so the caller can fall back to REST for that day.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import zipfile
+from datetime import date
+from typing import Any
+
+import httpx
+
+from crypto_assets.ingestion.binance import INTERVAL_MS, Kline, parse_kline
+from crypto_assets.ingestion.http import MalformedPayload, NotFound, RetryingHttp, SourceError
+
+MICROSECOND_THRESHOLD = 10**14  # ms timestamps are ~1.7e12 until year 5138; µs are ~1.7e15
+
+
+class ChecksumMismatch(SourceError):
+    """The archive file does not match its published SHA-256: never used."""
+
+
+def daily_path(pair: str, interval: str, day: date) -> str:
+    return f"/data/spot/daily/klines/{pair}/{interval}/{pair}-{interval}-{day.isoformat()}.zip"
+
+
+def monthly_path(pair: str, interval: str, year: int, month: int) -> str:
+    return f"/data/spot/monthly/klines/{pair}/{interval}/{pair}-{interval}-{year:04d}-{month:02d}.zip"
+
+
+def to_milliseconds(value: int) -> int:
+    return value // 1000 if value >= MICROSECOND_THRESHOLD else value
+
+
+def parse_archive_csv(text: str) -> list[Kline]:
+    """Rows of an archive CSV (12 columns; a header line, as in some copies, is skipped)."""
+    klines: list[Kline] = []
+    for line_number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+        if not row or (line_number == 1 and not row[0].strip().isdigit()):
+            continue
+        if len(row) < 11:
+            raise MalformedPayload(f"archive line {line_number} has {len(row)} fields, expected 12")
+        try:
+            open_time, close_time, trades = int(row[0]), int(row[6]), int(row[8])
+        except ValueError:
+            raise MalformedPayload(f"archive line {line_number}: non-integer time or trade count") from None
+        values: list[Any] = [
+            to_milliseconds(open_time),
+            *row[1:6],
+            to_milliseconds(close_time),
+            row[7],
+            trades,
+            *row[9:12],
+        ]
+        klines.append(parse_kline(values))
+    return klines
+
+
+class BinanceArchiveClient:
+    """Downloads, verifies and parses archive files."""
+
+    def __init__(
+        self, base_url: str, *, transport: httpx.BaseTransport | None = None, **http_options: Any
+    ) -> None:
+        self.http = RetryingHttp(base_url, transport=transport, **http_options)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> BinanceArchiveClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def fetch(self, path: str) -> list[Kline] | None:
+        """The verified rows of one archive file, or None when it is not published."""
+        try:
+            payload = self.http.get(path).content
+            published = self.http.get(path + ".CHECKSUM").text
+        except NotFound:
+            return None
+        expected = published.strip().split()[0].lower() if published.strip() else ""
+        actual = hashlib.sha256(payload).hexdigest()
+        if actual != expected:
+            raise ChecksumMismatch(
+                f"{path}: SHA-256 {actual} does not match the published {expected or '(empty)'}"
+            )
+        try:
+            with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+                names = [n for n in archive.namelist() if n.endswith(".csv")]
+                if len(names) != 1:
+                    raise MalformedPayload(f"{path}: expected one CSV in the zip, found {names}")
+                text = archive.read(names[0]).decode()
+        except zipfile.BadZipFile as exc:
+            raise MalformedPayload(f"{path}: not a valid zip file ({exc})") from exc
+        return parse_archive_csv(text)
+
+    def day(self, pair: str, interval: str, day: date) -> list[Kline] | None:
+        if interval not in INTERVAL_MS:
+            raise ValueError(f"unsupported interval {interval!r}")
+        return self.fetch(daily_path(pair, interval, day))

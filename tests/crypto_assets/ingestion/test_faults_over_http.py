@@ -1,0 +1,71 @@
+"""Every exchange fault, injected in the emulator and met by the real clients over HTTP."""
+
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from crypto_assets.ingestion.binance import BinanceClient
+from crypto_assets.ingestion.http import Banned, MalformedPayload, Unavailable
+
+pytestmark = pytest.mark.integration
+DAY = int(datetime(2024, 3, 1, tzinfo=UTC).timestamp() * 1000)
+HOUR = 3_600_000
+
+
+def _klines(client: BinanceClient) -> list:
+    return client.klines("BTCUSDT", "1m", DAY, DAY + HOUR)
+
+
+def test_429_honours_retry_after_and_loses_nothing(emulator_url, faults):
+    faults("/api/v3/klines", "429", count=2, retry_after=1)
+    started = datetime.now(UTC)
+    with BinanceClient(emulator_url) as client:
+        klines = _klines(client)
+        assert client.http.rate_limited == 2
+    assert len(klines) == 60 and len({k.open_time for k in klines}) == 60
+    assert (datetime.now(UTC) - started).total_seconds() >= 2.0  # waited as told, twice
+
+
+def test_418_stops_the_run_with_a_clear_error(emulator_url, faults):
+    faults("/api/v3/klines", "418", count=5, retry_after=120)
+    with BinanceClient(emulator_url) as client, pytest.raises(Banned, match="banned"):
+        _klines(client)
+    stats = httpx.get(f"{emulator_url}/_emulator/stats").json()
+    assert stats["faults_fired"]["418"] >= 1
+    armed = httpx.get(f"{emulator_url}/_emulator/faults").json()["armed"]
+    assert armed[0]["count"] == 4  # exactly one request was made: no hammering
+
+
+@pytest.mark.parametrize("kind", ["500", "502", "503", "504"])
+def test_5xx_is_retried_with_backoff(emulator_url, faults, kind):
+    faults("/api/v3/klines", kind, count=2)
+    with BinanceClient(emulator_url, backoff_seconds=0.05) as client:
+        assert len(_klines(client)) == 60
+
+
+def test_persistent_5xx_gives_up_with_a_clear_error(emulator_url, faults):
+    faults("/api/v3/klines", "503", count=10)
+    with BinanceClient(emulator_url, backoff_seconds=0.01, max_retries=3) as client:
+        with pytest.raises(Unavailable, match="HTTP 503 after 4 attempts"):
+            _klines(client)
+
+
+def test_slow_responses_time_out_and_are_retried(emulator_url, faults):
+    faults("/api/v3/klines", "slow", count=1, delay=2.0)
+    with BinanceClient(emulator_url, timeout=0.5, backoff_seconds=0.05) as client:
+        assert len(_klines(client)) == 60
+
+
+def test_truncated_json_is_a_malformed_payload(emulator_url, faults):
+    faults("/api/v3/klines", "truncated", count=1)
+    with BinanceClient(emulator_url) as client, pytest.raises(MalformedPayload, match="not JSON"):
+        _klines(client)
+
+
+def test_the_budget_keeps_a_fast_client_under_the_weight_limit(emulator_url):
+    """A budget of 100 weight per 2 s against the emulator's default 6000/min: no 429."""
+    with BinanceClient(emulator_url, weight_per_minute=100, weight_window_seconds=2.0) as client:
+        for _ in range(60):  # 120 weight: must spill into a second window
+            client.klines("ETHUSDT", "1m", DAY, DAY + 60_000)
+        assert client.http.rate_limited == 0 and client.budget.waited_seconds > 0

@@ -9,7 +9,8 @@ from resources.spark import spark_config
 def clean_env(monkeypatch):
     for name in (
         "SNOWFLAKE_ACCOUNT", "SNOWFLAKE_PASSWORD", "SPARK_CONF", "SPARK_MASTER", "BINANCE_REST_URL",
-        "BINANCE_WS_URL", "WAREHOUSE_PORT", "LAKE_ROOT", "WAREHOUSE_DATA_DIR",
+        "BINANCE_WS_URL", "WAREHOUSE_PORT", "LAKE_ROOT", "WAREHOUSE_DATA_DIR", "BINANCE_ARCHIVE_URL",
+        "COINGECKO_URL", "KLINES_SOURCE",
     ):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
@@ -21,6 +22,9 @@ def test_defaults_are_the_embedded_stack(clean_env):
     assert settings.emulator_address == ("127.0.0.1", 8765)
     assert settings.lake_root.name == "lake"
     assert settings.warehouse_data_dir == settings.lake_root / "warehouse"
+    assert settings.binance_archive_url == "http://127.0.0.1:8765"
+    assert settings.coingecko_url == "http://127.0.0.1:8765/coingecko/api/v3"
+    assert settings.klines_source == "archive"
     args = settings.connector_args()
     assert args["host"] == "127.0.0.1" and args["port"] == 8766 and args["protocol"] == "http"
     conf = spark_config(settings)
@@ -41,7 +45,12 @@ def test_real_snowflake_exchange_and_cluster_are_settings(clean_env):
     manager = warehouse_io_manager(settings)
     # The secret stays an environment reference in the resource's config, never a literal.
     assert "s3cret" not in repr(manager.__dict__.get("_config_dict", manager))
-    assert set(build_resources(settings)) == {"pyspark", "lake_io_manager", "warehouse_io_manager", "binance"}
+    assert settings.binance_archive_url == "https://data.binance.vision"
+    assert settings.coingecko_url == "https://api.coingecko.com/api/v3"
+    assert settings.binance_ws_url == "wss://stream.binance.com:9443"
+    assert set(build_resources(settings)) == {
+        "pyspark", "lake_io_manager", "warehouse_io_manager", "binance", "coingecko",
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -52,6 +61,7 @@ def test_real_snowflake_exchange_and_cluster_are_settings(clean_env):
         ("SPARK_CONF", "[1, 2]", "SPARK_CONF must be a JSON object"),
         ("BINANCE_REST_URL", "ftp://x", "BINANCE_REST_URL must be a http/https URL"),
         ("BINANCE_WS_URL", "http://x", "BINANCE_WS_URL must be a ws/wss URL"),
+        ("KLINES_SOURCE", "ftp", "KLINES_SOURCE must be one of"),
     ],
 )
 def test_bad_settings_name_the_variable(clean_env, name, value, message):

@@ -85,6 +85,8 @@ def _step_seconds(result: Any) -> dict[str, float]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.source:
+        os.environ["KLINES_SOURCE"] = args.source
     settings = Settings.from_env()
     keys = partition_keys(args.start, args.end, args.days)
     prepare_dagster_home(settings)
@@ -98,16 +100,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     warnings: list[str] = []
     with local_services(settings, emulator=not args.no_services, warehouse=not args.no_services, say=_say):
         from dagster import DagsterInstance
+        from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
         from crypto_assets.definitions import build_definitions
 
         job = build_definitions(settings).resolve_job_def("market_data_job")
         instance = DagsterInstance.get()
         quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-        for key in keys:
+        for chunk in _chunks(keys, args.days_per_run):
             t0 = time.monotonic()
+            label = chunk[0] if len(chunk) == 1 else f"{chunk[0]}..{chunk[-1]}"
+            # A range runs as one Dagster run (the assets' backfill policy): one Spark job per layer.
+            selection: dict[str, Any] = (
+                {"partition_key": chunk[0]}
+                if len(chunk) == 1
+                else {
+                    "tags": {
+                        ASSET_PARTITION_RANGE_START_TAG: chunk[0],
+                        ASSET_PARTITION_RANGE_END_TAG: chunk[-1],
+                    }
+                }
+            )
             result = job.execute_in_process(
-                partition_key=key, instance=instance, run_config=quiet, raise_on_error=False
+                instance=instance, run_config=quiet, raise_on_error=False, **selection
             )
             durations = _step_seconds(result)
             for event in result.get_asset_materialization_events():
@@ -116,14 +131,16 @@ def cmd_run(args: argparse.Namespace) -> int:
                 row_count = materialization.metadata.get("dagster/row_count")
                 rows = int(row_count.value) if row_count is not None else 0
                 tokens = materialization.metadata.get("tokens")
+                if event.partition not in (None, chunk[0]):
+                    continue  # a range run records one materialization per day; report it once
                 rows_per_layer[LAYER_OF_ASSET.get(asset, asset)] += rows
                 _say(
-                    f"  {key}  {asset:<22} {rows:>9,} rows  {int(tokens.value) if tokens else 0:>3} tokens"
+                    f"  {label:<22}  {asset:<22} {rows:>10,} rows  {int(tokens.value) if tokens else 0:>3} tokens"
                     f"  {durations.get(asset, 0.0):6.1f} s"
                 )
             for evaluation in result.get_asset_check_evaluations():
                 if not evaluation.passed:
-                    line = f"{key} {evaluation.asset_key.to_user_string()}.{evaluation.check_name} FAILED ({evaluation.severity.value})"
+                    line = f"{label} {evaluation.asset_key.to_user_string()}.{evaluation.check_name} FAILED ({evaluation.severity.value})"
                     warnings.append(line)
                     _say(f"  ! {line}")
             if not result.success:
@@ -132,8 +149,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                     None,
                 )
                 message = failure.message if failure else "unknown error"
-                raise CliError(f"partition {key} failed: {message} (run id {result.run_id}; see `make dev`)")
-            _say(f"  {key}  done in {time.monotonic() - t0:.1f} s")
+                raise CliError(
+                    f"partitions {label} failed: {message} (run id {result.run_id}; see `make dev`)"
+                )
+            _say(f"  {label:<22}  done in {time.monotonic() - t0:.1f} s")
 
     elapsed = time.monotonic() - started
     _say("")
@@ -149,6 +168,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     _say("  lineage:    make dev, then open http://127.0.0.1:3000")
     return 0
+
+
+def _chunks(keys: list[str], size: int) -> list[list[str]]:
+    return [keys[i : i + size] for i in range(0, len(keys), max(1, size))]
 
 
 def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -260,6 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--no-services", action="store_true", help="do not start the emulator / embedded warehouse"
+    )
+    run.add_argument(
+        "--days-per-run", type=int, default=31, help="days materialized together in one run (default 31)"
+    )
+    run.add_argument(
+        "--source", choices=("archive", "rest"), help="klines source (default: KLINES_SOURCE, archive)"
     )
     run.set_defaults(func=cmd_run)
 

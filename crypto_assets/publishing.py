@@ -17,7 +17,10 @@ from crypto_assets.universe import load_universe
 def expected_coverage(
     start: datetime, end: datetime, *, by_pair: bool = False
 ) -> tuple[list[str], dict[str, str]]:
-    """Tokens (or their pairs) with a Binance listing in ``[start, end)``, and why others have none."""
+    """Tokens (or their pairs) with a Binance listing in ``[start, end)``, and why others have none.
+
+    Over a multi-day window a token counts as expected if it was listed on any of the days.
+    """
     universe = load_universe()
     active = universe.active_pairs(start, end)
     expected = sorted(active) if by_pair else sorted({token.symbol for token in active.values()})
@@ -49,8 +52,9 @@ def publish(
             "not_available_from_source": MetadataValue.json(dict(sorted(unavailable.items()))),
             **(extra_metadata or {}),
         }
+        keys = context.partition_key_range
         context.log.info(
-            f"{context.asset_key.to_user_string()} {context.partition_key}: {summary.rows} rows,"
+            f"{context.asset_key.to_user_string()} {keys.start}..{keys.end}: {summary.rows} rows,"
             f" {len(summary.tokens)} tokens"
         )
         yield Output(cached, metadata=metadata)

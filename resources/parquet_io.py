@@ -19,11 +19,14 @@ from dagster import (
     ConfigurableIOManagerFactory,
     InitResourceContext,
     InputContext,
+    MetadataValue,
     OutputContext,
     UPathIOManager,
 )
 from dagster_pyspark import LazyPySparkResource
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
 from upath import UPath
 
 STAGING = "staging"
@@ -50,28 +53,77 @@ def recover_partition(target: Path) -> None:
             shutil.rmtree(extra, ignore_errors=True)
 
 
-def write_partition_atomically(frame: DataFrame, target: Path) -> None:
-    """Write ``frame`` as the Parquet directory ``target``, replacing it only once complete."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    recover_partition(target)
+def _clean_stale_staging(target: Path) -> None:
     now = time.time()
     for stale in _siblings(target, STAGING):
         if now - stale.stat().st_mtime > _STALE_STAGING_SECONDS:
             shutil.rmtree(stale, ignore_errors=True)
-    token = uuid.uuid4().hex[:12]
-    staging = target.parent / f".{target.name}.{STAGING}-{token}"
-    try:
-        frame.write.mode("errorifexists").parquet(str(staging))
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+
+
+def _swap_in(staging: Path, target: Path) -> None:
+    """Replace ``target`` by the complete directory ``staging`` with two renames."""
+    recover_partition(target)
     if target.exists():
-        retired = target.parent / f".{target.name}.{RETIRED}-{token}"
+        retired = target.parent / f".{target.name}.{RETIRED}-{uuid.uuid4().hex[:12]}"
         os.replace(target, retired)
         os.replace(staging, target)
         shutil.rmtree(retired, ignore_errors=True)
     else:
         os.replace(staging, target)
+
+
+def write_partition_atomically(frame: DataFrame, target: Path) -> None:
+    """Write ``frame`` as the Parquet directory ``target``, replacing it only once complete."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    recover_partition(target)
+    _clean_stale_staging(target)
+    staging = target.parent / f".{target.name}.{STAGING}-{uuid.uuid4().hex[:12]}"
+    try:
+        frame.write.mode("errorifexists").parquet(str(staging))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _swap_in(staging, target)
+
+
+def write_partitions_atomically(
+    frame: DataFrame, time_column: str, targets: dict[str, Path]
+) -> dict[str, int]:
+    """Write a multi-day ``frame`` as one directory per day (``targets``: 'YYYY-MM-DD' -> path).
+
+    One Spark job writes every day into a staging folder (partitioned by the day of
+    ``time_column``); then each day is swapped in on its own. Rows of a day outside ``targets``
+    fail the write before anything is replaced. Days without rows become empty partitions, so
+    a re-run of the range also clears days whose data disappeared. Returns files per day.
+    """
+    first = next(iter(targets.values()))
+    first.parent.mkdir(parents=True, exist_ok=True)
+    _clean_stale_staging(first)
+    staging = first.parent / f".range.{STAGING}-{uuid.uuid4().hex[:12]}"
+    try:
+        column = F.col(time_column)
+        if isinstance(frame.schema[time_column].dataType, (T.LongType, T.IntegerType)):
+            column = F.timestamp_millis(column)  # raw keeps the exchange's epoch milliseconds
+        day = F.date_format(column, "yyyy-MM-dd")
+        frame.withColumn("_day", day).write.partitionBy("_day").mode("errorifexists").parquet(str(staging))
+        written = {p.name.removeprefix("_day="): p for p in staging.glob("_day=*")}
+        outside = sorted(set(written) - set(targets))
+        if outside:
+            raise ValueError(
+                f"rows for days {outside} are outside the partitions being written {sorted(targets)}"
+            )
+        empty = frame.sparkSession.createDataFrame([], frame.schema)
+        files: dict[str, int] = {}
+        for key, target in targets.items():
+            source = written.get(key)
+            if source is None:
+                source = staging / f"_empty={key}"
+                empty.write.parquet(str(source))
+            files[key] = len(list(source.glob("*.parquet")))
+            _swap_in(source, target)
+        return files
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def layer_of(context: InputContext | OutputContext) -> str | None:
@@ -95,6 +147,30 @@ class SparkParquetIOManager(UPathIOManager):
                 " atomic partition swaps rely on directory renames"
             )
         self._spark = spark
+
+    def handle_output(self, context: OutputContext, obj: DataFrame) -> None:
+        """One partition: the base class's path logic. A range (a single-run backfill): one
+        Spark write split by day, each day swapped in atomically."""
+        if not context.has_asset_partitions or len(context.asset_partition_keys) == 1:
+            super().handle_output(context, obj)
+            return
+        metadata = context.definition_metadata or {}
+        time_column = metadata.get("partition_time_column")
+        if not time_column:
+            raise ValueError(
+                f"{context.asset_key.to_user_string()}: writing several partitions in one run needs the"
+                " asset metadata 'partition_time_column' (the column whose UTC day is the partition)"
+            )
+        paths = self._get_paths_for_partitions(context)
+        files = write_partitions_atomically(
+            obj, str(time_column), {k: Path(p.path) for k, p in paths.items()}
+        )
+        context.add_output_metadata(
+            {
+                "path": MetadataValue.path(str(next(iter(paths.values())).parent)),
+                "partitions_written": MetadataValue.int(len(files)),
+            }
+        )
 
     def get_asset_relative_path(self, context: InputContext | OutputContext) -> UPath:
         layer = layer_of(context)

@@ -57,6 +57,17 @@ def test_two_days_through_every_layer_and_a_rerun(local_env: Path, spark):
     bronze = spark.read.parquet(str(local_env / "bronze" / "bronze_klines" / f"dt={DAYS[1]}"))
     assert bronze.count() == expected * 1440
 
+    # Both days again as ONE run (the backfill policy's range): same partitions, same rows.
+    ranged = job.execute_in_process(
+        instance=instance,
+        tags={"dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[1]},
+    )
+    assert ranged.success
+    assert _gold_counts(settings) == before
+    for day in DAYS:
+        raw = spark.read.parquet(str(local_env / "raw" / "raw_klines" / f"dt={day}"))
+        assert raw.count() == expected * 1440 and raw.select("source").distinct().count() == 1
+
 
 def _window(day: str):
     from datetime import UTC, datetime, timedelta

@@ -7,16 +7,17 @@ from pyspark.sql import DataFrame
 
 from crypto_assets.bronze.transforms import clean_klines
 from crypto_assets.checks import quality_check_specs
-from crypto_assets.partitions import daily_partitions
+from crypto_assets.partitions import backfill_policy, daily_partitions
 from crypto_assets.publishing import publish
 from crypto_assets.universe import load_universe
 
 
 @asset(
     partitions_def=daily_partitions,
+    backfill_policy=backfill_policy,
     io_manager_key="lake_io_manager",
     group_name="bronze",
-    metadata={"layer": "bronze"},
+    metadata={"layer": "bronze", "partition_time_column": "open_time"},
     kinds={"spark", "parquet"},
     check_specs=quality_check_specs("bronze_klines", keys="(token, open_time)"),
 )

@@ -3,13 +3,14 @@
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import pandas as pd
 from dagster import AssetCheckResult, AssetExecutionContext, MetadataValue, Output, asset
 from dagster_pyspark import LazyPySparkResource
 
 from crypto_assets.checks import quality_check_specs
-from crypto_assets.partitions import daily_partitions
+from crypto_assets.partitions import backfill_policy, daily_partitions, days_in
 from crypto_assets.publishing import publish
-from crypto_assets.raw.fetch import fetch_klines
+from crypto_assets.raw.fetch import PairReport, fetch_klines
 from crypto_assets.raw.schema import RAW_KLINES_SCHEMA
 from crypto_assets.universe import load_universe
 from resources.exchange import BinanceResource
@@ -17,9 +18,10 @@ from resources.exchange import BinanceResource
 
 @asset(
     partitions_def=daily_partitions,
+    backfill_policy=backfill_policy,
     io_manager_key="lake_io_manager",
     group_name="raw",
-    metadata={"layer": "raw"},
+    metadata={"layer": "raw", "partition_time_column": "open_time"},
     kinds={"spark", "parquet"},
     check_specs=quality_check_specs("raw_klines", ohlc=False, keys="(symbol, open_time)"),
 )
@@ -36,19 +38,30 @@ def raw_klines(
     """
     window = context.partition_time_window
     universe = load_universe()
-    active = universe.active_pairs(window.start, window.end)
     use_archive = binance.klines_source == "archive"
+    frames: list[pd.DataFrame] = []
+    reports: list[PairReport] = []
+    not_listed: set[str] = set()
     with binance.client() as rest, binance.archive_client() as archive:
         listed = rest.trading_symbols()
-        pairs = sorted(p for p in active if p in listed)
-        not_listed = sorted(set(active) - set(pairs))
-        if not_listed:
-            context.log.warning(f"listed in the universe but unknown to the exchange: {not_listed}")
-        frame, reports = fetch_klines(
-            rest, archive if use_archive else None, pairs, window.start, window.end, datetime.now(UTC)
-        )
+        for day_start, day_end in days_in(window.start, window.end):
+            active = universe.active_pairs(day_start, day_end)
+            pairs = sorted(p for p in active if p in listed)
+            not_listed |= set(active) - set(pairs)
+            frame, day_reports = fetch_klines(
+                rest, archive if use_archive else None, pairs, day_start, day_end, datetime.now(UTC)
+            )
+            frames.append(frame)
+            reports += day_reports
         used_weight = rest.used_weight
         rate_limited = rest.http.rate_limited
+    if not_listed:
+        context.log.warning(f"listed in the universe but unknown to the exchange: {sorted(not_listed)}")
+    frame = (
+        pd.concat([f for f in frames if len(f)], ignore_index=True)
+        if any(len(f) for f in frames)
+        else frames[0]
+    )
     spark = pyspark.spark_session
     raw = (
         spark.createDataFrame(frame, schema=RAW_KLINES_SCHEMA)
@@ -64,11 +77,18 @@ def raw_klines(
         token_column="symbol",
         ohlc=False,
         extra_metadata={
-            "rows_per_pair": MetadataValue.json({r.pair: r.rows for r in reports}),
-            "source_per_pair": MetadataValue.json({r.pair: r.source for r in reports}),
+            "rows_per_pair": MetadataValue.json(_total_rows(reports)),
+            "source_per_pair": MetadataValue.json({r.pair: r.source for r in reports if r.rows}),
             "sources": MetadataValue.text(", ".join(sources) or "none"),
-            "pairs_not_on_exchange": MetadataValue.json(not_listed),
+            "pairs_not_on_exchange": MetadataValue.json(sorted(not_listed)),
             "exchange_used_weight_1m": MetadataValue.int(used_weight or 0),
             "http_429_received": MetadataValue.int(rate_limited),
         },
     )
+
+
+def _total_rows(reports: list[PairReport]) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for report in reports:
+        totals[report.pair] = totals.get(report.pair, 0) + report.rows
+    return totals

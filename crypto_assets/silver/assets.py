@@ -14,7 +14,7 @@ from dagster import (
 from pyspark.sql import DataFrame
 
 from crypto_assets.checks import quality_check_specs
-from crypto_assets.partitions import daily_partitions
+from crypto_assets.partitions import backfill_policy, daily_partitions
 from crypto_assets.publishing import publish
 from crypto_assets.silver.transforms import LOOKBACK_DAYS, minute_features
 
@@ -25,9 +25,10 @@ warnings.filterwarnings("ignore", message=".*allow_nonexistent_upstream_partitio
 
 @asset(
     partitions_def=daily_partitions,
+    backfill_policy=backfill_policy,
     io_manager_key="lake_io_manager",
     group_name="silver",
-    metadata={"layer": "silver"},
+    metadata={"layer": "silver", "partition_time_column": "open_time"},
     kinds={"spark", "parquet"},
     ins={
         "bronze_klines": AssetIn(

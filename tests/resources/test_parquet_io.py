@@ -44,6 +44,25 @@ def test_crash_between_renames_is_repaired(spark, tmp_path: Path):
     assert spark.read.parquet(str(target)).count() == 4
 
 
+def test_a_range_is_split_into_days_each_swapped_in(spark, tmp_path: Path):
+    from datetime import datetime
+
+    from resources.parquet_io import write_partitions_atomically
+
+    rows = [(datetime(2026, 1, d, h), d) for d in (1, 2) for h in range(3)]
+    frame = spark.createDataFrame(rows, "t timestamp, day int")
+    targets = {f"2026-01-0{d}": tmp_path / f"dt=2026-01-0{d}" for d in (1, 2, 3)}
+    write_partition_atomically(spark.range(99), targets["2026-01-03"])  # stale data for day 3
+    write_partitions_atomically(frame, "t", targets)
+    assert spark.read.parquet(str(targets["2026-01-01"])).count() == 3
+    assert set(spark.read.parquet(str(targets["2026-01-02"])).columns) == {"t", "day"}
+    assert spark.read.parquet(str(targets["2026-01-03"])).count() == 0  # the range re-run cleared it
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in targets.values())
+    with pytest.raises(ValueError, match="outside the partitions"):
+        write_partitions_atomically(frame, "t", {"2026-01-01": targets["2026-01-01"]})
+    assert spark.read.parquet(str(targets["2026-01-01"])).count() == 3  # untouched by the failed write
+
+
 def _lake(tmp_path: Path) -> LakeIOManager:
     return LakeIOManager(lake_root=str(tmp_path), pyspark=LazyPySparkResource(spark_config={}))
 

@@ -23,6 +23,7 @@ from resources.settings import Settings, SettingsError
 DEFAULT_DAYS = 2
 LAYER_OF_ASSET = {
     "raw_klines": "raw",
+    "raw_coingecko_markets": "raw",
     "bronze_klines": "bronze",
     "silver_features": "silver",
     "gold_market_features": "gold",
@@ -204,6 +205,26 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    """Land kline files in raw_klines' daily partitions, recorded as materializations in Dagster."""
+    settings = Settings.from_env()
+    prepare_dagster_home(settings)
+    from crypto_assets.raw.file_import import ImportError_, find_files, import_files
+
+    try:
+        files = find_files(Path(args.path))
+        if not files:
+            raise CliError(f"{args.path}: no .csv, .csv.gz or .parquet files")
+        report = import_files(files, settings, symbol=args.symbol, say=_say)
+    except ImportError_ as exc:
+        raise CliError(str(exc)) from None
+    _say(
+        f"Imported {report['rows']:,} rows from {len(files)} file(s) into {report['partitions']} raw_klines"
+        f" partition(s) ({report['first_day']} .. {report['last_day']}) in {report['seconds']:.1f} s"
+    )
+    return 0
+
+
 def cmd_emulator(args: argparse.Namespace) -> int:
     from crypto_assets.emulator.app import EmulatorConfig
     from crypto_assets.emulator.server import serve
@@ -291,6 +312,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--source", choices=("archive", "rest"), help="klines source (default: KLINES_SOURCE, archive)"
     )
     run.set_defaults(func=cmd_run)
+
+    importer = sub.add_parser("import", help="import kline files (archive CSVs, OHLCV CSV/Parquet) into raw")
+    importer.add_argument("path", help="a file or a folder (searched recursively)")
+    importer.add_argument("--symbol", help="the pair, when neither the file name nor a column gives it")
+    importer.set_defaults(func=cmd_import)
 
     sql = sub.add_parser("sql", help="run a query on the configured warehouse and print the result")
     sql.add_argument("query")

@@ -14,7 +14,7 @@ from typing import Any
 from dagster import EnvVar
 
 from resources.exchange import BinanceResource, CoinGeckoResource
-from resources.parquet_io import LakeIOManager
+from resources.parquet_io import LakeIOManager, LakeResource
 from resources.settings import LOCAL, Settings
 from resources.snowflake_io import SparkSnowflakeIOManager
 from resources.spark import build_spark_resource
@@ -52,6 +52,7 @@ def build_resources(settings: Settings | None = None) -> dict[str, Any]:
     return {
         "pyspark": pyspark,
         "lake_io_manager": LakeIOManager(lake_root=str(settings.lake_root), pyspark=pyspark),
+        "lake": LakeResource(root=str(settings.lake_root), pyspark=pyspark),
         "warehouse_io_manager": warehouse_io_manager(settings),
         "binance": BinanceResource(
             rest_url=settings.binance_rest_url,

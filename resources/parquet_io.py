@@ -17,6 +17,7 @@ from pathlib import Path
 
 from dagster import (
     ConfigurableIOManagerFactory,
+    ConfigurableResource,
     InitResourceContext,
     InputContext,
     MetadataValue,
@@ -237,3 +238,22 @@ class LakeIOManager(ConfigurableIOManagerFactory):
     def create_io_manager(self, context: InitResourceContext) -> SparkParquetIOManager:
         pyspark = self.pyspark
         return SparkParquetIOManager(UPath(self.lake_root), lambda: pyspark.spark_session)
+
+
+class LakeResource(ConfigurableResource):
+    """Direct, read-only access to the lake's partitions, for assets that merge into their own
+    previous output (raw keeps rows of other sources when one source re-delivers a day)."""
+
+    root: str
+    pyspark: LazyPySparkResource
+
+    def partition_path(self, layer: str, asset: str, key: str) -> Path:
+        return Path(self.root) / layer / asset / f"dt={key}"
+
+    def read_partitions(self, layer: str, asset: str, keys: list[str]) -> DataFrame | None:
+        paths = [self.partition_path(layer, asset, k) for k in keys]
+        for path in paths:
+            recover_partition(path)
+        existing = [str(p) for p in paths if p.exists()]
+        # Read into memory now: the same directories are about to be replaced.
+        return self.pyspark.spark_session.read.parquet(*existing).localCheckpoint() if existing else None

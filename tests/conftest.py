@@ -47,7 +47,8 @@ def emulator_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     service = start_service(
         "emulator",
-        ["emulator", "--port", str(port)],
+        # A generous CoinGecko plan keeps the suite fast; the free plan's limit has its own test.
+        ["emulator", "--port", str(port), "--coingecko-calls-per-minute", "1000"],
         lambda: _emulator_ready("127.0.0.1", port),
         tmp_path_factory.mktemp("emulator-logs"),
     )
@@ -83,6 +84,7 @@ def local_env(
     monkeypatch.setenv("BINANCE_REST_URL", emulator_url)
     monkeypatch.setenv("BINANCE_WS_URL", emulator_url.replace("http", "ws"))
     monkeypatch.setenv("WAREHOUSE_PORT", str(warehouse_port))
+    monkeypatch.setenv("COINGECKO_CALLS_PER_MINUTE", "1000")
     monkeypatch.setenv("SNOWFLAKE_SCHEMA", f"T_{tmp_path.name.upper().replace('-', '_')[-20:]}")
     return tmp_path / "lake"
 

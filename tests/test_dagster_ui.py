@@ -47,6 +47,7 @@ def test_dev_serves_lineage_partitions_and_checks(tmp_path: Path):
     by_name = {n["assetKey"]["path"][-1]: n for n in nodes}
     assert {n: [d["path"][-1] for d in node["dependencyKeys"]] for n, node in by_name.items()} == {
         "raw_klines": [],
+        "raw_coingecko_markets": [],
         "bronze_klines": ["raw_klines"],
         "silver_features": ["bronze_klines"],
         "gold_market_features": ["silver_features"],
@@ -78,7 +79,7 @@ def _wait_for_assets(url: str, process: subprocess.Popen, timeout: float = 120) 
         try:
             body = httpx.post(url, json={"query": QUERY}, timeout=10).json()
             nodes = body.get("data", {}).get("assetNodes") or []
-            if len(nodes) == 4:
+            if len(nodes) == 5:
                 return nodes
         except (httpx.HTTPError, ValueError):
             pass

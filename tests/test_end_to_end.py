@@ -7,6 +7,7 @@ import snowflake.connector
 from dagster import DagsterInstance
 
 from crypto_assets.definitions import build_definitions
+from crypto_assets.raw.file_import import import_files
 from crypto_assets.universe import load_universe
 from resources.settings import Settings
 
@@ -24,8 +25,17 @@ def _gold_counts(settings: Settings) -> list[tuple]:
         return [tuple(str(v) if i == 0 else v for i, v in enumerate(row)) for row in cursor.fetchall()]
 
 
-def test_two_days_through_every_layer_and_a_rerun(local_env: Path, spark):
+def test_two_days_through_every_layer_and_a_rerun(local_env: Path, spark, tmp_path, monkeypatch):
     settings = Settings.from_env()
+    # A user's own hourly file for day 1, imported first: the exchange run must keep its rows.
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    (tmp_path / "dagster").mkdir()
+    mine = tmp_path / "BTCUSDT_1h.csv"
+    mine.write_text(
+        "date,open,high,low,close,volume\n"
+        + "".join(f"{DAYS[0]} {h:02d}:00:00,1,2,0.5,1.5,10\n" for h in range(3))
+    )
+    import_files([mine], settings, say=lambda _: None)
     job = build_definitions(settings).resolve_job_def("market_data_job")
     instance = DagsterInstance.ephemeral()
     for day in DAYS:
@@ -45,7 +55,11 @@ def test_two_days_through_every_layer_and_a_rerun(local_env: Path, spark):
     for layer, asset in (("raw", "raw_klines"), ("bronze", "bronze_klines"), ("silver", "silver_features")):
         for day in DAYS:
             frame = spark.read.parquet(str(local_env / layer / asset / f"dt={day}"))
-            assert frame.count() == expected * 1440, (layer, day)
+            imported = 3 if (layer, day) == ("raw", DAYS[0]) else 0  # 1h file rows stay in raw only
+            assert frame.count() == expected * 1440 + imported, (layer, day)
+    # CoinGecko: all 37 tokens (USDT and DAI included), 5-minute points for a one-day run.
+    coingecko = spark.read.parquet(str(local_env / "raw" / "raw_coingecko_markets" / f"dt={DAYS[0]}"))
+    assert coingecko.select("token").distinct().count() == 37 and coingecko.count() == 37 * 288
     # Day 2 had day 1 as look-back: its first hour has a full 60-minute volatility.
     day2 = spark.read.parquet(str(local_env / "silver" / "silver_features" / f"dt={DAYS[1]}"))
     assert day2.where("volatility_60m IS NULL").count() == 0
@@ -66,7 +80,11 @@ def test_two_days_through_every_layer_and_a_rerun(local_env: Path, spark):
     assert _gold_counts(settings) == before
     for day in DAYS:
         raw = spark.read.parquet(str(local_env / "raw" / "raw_klines" / f"dt={day}"))
-        assert raw.count() == expected * 1440 and raw.select("source").distinct().count() == 1
+        sources = {r["source"] for r in raw.select("source").distinct().collect()}
+        assert sources == (
+            {"binance_archive", "file:BTCUSDT_1h.csv"} if day == DAYS[0] else {"binance_archive"}
+        )
+        assert raw.count() == expected * 1440 + (3 if day == DAYS[0] else 0)
 
 
 def _window(day: str):

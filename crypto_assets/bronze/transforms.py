@@ -9,6 +9,8 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+# Bronze is the 1-minute grid; coarser imported bars (1h files) stay in raw until resampled.
+INTERVAL = "1m"
 # 38 digits with 18 decimals: PEPE's 1e-8 ticks and 1e13 volumes both fit with no rounding.
 AMOUNT = T.DecimalType(38, 18)
 BRONZE_COLUMNS = (
@@ -49,10 +51,17 @@ def clean_klines(
         F.col("taker_buy_quote_volume").cast(AMOUNT).alias("taker_buy_quote_volume"),
         F.col("source"),
         F.col("ingested_at"),
-    ).where((F.col("open_time") >= F.lit(start)) & (F.col("open_time") < F.lit(end)))
+        F.col("interval").alias("_interval"),
+    ).where(
+        (F.col("open_time") >= F.lit(start))
+        & (F.col("open_time") < F.lit(end))
+        & (F.col("_interval") == INTERVAL)
+    )
     latest_first = Window.partitionBy("token", "symbol", "open_time").orderBy(F.col("ingested_at").desc())
     deduplicated = (
-        typed.withColumn("_rank", F.row_number().over(latest_first)).where(F.col("_rank") == 1).drop("_rank")
+        typed.withColumn("_rank", F.row_number().over(latest_first))
+        .where(F.col("_rank") == 1)
+        .drop("_rank", "_interval")
     )
     return deduplicated.withColumn("category", _lookup(token_categories, F.col("token"))).select(
         *BRONZE_COLUMNS

@@ -10,10 +10,12 @@ from dagster_pyspark import LazyPySparkResource
 from crypto_assets.checks import quality_check_specs
 from crypto_assets.partitions import backfill_policy, daily_partitions, days_in
 from crypto_assets.publishing import publish
-from crypto_assets.raw.fetch import PairReport, fetch_klines
+from crypto_assets.raw.fetch import EXCHANGE_SOURCES, PairReport, fetch_klines
+from crypto_assets.raw.merge import merge_raw
 from crypto_assets.raw.schema import RAW_KLINES_SCHEMA
 from crypto_assets.universe import load_universe
 from resources.exchange import BinanceResource
+from resources.parquet_io import LakeResource
 
 
 @asset(
@@ -23,10 +25,10 @@ from resources.exchange import BinanceResource
     group_name="raw",
     metadata={"layer": "raw", "partition_time_column": "open_time"},
     kinds={"spark", "parquet"},
-    check_specs=quality_check_specs("raw_klines", ohlc=False, keys="(symbol, open_time)"),
+    check_specs=quality_check_specs("raw_klines", ohlc=False, keys="(symbol, interval, open_time)"),
 )
 def raw_klines(
-    context: AssetExecutionContext, binance: BinanceResource, pyspark: LazyPySparkResource
+    context: AssetExecutionContext, binance: BinanceResource, pyspark: LazyPySparkResource, lake: LakeResource
 ) -> Iterator[Output | AssetCheckResult]:
     """1-minute klines of every listed token for one UTC day, exactly as Binance sent them.
 
@@ -68,12 +70,15 @@ def raw_klines(
         if len(frame)
         else spark.createDataFrame([], schema=RAW_KLINES_SCHEMA)
     )
+    # Re-delivering a day replaces the exchange's rows and keeps rows a user imported from files.
+    previous = lake.read_partitions("raw", "raw_klines", list(context.partition_keys))
+    raw = merge_raw(previous, raw, replaced_sources=EXCHANGE_SOURCES)
     sources = sorted({r.source for r in reports if r.rows})
     yield from publish(
         context,
         raw,
         time_column="open_time",
-        keys=("symbol", "open_time"),
+        keys=("symbol", "interval", "open_time"),
         token_column="symbol",
         ohlc=False,
         extra_metadata={

@@ -18,6 +18,7 @@ from crypto_assets.raw.schema import klines_to_pandas
 INTERVAL = "1m"
 SOURCE_REST = "binance_rest"
 SOURCE_ARCHIVE = "binance_archive"
+EXCHANGE_SOURCES = (SOURCE_REST, SOURCE_ARCHIVE)
 FETCH_THREADS = 4
 
 

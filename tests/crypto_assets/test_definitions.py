@@ -5,6 +5,7 @@ from crypto_assets.definitions import build_definitions, defs
 
 LINEAGE = {
     "raw_klines": set(),
+    "raw_coingecko_markets": set(),
     "bronze_klines": {"raw_klines"},
     "silver_features": {"bronze_klines"},
     "gold_market_features": {"silver_features"},
@@ -45,5 +46,6 @@ def test_every_layer_declares_its_checks():
             (name, c) for c in (NO_DUPLICATE_KEYS, NO_NULL_KEYS, OHLC_CONSISTENT, TOKEN_COVERAGE)
         } <= checks
     assert ("raw_klines", TOKEN_COVERAGE) in checks
+    assert ("raw_coingecko_markets", "every_token_has_a_source") in checks
     blocking = {k.name for k in graph.asset_check_keys if graph.get_check_spec(k).blocking}
     assert blocking == {NO_DUPLICATE_KEYS, NO_NULL_KEYS, OHLC_CONSISTENT}

@@ -49,7 +49,7 @@ def test_real_snowflake_exchange_and_cluster_are_settings(clean_env):
     assert settings.coingecko_url == "https://api.coingecko.com/api/v3"
     assert settings.binance_ws_url == "wss://stream.binance.com:9443"
     assert set(build_resources(settings)) == {
-        "pyspark", "lake_io_manager", "warehouse_io_manager", "binance", "coingecko",
+        "pyspark", "lake_io_manager", "lake", "warehouse_io_manager", "binance", "coingecko",
     }  # fmt: skip
 
 

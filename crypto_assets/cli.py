@@ -235,6 +235,7 @@ def cmd_emulator(args: argparse.Namespace) -> int:
         weight_window_seconds=args.weight_window_seconds,
         coingecko_calls_per_minute=args.coingecko_calls_per_minute,
         archive_lag_days=args.archive_lag_days,
+        latency_ms=args.latency_ms,
     )
     _err(
         f"exchange emulator on http://{args.host}:{args.port}: Binance spot REST + ws://{args.host}:{args.port}/ws,"
@@ -337,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.add_argument(
         "--archive-lag-days", type=int, default=1, help="days before an archive file appears"
     )
+    emulator.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every HTTP answer")
     emulator.set_defaults(func=cmd_emulator)
 
     warehouse = sub.add_parser("warehouse", help="serve the embedded Snowflake-compatible warehouse")

@@ -48,6 +48,7 @@ class EmulatorConfig:
     weight_window_seconds: float = 60.0
     coingecko_calls_per_minute: int = 30  # CoinGecko's free (demo) plan
     archive_lag_days: int = 1  # daily archive files appear the day after
+    latency_ms: float = 0.0  # added to every HTTP answer: a real exchange is 20-200 ms away
     kline_push_seconds: float = 2.0  # Binance pushes 1m kline updates every ~2 s
     trade_push_seconds: float = 0.5
     clock: Callable[[], int] = field(default=now_ms)
@@ -107,6 +108,8 @@ def create_app(market: Market, config: EmulatorConfig | None = None) -> Starlett
 
         async def wrapped(request: Request) -> Response:
             calls[request.url.path.split("/")[1]] += 1
+            if config.latency_ms:
+                await asyncio.sleep(config.latency_ms / 1000)
             fault = book.take(request.url.path)
             replaced = await faults.before(fault)
             if replaced is not None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pandas as pd
 
 from crypto_assets.ingestion.http import (
     Banned,
@@ -78,6 +79,45 @@ def parse_kline(row: Any) -> Kline:
                 raise MalformedPayload(f"kline field {name} is not a number: {value!r}") from None
         values[name] = value
     return Kline(**values)
+
+
+FRAME_COLUMNS = KLINE_FIELDS[:11]
+_INT_FIELDS = ("open_time", "close_time", "trade_count")
+
+
+def klines_frame(rows: list) -> pd.DataFrame:
+    """Validate kline rows in bulk (vectorised) and return them as a frame of the 11 fields.
+
+    The same rules as :func:`parse_kline`, at a fraction of the cost per row: the backfill hot
+    path parses millions of rows. Times and counts are int64; prices and volumes stay strings.
+    """
+    if not rows:
+        return pd.DataFrame(
+            {name: pd.Series(dtype="int64" if name in _INT_FIELDS else object) for name in FRAME_COLUMNS}
+        )
+    if not all(isinstance(row, list) and len(row) >= 11 for row in rows):
+        bad = next(row for row in rows if not (isinstance(row, list) and len(row) >= 11))
+        raise MalformedPayload(f"kline row must be a list of 12 fields, got {str(bad)[:120]!r}")
+    frame = pd.DataFrame.from_records([row[:11] for row in rows], columns=list(FRAME_COLUMNS))
+    for name in FRAME_COLUMNS:
+        column = frame[name]
+        kind = pd.api.types.infer_dtype(column, skipna=False)
+        if name in _INT_FIELDS:
+            if kind != "integer":
+                raise MalformedPayload(
+                    f"kline field {name} must be an integer, got {column.iloc[0]!r} ({kind})"
+                )
+        elif kind != "string":
+            raise MalformedPayload(f"kline field {name} must be a decimal string, got {kind} values")
+        else:
+            try:
+                column.to_numpy().astype(float)  # C-speed check; the slow path only names the culprit
+            except ValueError:
+                value = column[pd.to_numeric(column, errors="coerce").isna()].iloc[0]
+                raise MalformedPayload(f"kline field {name} is not a number: {value!r}") from None
+    for name in _INT_FIELDS:
+        frame[name] = frame[name].astype("int64")
+    return frame
 
 
 class BinanceClient:
@@ -173,3 +213,28 @@ class BinanceClient:
 
     def klines(self, symbol: str, interval: str, start_ms: int, end_ms: int) -> list[Kline]:
         return list(self.iter_klines(symbol, interval, start_ms, end_ms))
+
+    def klines_frame(self, symbol: str, interval: str, start_ms: int, end_ms: int) -> pd.DataFrame:
+        """Klines opening in ``[start_ms, end_ms)`` as one validated frame (the backfill hot path)."""
+        if interval not in INTERVAL_MS:
+            raise ValueError(f"unsupported interval {interval!r}; one of {sorted(INTERVAL_MS)}")
+        pages: list[pd.DataFrame] = []
+        cursor = start_ms
+        while cursor < end_ms:
+            params = {"symbol": symbol, "interval": interval, "startTime": cursor, "endTime": end_ms - 1}
+            page = self._get(
+                "/api/v3/klines", {**params, "limit": MAX_KLINES_PER_REQUEST}, weight=WEIGHT_KLINES
+            )
+            if not isinstance(page, list):
+                raise MalformedPayload(f"klines for {symbol} must be a JSON array, got {str(page)[:120]!r}")
+            if not page:
+                break
+            frame = klines_frame(page)
+            times = frame["open_time"].to_numpy()
+            if times[0] < cursor or (len(times) > 1 and not (times[1:] > times[:-1]).all()):
+                raise MalformedPayload(f"klines for {symbol} are not strictly ascending from {cursor}")
+            pages.append(frame[frame["open_time"] < end_ms])
+            cursor = int(times[-1]) + INTERVAL_MS[interval]
+            if len(page) < MAX_KLINES_PER_REQUEST or times[-1] >= end_ms:
+                break
+        return pd.concat(pages, ignore_index=True) if pages else klines_frame([])

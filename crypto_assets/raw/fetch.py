@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-from crypto_assets.ingestion.binance import BinanceClient, Kline
+from crypto_assets.ingestion.binance import FRAME_COLUMNS, BinanceClient
 from crypto_assets.ingestion.binance_archive import BinanceArchiveClient
-from crypto_assets.raw.schema import klines_to_pandas
+from crypto_assets.raw.schema import frame_to_raw, klines_to_pandas
 
 INTERVAL = "1m"
 SOURCE_REST = "binance_rest"
@@ -51,17 +51,18 @@ def fetch_klines(
     ingested_at = datetime.now(UTC)
 
     def one(pair: str) -> tuple[pd.DataFrame, PairReport]:
-        klines: list[Kline] | None = None
+        klines: pd.DataFrame | None = None
         source = SOURCE_REST
         if archive is not None:
-            klines = archive.day(pair, INTERVAL, start.date())
-            source = SOURCE_ARCHIVE
+            from_archive = archive.day(pair, INTERVAL, start.date())
+            if from_archive is not None:
+                klines = pd.DataFrame([k.__dict__ for k in from_archive], columns=list(FRAME_COLUMNS))
+                source = SOURCE_ARCHIVE
         if klines is None:
-            klines, source = rest.klines(pair, INTERVAL, _ms(start), _ms(end)), SOURCE_REST
-        final = [k for k in klines if _ms(start) <= k.open_time < _ms(end) and k.close_time < _ms(now)]
-        return klines_to_pandas(pair, INTERVAL, final, source, ingested_at), PairReport(
-            pair, len(final), source
-        )
+            klines, source = rest.klines_frame(pair, INTERVAL, _ms(start), _ms(end)), SOURCE_REST
+        open_time, close_time = klines["open_time"], klines["close_time"]
+        final = klines[(open_time >= _ms(start)) & (open_time < _ms(end)) & (close_time < _ms(now))]
+        return frame_to_raw(pair, INTERVAL, final, source, ingested_at), PairReport(pair, len(final), source)
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
         results = list(pool.map(one, pairs))

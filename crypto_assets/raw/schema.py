@@ -32,6 +32,18 @@ RAW_KLINES_SCHEMA = T.StructType(
 )
 
 
+def frame_to_raw(
+    symbol: str, interval: str, klines: pd.DataFrame, source: str, ingested_at: datetime
+) -> pd.DataFrame:
+    """A validated kline frame (see ``ingestion.binance.klines_frame``) in the raw schema."""
+    frame = klines.copy()
+    frame.insert(0, "symbol", symbol)
+    frame["interval"] = interval
+    frame["source"] = source
+    frame["ingested_at"] = pd.Timestamp(ingested_at).tz_convert("UTC").tz_localize(None)
+    return frame[[f.name for f in RAW_KLINES_SCHEMA.fields]]
+
+
 def klines_to_pandas(
     symbol: str, interval: str, klines: list[Kline], source: str, ingested_at: datetime
 ) -> pd.DataFrame:

@@ -11,6 +11,7 @@ from crypto_assets.ingestion.binance import (
     MalformedPayload,
     RequestRejected,
     Unavailable,
+    klines_frame,
     parse_kline,
 )
 
@@ -67,6 +68,28 @@ def test_parses_the_real_captured_klines_response(real_data: Path):
 def test_malformed_rows_are_named(row, message):
     with pytest.raises(MalformedPayload, match=message):
         parse_kline(row)
+    with pytest.raises(MalformedPayload, match=message):  # the vectorised hot path agrees
+        klines_frame([_kline(0), row])
+
+
+def test_vectorised_frame_equals_row_parsing(real_data: Path):
+    rows = json.loads((real_data / "binance_rest_responses" / "http_spot_market_klines.json").read_text())
+    frame = klines_frame(rows)
+    assert frame.to_dict("records") == [parse_kline(row).__dict__ for row in rows]
+    assert str(frame["open_time"].dtype) == "int64" and frame["open"].iloc[0] == "60685.22000000"
+
+
+def test_frame_path_paginates_and_trims_to_the_window():
+    def handler(request: httpx.Request) -> httpx.Response:
+        start, end = int(request.url.params["startTime"]), int(request.url.params["endTime"])
+        return httpx.Response(
+            200, json=[_kline(t) for t in range(start, min(end + 1, start + 1000 * 60_000), 60_000)]
+        )
+
+    client, _ = _client(handler)
+    frame = client.klines_frame("BTCUSDT", "1m", DAY, DAY + 86_400_000)
+    assert len(frame) == 1440 and frame["open_time"].is_monotonic_increasing
+    assert frame["open_time"].iloc[-1] == DAY + 86_400_000 - 60_000
 
 
 def test_paginates_by_start_time_with_limit_1000():

@@ -31,9 +31,10 @@ def main() -> None:
         BinanceClient(url) as rest,
         BinanceArchiveClient(url) as archive,
     ):
-        # Warm the emulator's generator for both paths alike (its cost is not the client's).
+        # Warm the emulator (bar generation, zip building) for both paths: its cost is not the client's.
         for start, end in windows:
             fetch_klines(rest, None, pairs, start, end, datetime.now(UTC))
+            fetch_klines(rest, archive, pairs, start, end, datetime.now(UTC))
         timings = {}
         frames = {}
         for label, source in (("rest", None), ("archive", archive)):

@@ -56,6 +56,7 @@ def main() -> None:
     print(
         f"weight per complete window: min {min(shares):.1%}, mean {sum(shares) / len(shares):.1%}, max {max(shares):.1%}"
     )
+    print(f"weight per window (all): {used}")
     print(f"429 answers: server counted {stats['rejected_429']}, client saw {rate_limited}")
     print(
         f"RATIO mean used/allowed weight = {sum(shares) / len(shares):.2f} (target >= 0.90), 429s = {stats['rejected_429']} (target 0)"

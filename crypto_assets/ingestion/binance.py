@@ -98,7 +98,13 @@ def klines_frame(rows: list) -> pd.DataFrame:
     if not all(isinstance(row, list) and len(row) >= 11 for row in rows):
         bad = next(row for row in rows if not (isinstance(row, list) and len(row) >= 11))
         raise MalformedPayload(f"kline row must be a list of 12 fields, got {str(bad)[:120]!r}")
-    frame = pd.DataFrame.from_records([row[:11] for row in rows], columns=list(FRAME_COLUMNS))
+    return validate_kline_frame(
+        pd.DataFrame.from_records([row[:11] for row in rows], columns=list(FRAME_COLUMNS))
+    )
+
+
+def validate_kline_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Check the 11 kline fields column by column: integer times and counts, numeric decimal strings."""
     for name in FRAME_COLUMNS:
         column = frame[name]
         kind = pd.api.types.infer_dtype(column, skipna=False)

@@ -17,8 +17,16 @@ from datetime import date
 from typing import Any
 
 import httpx
+import pandas as pd
 
-from crypto_assets.ingestion.binance import INTERVAL_MS, Kline, parse_kline
+from crypto_assets.ingestion.binance import (
+    FRAME_COLUMNS,
+    INTERVAL_MS,
+    Kline,
+    klines_frame,
+    parse_kline,
+    validate_kline_frame,
+)
 from crypto_assets.ingestion.http import MalformedPayload, NotFound, RetryingHttp, SourceError
 
 MICROSECOND_THRESHOLD = 10**14  # ms timestamps are ~1.7e12 until year 5138; µs are ~1.7e15
@@ -64,6 +72,27 @@ def parse_archive_csv(text: str) -> list[Kline]:
     return klines
 
 
+def archive_frame(text: str) -> pd.DataFrame:
+    """An archive CSV as a validated kline frame (vectorised; times in milliseconds)."""
+    table = pd.read_csv(io.StringIO(text), header=None, dtype=str, keep_default_na=False)
+    if len(table) and not str(table.iloc[0, 0]).strip().isdigit():
+        table = table.iloc[1:]  # a header line, as in some copies of the archive
+    if len(table) == 0:
+        return klines_frame([])
+    if table.shape[1] < 11:
+        raise MalformedPayload(f"archive rows have {table.shape[1]} fields, expected 12")
+    frame = table.iloc[:, :11].copy()
+    frame.columns = list(FRAME_COLUMNS)
+    for name in ("open_time", "close_time", "trade_count"):
+        numbers = pd.to_numeric(frame[name], errors="coerce")
+        if numbers.isna().any():
+            raise MalformedPayload(f"archive field {name} must be an integer")
+        frame[name] = numbers.astype("int64")
+    for name in ("open_time", "close_time"):
+        frame[name] = frame[name].where(frame[name] < MICROSECOND_THRESHOLD, frame[name] // 1000)
+    return validate_kline_frame(frame.reset_index(drop=True))
+
+
 class BinanceArchiveClient:
     """Downloads, verifies and parses archive files."""
 
@@ -81,8 +110,17 @@ class BinanceArchiveClient:
     def __exit__(self, *_: object) -> None:
         self.close()
 
+    def fetch_frame(self, path: str) -> pd.DataFrame | None:
+        """The verified rows of one archive file as a kline frame, or None when not published."""
+        text = self._verified_text(path)
+        return None if text is None else archive_frame(text)
+
     def fetch(self, path: str) -> list[Kline] | None:
         """The verified rows of one archive file, or None when it is not published."""
+        text = self._verified_text(path)
+        return None if text is None else parse_archive_csv(text)
+
+    def _verified_text(self, path: str) -> str | None:
         try:
             payload = self.http.get(path).content
             published = self.http.get(path + ".CHECKSUM").text
@@ -99,12 +137,16 @@ class BinanceArchiveClient:
                 names = [n for n in archive.namelist() if n.endswith(".csv")]
                 if len(names) != 1:
                     raise MalformedPayload(f"{path}: expected one CSV in the zip, found {names}")
-                text = archive.read(names[0]).decode()
+                return archive.read(names[0]).decode()
         except zipfile.BadZipFile as exc:
             raise MalformedPayload(f"{path}: not a valid zip file ({exc})") from exc
-        return parse_archive_csv(text)
 
     def day(self, pair: str, interval: str, day: date) -> list[Kline] | None:
         if interval not in INTERVAL_MS:
             raise ValueError(f"unsupported interval {interval!r}")
         return self.fetch(daily_path(pair, interval, day))
+
+    def day_frame(self, pair: str, interval: str, day: date) -> pd.DataFrame | None:
+        if interval not in INTERVAL_MS:
+            raise ValueError(f"unsupported interval {interval!r}")
+        return self.fetch_frame(daily_path(pair, interval, day))

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-from crypto_assets.ingestion.binance import FRAME_COLUMNS, BinanceClient
+from crypto_assets.ingestion.binance import BinanceClient
 from crypto_assets.ingestion.binance_archive import BinanceArchiveClient
 from crypto_assets.raw.schema import frame_to_raw, klines_to_pandas
 
@@ -54,10 +54,8 @@ def fetch_klines(
         klines: pd.DataFrame | None = None
         source = SOURCE_REST
         if archive is not None:
-            from_archive = archive.day(pair, INTERVAL, start.date())
-            if from_archive is not None:
-                klines = pd.DataFrame([k.__dict__ for k in from_archive], columns=list(FRAME_COLUMNS))
-                source = SOURCE_ARCHIVE
+            klines = archive.day_frame(pair, INTERVAL, start.date())
+            source = SOURCE_ARCHIVE
         if klines is None:
             klines, source = rest.klines_frame(pair, INTERVAL, _ms(start), _ms(end)), SOURCE_REST
         open_time, close_time = klines["open_time"], klines["close_time"]

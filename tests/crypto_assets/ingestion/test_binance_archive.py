@@ -112,3 +112,14 @@ def test_archive_5xx_is_retried_then_given_up(emulator_url, faults):
         pytest.raises(Unavailable),
     ):
         archive.fetch(route)
+
+
+def test_vectorised_archive_parsing_equals_row_parsing(real_data):
+    from crypto_assets.ingestion.binance_archive import archive_frame
+
+    text = (real_data / "binance_spot_archive_1h" / "BTCUSDT-1h-2023-03.csv").read_text()
+    assert archive_frame(text).to_dict("records") == [k.__dict__ for k in parse_archive_csv(text)]
+    micro = "1735689600000000,1.0,2.0,0.5,1.5,10,1735689659999999,15,3,5,7.5,0\n"
+    assert archive_frame(micro)["open_time"].iloc[0] == 1735689600000
+    with pytest.raises(MalformedPayload):
+        archive_frame("1735689600000,abc,2.0,0.5,1.5,10,1735689659999,15,3,5,7.5,0\n")

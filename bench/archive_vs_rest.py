@@ -1,10 +1,12 @@
 """Archive backfill against REST for the same window: the speed-up of the bulk-archive path.
 
-Both fetch every listed pair's 1m klines for the same days from the same emulator, through the
-pipeline's own fetch_klines (4 threads): once from the daily archive files (zip + SHA-256
-check), once from /api/v3/klines pages. The results are checked equal before timing counts.
+Every listed pair's 1m klines for one calendar month, from the same emulator, through the
+pipeline's own fetch_klines (4 threads): from REST pages (1,000 klines each), from daily
+archive files, and from the monthly archive file (what raw_klines uses for a whole month). The
+results are checked equal. Measured on loopback and with 50 ms added per request, as a real
+exchange is; the emulator's own work (bar generation, zipping) is warmed up first for all paths.
 
-    .venv/bin/python bench/archive_vs_rest.py [--days 5]
+    .venv/bin/python bench/archive_vs_rest.py [--month 2024-02]
 """
 
 from __future__ import annotations
@@ -12,47 +14,63 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
-from _common import Timer, days, emulator, pairs_for
+import pandas as pd
+from _common import Timer, emulator, pairs_for
 
 from crypto_assets.ingestion.binance import BinanceClient
 from crypto_assets.ingestion.binance_archive import BinanceArchiveClient
-from crypto_assets.raw.fetch import fetch_klines
+from crypto_assets.raw.fetch import fetch_klines, fetch_plan
+
+
+def run(
+    rest: BinanceClient, archive: BinanceArchiveClient | None, periods: list, pairs: list[str]
+) -> pd.DataFrame:
+    frames = [
+        fetch_klines(rest, archive, pairs, s, e, datetime.now(UTC), monthly=m)[0] for s, e, m in periods
+    ]
+    frame = pd.concat(frames, ignore_index=True).drop(columns=["source", "ingested_at"])
+    return frame.sort_values(["symbol", "open_time"]).reset_index(drop=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--days", type=int, default=5)
-    parser.add_argument("--first-day", default="2024-03-01")
+    parser.add_argument("--month", default="2024-02")
+    parser.add_argument("--latency-ms", type=float, nargs="*", default=[0.0, 50.0])
     args = parser.parse_args()
-    windows = days(args.first_day, args.days)
-    pairs = pairs_for(windows[0][0], windows[-1][1])
-    with (
-        emulator("--weight-limit", "1000000000") as url,
-        BinanceClient(url) as rest,
-        BinanceArchiveClient(url) as archive,
-    ):
-        # Warm the emulator (bar generation, zip building) for both paths: its cost is not the client's.
-        for start, end in windows:
-            fetch_klines(rest, None, pairs, start, end, datetime.now(UTC))
-            fetch_klines(rest, archive, pairs, start, end, datetime.now(UTC))
-        timings = {}
-        frames = {}
-        for label, source in (("rest", None), ("archive", archive)):
-            with Timer() as timer:
-                parts = [fetch_klines(rest, source, pairs, s, e, datetime.now(UTC))[0] for s, e in windows]
-            timings[label] = timer.seconds
-            frames[label] = parts
-        rows = sum(len(p) for p in frames["rest"])
-        same = all(
-            a.drop(columns=["source", "ingested_at"]).equals(b.drop(columns=["source", "ingested_at"]))
-            for a, b in zip(frames["rest"], frames["archive"], strict=True)
+    start = datetime.fromisoformat(args.month + "-01").replace(tzinfo=UTC)
+    end = (start.replace(day=28) + pd.Timedelta(days=4)).replace(day=1)
+    pairs = pairs_for(start, end)
+    daily = fetch_plan(start, end, use_archive=False)
+    monthly = fetch_plan(start, end, use_archive=True)
+    for latency in args.latency_ms:
+        with emulator("--weight-limit", "1000000000", "--latency-ms", str(latency)) as url:
+            with BinanceClient(url) as rest, BinanceArchiveClient(url) as archive:
+                paths = {
+                    "rest (pages of 1,000)": (None, daily),
+                    "archive, daily files": (archive, daily),
+                    "archive, monthly files": (archive, monthly),
+                }
+                for source, periods in paths.values():  # warm-up: the emulator builds its data once
+                    run(rest, source, periods, pairs)
+                timings, frames = {}, {}
+                for label, (source, periods) in paths.items():
+                    with Timer() as timer:
+                        frames[label] = run(rest, source, periods, pairs)
+                    timings[label] = timer.seconds
+        rows = len(frames["rest (pages of 1,000)"])
+        same = all(f.equals(frames["rest (pages of 1,000)"]) for f in frames.values())
+        where = "loopback" if not latency else f"{latency:.0f} ms per request"
+        print(
+            f"== {where}: {len(pairs)} pairs x {args.month} x 1m = {rows:,} klines (identical from all paths: {same})"
         )
-    print(
-        f"workload: {len(pairs)} pairs x {args.days} days x 1m = {rows:,} klines (identical from both: {same})"
-    )
-    for label, seconds in timings.items():
-        print(f"  {label:<8} {seconds:6.2f} s  {rows / seconds:,.0f} klines/s")
-    print(f"RATIO archive speed-up over REST = {timings['rest'] / timings['archive']:.2f}x")
+        rest_seconds = timings["rest (pages of 1,000)"]
+        for label, seconds in timings.items():
+            print(
+                f"  {label:<24} {seconds:6.2f} s  {rows / seconds:>9,.0f} klines/s  {rest_seconds / seconds:5.2f}x REST"
+            )
+        print(
+            f"  RATIO monthly archive speed-up over REST = {rest_seconds / timings['archive, monthly files']:.2f}x\n"
+        )
 
 
 if __name__ == "__main__":

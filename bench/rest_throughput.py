@@ -23,7 +23,7 @@ from _common import Timer, days, emulator, pairs_for
 from crypto_assets.ingestion.binance import BinanceClient
 from crypto_assets.raw.fetch import fetch_klines
 from crypto_assets.raw.schema import RAW_KLINES_SCHEMA
-from resources.parquet_io import write_partition_atomically
+from resources.parquet_io import write_partitions_atomically
 from resources.settings import Settings
 from resources.spark import spark_config
 
@@ -56,21 +56,23 @@ def bare_loop(url: str, pairs: list[str], windows: list) -> int:
 
 
 def pipeline(url: str, pairs: list[str], windows: list, spark, lake: Path, threads: int) -> int:
-    klines = 0
+    """What one raw_klines backfill run does: fetch every day, then one Spark job writes the
+    range, split into atomic day partitions."""
+    frames = []
     with BinanceClient(url) as client:
         for start, end in windows:
-            frame, _ = fetch_klines(client, None, pairs, start, end, datetime.now(UTC), threads=threads)
-            klines += len(frame)
-            write_partition_atomically(
-                spark.createDataFrame(frame, schema=RAW_KLINES_SCHEMA),
-                lake / f"dt={start.date().isoformat()}",
+            frames.append(
+                fetch_klines(client, None, pairs, start, end, datetime.now(UTC), threads=threads)[0]
             )
-    return klines
+    frame = pd.concat(frames, ignore_index=True)
+    targets = {start.date().isoformat(): lake / f"dt={start.date().isoformat()}" for start, _ in windows}
+    write_partitions_atomically(spark.createDataFrame(frame, schema=RAW_KLINES_SCHEMA), "open_time", targets)
+    return len(frame)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--days", type=int, default=2)
+    parser.add_argument("--days", type=int, default=4)
     parser.add_argument("--first-day", default="2024-03-01")
     parser.add_argument("--latency-ms", type=float, nargs="*", default=[0.0, 50.0])
     args = parser.parse_args()

@@ -8,9 +8,9 @@ from dagster import AssetCheckResult, AssetExecutionContext, MetadataValue, Outp
 from dagster_pyspark import LazyPySparkResource
 
 from crypto_assets.checks import quality_check_specs
-from crypto_assets.partitions import backfill_policy, daily_partitions, days_in
+from crypto_assets.partitions import backfill_policy, daily_partitions
 from crypto_assets.publishing import publish
-from crypto_assets.raw.fetch import EXCHANGE_SOURCES, PairReport, fetch_klines
+from crypto_assets.raw.fetch import EXCHANGE_SOURCES, PairReport, fetch_klines, fetch_plan
 from crypto_assets.raw.merge import merge_raw
 from crypto_assets.raw.schema import RAW_KLINES_SCHEMA
 from crypto_assets.universe import load_universe
@@ -46,15 +46,21 @@ def raw_klines(
     not_listed: set[str] = set()
     with binance.client() as rest, binance.archive_client() as archive:
         listed = rest.trading_symbols()
-        for day_start, day_end in days_in(window.start, window.end):
-            active = universe.active_pairs(day_start, day_end)
+        for period_start, period_end, monthly in fetch_plan(window.start, window.end, use_archive):
+            active = universe.active_pairs(period_start, period_end)
             pairs = sorted(p for p in active if p in listed)
             not_listed |= set(active) - set(pairs)
-            frame, day_reports = fetch_klines(
-                rest, archive if use_archive else None, pairs, day_start, day_end, datetime.now(UTC)
+            frame, period_reports = fetch_klines(
+                rest,
+                archive if use_archive else None,
+                pairs,
+                period_start,
+                period_end,
+                datetime.now(UTC),
+                monthly=monthly,
             )
             frames.append(frame)
-            reports += day_reports
+            reports += period_reports
         used_weight = rest.used_weight
         rate_limited = rest.http.rate_limited
     if not_listed:

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
 from crypto_assets.ingestion.binance import BinanceClient
-from crypto_assets.ingestion.binance_archive import BinanceArchiveClient
+from crypto_assets.ingestion.binance_archive import BinanceArchiveClient, monthly_path
 from crypto_assets.raw.schema import frame_to_raw, klines_to_pandas
 
 INTERVAL = "1m"
@@ -41,12 +41,14 @@ def fetch_klines(
     end: datetime,
     now: datetime,
     threads: int = FETCH_THREADS,
+    monthly: bool = False,
 ) -> tuple[pd.DataFrame, list[PairReport]]:
-    """1m klines of ``pairs`` opening in ``[start, end)`` (one UTC day), in the raw schema.
+    """1m klines of ``pairs`` opening in ``[start, end)``, in the raw schema.
 
-    With an ``archive`` client, each pair's day comes from its verified archive file, or from
-    REST when the file is not published yet. Candles still open at ``now`` are dropped: a
-    candle is final only once its close time has passed.
+    ``[start, end)`` is one UTC day, or with ``monthly`` one whole calendar month. With an
+    ``archive`` client, each pair's period comes from its verified daily (or monthly) archive
+    file, or from REST when the file is not published. Candles still open at ``now`` are
+    dropped: a candle is final only once its close time has passed.
     """
     ingested_at = datetime.now(UTC)
 
@@ -54,7 +56,11 @@ def fetch_klines(
         klines: pd.DataFrame | None = None
         source = SOURCE_REST
         if archive is not None:
-            klines = archive.day_frame(pair, INTERVAL, start.date())
+            klines = (
+                archive.fetch_frame(monthly_path(pair, INTERVAL, start.year, start.month))
+                if monthly
+                else archive.day_frame(pair, INTERVAL, start.date())
+            )
             source = SOURCE_ARCHIVE
         if klines is None:
             klines, source = rest.klines_frame(pair, INTERVAL, _ms(start), _ms(end)), SOURCE_REST
@@ -71,3 +77,19 @@ def fetch_klines(
         else klines_to_pandas("", INTERVAL, [], "", ingested_at)
     )
     return combined, [report for _, report in results]
+
+
+def fetch_plan(start: datetime, end: datetime, use_archive: bool) -> list[tuple[datetime, datetime, bool]]:
+    """Split ``[start, end)`` into fetch periods: whole calendar months (one monthly archive file
+    per pair instead of ~30 daily ones) when the archive is used, single days otherwise."""
+    periods: list[tuple[datetime, datetime, bool]] = []
+    cursor = start
+    while cursor < end:
+        month_end = (cursor.replace(day=28) + timedelta(days=4)).replace(day=1)
+        if use_archive and cursor.day == 1 and cursor.hour == 0 and month_end <= end:
+            periods.append((cursor, month_end, True))
+            cursor = month_end
+        else:
+            periods.append((cursor, cursor + timedelta(days=1), False))
+            cursor += timedelta(days=1)
+    return periods

@@ -68,3 +68,18 @@ def test_import_lands_in_raw_partitions_idempotently(local_env, monkeypatch, tmp
         DagsterInstance.get().fetch_materializations(AssetKey("raw_klines"), limit=1000).records
     )
     assert {m.partition_key for m in materializations} >= {"2023-01-01", "2023-12-30"}
+
+
+def test_fetch_plan_uses_monthly_files_for_whole_months():
+    from datetime import UTC, datetime
+
+    from crypto_assets.raw.fetch import fetch_plan
+
+    start, end = datetime(2024, 1, 30, tzinfo=UTC), datetime(2024, 3, 2, tzinfo=UTC)
+    plan = fetch_plan(start, end, use_archive=True)
+    assert [(s.date().isoformat(), m) for s, _, m in plan] == [
+        ("2024-01-30", False), ("2024-01-31", False), ("2024-02-01", True), ("2024-03-01", False),
+    ]  # fmt: skip
+    assert plan[2][1] == datetime(2024, 3, 1, tzinfo=UTC)
+    assert all(not m for _, _, m in fetch_plan(start, end, use_archive=False))
+    assert len(fetch_plan(start, end, use_archive=False)) == 32

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
-from dagster import BackfillPolicy, DailyPartitionsDefinition
+from dagster import AssetsDefinition, BackfillPolicy, DailyPartitionsDefinition, asset
 
 # Binance's first spot klines (BTCUSDT, ETHUSDT) are from 2017-08-17. end_offset=0: the last
 # partition is yesterday, so the still-open day is never materialized as if it were final.
@@ -25,3 +27,26 @@ def days_in(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
         days.append((cursor, min(end, cursor + timedelta(days=1))))
         cursor += timedelta(days=1)
     return days
+
+
+def daily_asset(
+    layer: str,
+    *,
+    time_column: str,
+    io_manager_key: str = "lake_io_manager",
+    kinds: tuple[str, ...] = ("spark", "parquet"),
+    metadata: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> Callable[[Callable[..., Any]], AssetsDefinition]:
+    """``@asset`` with what every dataset of the platform shares: daily UTC partitions, the
+    backfill policy, the layer as group, and the metadata the IO managers read (``layer`` for
+    the lake path, ``partition_time_column`` to split multi-day runs into days)."""
+    return asset(
+        partitions_def=daily_partitions,
+        backfill_policy=backfill_policy,
+        io_manager_key=io_manager_key,
+        group_name=layer,
+        metadata={"layer": layer, "partition_time_column": time_column, **(metadata or {})},
+        kinds=set(kinds),
+        **kwargs,
+    )

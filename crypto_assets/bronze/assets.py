@@ -2,23 +2,19 @@
 
 from collections.abc import Iterator
 
-from dagster import AssetCheckResult, AssetExecutionContext, Output, asset
+from dagster import AssetCheckResult, AssetExecutionContext, Output
 from pyspark.sql import DataFrame
 
 from crypto_assets.bronze.transforms import clean_klines
 from crypto_assets.checks import quality_check_specs
-from crypto_assets.partitions import backfill_policy, daily_partitions
+from crypto_assets.partitions import daily_asset
 from crypto_assets.publishing import publish
 from crypto_assets.universe import load_universe
 
 
-@asset(
-    partitions_def=daily_partitions,
-    backfill_policy=backfill_policy,
-    io_manager_key="lake_io_manager",
-    group_name="bronze",
-    metadata={"layer": "bronze", "partition_time_column": "open_time"},
-    kinds={"spark", "parquet"},
+@daily_asset(
+    "bronze",
+    time_column="open_time",
     check_specs=quality_check_specs("bronze_klines", keys="(token, open_time)"),
 )
 def bronze_klines(

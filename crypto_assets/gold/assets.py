@@ -2,23 +2,22 @@
 
 from collections.abc import Iterator
 
-from dagster import AssetCheckResult, AssetExecutionContext, Output, asset
+from dagster import AssetCheckResult, AssetExecutionContext, Output
 from pyspark.sql import DataFrame
 
 from crypto_assets.checks import quality_check_specs
 from crypto_assets.gold.transforms import hourly_market_features
-from crypto_assets.partitions import backfill_policy, daily_partitions
+from crypto_assets.partitions import daily_asset
 from crypto_assets.publishing import publish
 
 
-@asset(
-    partitions_def=daily_partitions,
-    backfill_policy=backfill_policy,
+@daily_asset(
+    "gold",
+    time_column="bar_time",
     io_manager_key="warehouse_io_manager",
-    group_name="gold",
+    kinds=("spark", "snowflake"),
     # partition_expr: the column whose day window the warehouse replaces on each run.
-    metadata={"layer": "gold", "partition_expr": "BAR_TIME", "partition_time_column": "bar_time"},
-    kinds={"spark", "snowflake"},
+    metadata={"partition_expr": "BAR_TIME"},
     check_specs=quality_check_specs("gold_market_features", keys="(token, bar_time)"),
 )
 def gold_market_features(

@@ -4,11 +4,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pandas as pd
-from dagster import AssetCheckResult, AssetExecutionContext, MetadataValue, Output, asset
+from dagster import AssetCheckResult, AssetExecutionContext, MetadataValue, Output
 from dagster_pyspark import LazyPySparkResource
 
 from crypto_assets.checks import quality_check_specs
-from crypto_assets.partitions import backfill_policy, daily_partitions
+from crypto_assets.partitions import daily_asset
 from crypto_assets.publishing import publish
 from crypto_assets.raw.fetch import EXCHANGE_SOURCES, PairReport, fetch_klines, fetch_plan
 from crypto_assets.raw.merge import merge_raw
@@ -18,13 +18,9 @@ from resources.exchange import BinanceResource
 from resources.parquet_io import LakeResource
 
 
-@asset(
-    partitions_def=daily_partitions,
-    backfill_policy=backfill_policy,
-    io_manager_key="lake_io_manager",
-    group_name="raw",
-    metadata={"layer": "raw", "partition_time_column": "open_time"},
-    kinds={"spark", "parquet"},
+@daily_asset(
+    "raw",
+    time_column="open_time",
     check_specs=quality_check_specs("raw_klines", ohlc=False, keys="(symbol, interval, open_time)"),
 )
 def raw_klines(

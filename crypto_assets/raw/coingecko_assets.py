@@ -11,14 +11,13 @@ from dagster import (
     AssetExecutionContext,
     MetadataValue,
     Output,
-    asset,
 )
 from dagster_pyspark import LazyPySparkResource
 from pyspark.sql import types as T
 
 from crypto_assets.checks import NO_DUPLICATE_KEYS, NO_NULL_KEYS, quality_results
 from crypto_assets.ingestion.http import Banned, SourceError
-from crypto_assets.partitions import backfill_policy, daily_partitions
+from crypto_assets.partitions import daily_asset
 from crypto_assets.quality import summarize
 from crypto_assets.universe import load_universe
 from resources.exchange import CoinGeckoResource
@@ -39,13 +38,9 @@ RAW_COINGECKO_SCHEMA = T.StructType(
 )
 
 
-@asset(
-    partitions_def=daily_partitions,
-    backfill_policy=backfill_policy,
-    io_manager_key="lake_io_manager",
-    group_name="raw",
-    metadata={"layer": "raw", "partition_time_column": "time"},
-    kinds={"spark", "parquet"},
+@daily_asset(
+    "raw",
+    time_column="time",
     check_specs=[
         AssetCheckSpec(
             NO_DUPLICATE_KEYS,

@@ -9,12 +9,11 @@ from dagster import (
     AssetIn,
     Output,
     TimeWindowPartitionMapping,
-    asset,
 )
 from pyspark.sql import DataFrame
 
 from crypto_assets.checks import quality_check_specs
-from crypto_assets.partitions import backfill_policy, daily_partitions
+from crypto_assets.partitions import daily_asset
 from crypto_assets.publishing import publish
 from crypto_assets.silver.transforms import LOOKBACK_DAYS, minute_features
 
@@ -23,13 +22,9 @@ from crypto_assets.silver.transforms import LOOKBACK_DAYS, minute_features
 warnings.filterwarnings("ignore", message=".*allow_nonexistent_upstream_partitions.*")
 
 
-@asset(
-    partitions_def=daily_partitions,
-    backfill_policy=backfill_policy,
-    io_manager_key="lake_io_manager",
-    group_name="silver",
-    metadata={"layer": "silver", "partition_time_column": "open_time"},
-    kinds={"spark", "parquet"},
+@daily_asset(
+    "silver",
+    time_column="open_time",
     ins={
         "bronze_klines": AssetIn(
             # Rolling windows at 00:00 need the previous day's last minutes: read day D-1 too.

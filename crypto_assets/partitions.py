@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
 from typing import Any
 
 from dagster import AssetsDefinition, BackfillPolicy, DailyPartitionsDefinition, asset
@@ -17,16 +16,6 @@ daily_partitions = DailyPartitionsDefinition(start_date=FIRST_DAY, timezone="UTC
 # and one CoinGecko call per token per run instead of per day. Each day stays its own partition.
 MAX_DAYS_PER_RUN = 31
 backfill_policy = BackfillPolicy.multi_run(max_partitions_per_run=MAX_DAYS_PER_RUN)
-
-
-def days_in(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
-    """The UTC days of the window ``[start, end)`` as (day start, day end) pairs."""
-    days = []
-    cursor = start
-    while cursor < end:
-        days.append((cursor, min(end, cursor + timedelta(days=1))))
-        cursor += timedelta(days=1)
-    return days
 
 
 def daily_asset(

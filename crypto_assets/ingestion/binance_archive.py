@@ -9,7 +9,6 @@ so the caller can fall back to REST for that day.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import zipfile
@@ -24,7 +23,6 @@ from crypto_assets.ingestion.binance import (
     INTERVAL_MS,
     Kline,
     klines_frame,
-    parse_kline,
     validate_kline_frame,
 )
 from crypto_assets.ingestion.http import MalformedPayload, NotFound, RetryingHttp, SourceError
@@ -42,34 +40,6 @@ def daily_path(pair: str, interval: str, day: date) -> str:
 
 def monthly_path(pair: str, interval: str, year: int, month: int) -> str:
     return f"/data/spot/monthly/klines/{pair}/{interval}/{pair}-{interval}-{year:04d}-{month:02d}.zip"
-
-
-def to_milliseconds(value: int) -> int:
-    return value // 1000 if value >= MICROSECOND_THRESHOLD else value
-
-
-def parse_archive_csv(text: str) -> list[Kline]:
-    """Rows of an archive CSV (12 columns; a header line, as in some copies, is skipped)."""
-    klines: list[Kline] = []
-    for line_number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
-        if not row or (line_number == 1 and not row[0].strip().isdigit()):
-            continue
-        if len(row) < 11:
-            raise MalformedPayload(f"archive line {line_number} has {len(row)} fields, expected 12")
-        try:
-            open_time, close_time, trades = int(row[0]), int(row[6]), int(row[8])
-        except ValueError:
-            raise MalformedPayload(f"archive line {line_number}: non-integer time or trade count") from None
-        values: list[Any] = [
-            to_milliseconds(open_time),
-            *row[1:6],
-            to_milliseconds(close_time),
-            row[7],
-            trades,
-            *row[9:12],
-        ]
-        klines.append(parse_kline(values))
-    return klines
 
 
 def archive_frame(text: str) -> pd.DataFrame:
@@ -91,6 +61,11 @@ def archive_frame(text: str) -> pd.DataFrame:
     for name in ("open_time", "close_time"):
         frame[name] = frame[name].where(frame[name] < MICROSECOND_THRESHOLD, frame[name] // 1000)
     return validate_kline_frame(frame.reset_index(drop=True))
+
+
+def parse_archive_csv(text: str) -> list[Kline]:
+    """Rows of an archive CSV as :class:`Kline` (12 columns; a header line is skipped)."""
+    return [Kline(**row) for row in archive_frame(text).to_dict("records")]
 
 
 class BinanceArchiveClient:

@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
-from crypto_assets.ingestion.binance import BinanceClient
+from crypto_assets.ingestion.binance import BinanceClient, klines_frame
 from crypto_assets.ingestion.binance_archive import BinanceArchiveClient, monthly_path
-from crypto_assets.raw.schema import frame_to_raw, klines_to_pandas
+from crypto_assets.raw.schema import frame_to_raw
 
 INTERVAL = "1m"
 SOURCE_REST = "binance_rest"
@@ -74,7 +74,7 @@ def fetch_klines(
     combined = (
         pd.concat(frames, ignore_index=True)
         if frames
-        else klines_to_pandas("", INTERVAL, [], "", ingested_at)
+        else frame_to_raw("", INTERVAL, klines_frame([]), "", ingested_at)
     )
     return combined, [report for _, report in results]
 

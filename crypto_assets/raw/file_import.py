@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from crypto_assets.ingestion.binance import INTERVAL_MS
-from crypto_assets.ingestion.binance_archive import parse_archive_csv
-from crypto_assets.raw.schema import RAW_KLINES_SCHEMA, klines_to_pandas
+from crypto_assets.ingestion.binance_archive import archive_frame
+from crypto_assets.raw.schema import RAW_KLINES_SCHEMA, frame_to_raw
 
 if TYPE_CHECKING:
     from resources.settings import Settings
@@ -94,9 +94,9 @@ def read_file(path: Path, symbol: str | None = None) -> pd.DataFrame:
                 )
             opener = gzip.open if path.name.endswith(".gz") else open
             with opener(path, "rt") as handle:
-                klines = parse_archive_csv(handle.read())
-            interval = _interval(pd.Series([k.open_time for k in klines]), named_interval)
-            return klines_to_pandas(pair, interval, klines, source, ingested_at)
+                klines = archive_frame(handle.read())
+            interval = _interval(klines["open_time"], named_interval)
+            return frame_to_raw(pair, interval, klines, source, ingested_at)
         frame = pd.read_csv(path, dtype=str)
     frame.columns = [str(c).strip().lower() for c in frame.columns]
     time_column = next((c for c in TIME_COLUMNS if c in frame.columns), None)

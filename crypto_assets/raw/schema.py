@@ -7,8 +7,6 @@ from datetime import datetime
 import pandas as pd
 from pyspark.sql import types as T
 
-from crypto_assets.ingestion.binance import Kline
-
 # Prices and volumes stay the exchange's decimal strings: raw never rounds, so bronze can be
 # rebuilt from it at any time with any precision policy.
 RAW_KLINES_SCHEMA = T.StructType(
@@ -41,21 +39,4 @@ def frame_to_raw(
     frame["interval"] = interval
     frame["source"] = source
     frame["ingested_at"] = pd.Timestamp(ingested_at).tz_convert("UTC").tz_localize(None)
-    return frame[[f.name for f in RAW_KLINES_SCHEMA.fields]]
-
-
-def klines_to_pandas(
-    symbol: str, interval: str, klines: list[Kline], source: str, ingested_at: datetime
-) -> pd.DataFrame:
-    """One symbol's klines as a pandas frame in the raw schema's column order."""
-    frame = pd.DataFrame(
-        [k.__dict__ for k in klines],
-        columns=[f.name for f in RAW_KLINES_SCHEMA.fields if f.name in Kline.__dataclass_fields__],
-    )
-    frame.insert(0, "symbol", symbol)
-    frame["interval"] = interval
-    frame["source"] = source
-    frame["ingested_at"] = pd.Timestamp(ingested_at).tz_convert("UTC").tz_localize(None)
-    for column in ("open_time", "close_time", "trade_count"):
-        frame[column] = frame[column].astype("int64")
     return frame[[f.name for f in RAW_KLINES_SCHEMA.fields]]

@@ -1,6 +1,5 @@
 """Silver layer: per-minute features in the lake."""
 
-import warnings
 from collections.abc import Iterator
 
 from dagster import (
@@ -16,10 +15,6 @@ from crypto_assets.checks import quality_check_specs
 from crypto_assets.partitions import daily_asset
 from crypto_assets.publishing import publish
 from crypto_assets.silver.transforms import LOOKBACK_DAYS, minute_features
-
-# Needed for the first partition (2017-08-17), whose D-1 lies before the partitions' start; the
-# parameter is stable in practice but flagged beta: keep the flag out of every CLI run's output.
-warnings.filterwarnings("ignore", message=".*allow_nonexistent_upstream_partitions.*")
 
 
 @daily_asset(

@@ -7,7 +7,7 @@ worker, 418 stops at once, 5xx and timeouts back off with jitter, bad payloads n
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,22 +63,12 @@ class Kline:
 
 def parse_kline(row: Any) -> Kline:
     """Validate one 12-field kline row; raise :class:`MalformedPayload` naming what is wrong."""
-    if not isinstance(row, list) or len(row) < 11:
-        raise MalformedPayload(f"kline row must be a list of 12 fields, got {str(row)[:120]!r}")
-    values: dict[str, Any] = {}
-    for name, value in zip(KLINE_FIELDS[:11], row[:11], strict=True):
-        if name in ("open_time", "close_time", "trade_count"):
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise MalformedPayload(f"kline field {name} must be an integer, got {value!r}")
-        else:
-            if not isinstance(value, str):
-                raise MalformedPayload(f"kline field {name} must be a decimal string, got {value!r}")
-            try:
-                float(value)
-            except ValueError:
-                raise MalformedPayload(f"kline field {name} is not a number: {value!r}") from None
-        values[name] = value
-    return Kline(**values)
+    return klines_from_frame(klines_frame([row]))[0]
+
+
+def klines_from_frame(frame: pd.DataFrame) -> list[Kline]:
+    """A validated kline frame as :class:`Kline` rows (python ints and decimal strings)."""
+    return [Kline(**row) for row in frame.to_dict("records")]
 
 
 FRAME_COLUMNS = KLINE_FIELDS[:11]
@@ -88,8 +78,9 @@ _INT_FIELDS = ("open_time", "close_time", "trade_count")
 def klines_frame(rows: list) -> pd.DataFrame:
     """Validate kline rows in bulk (vectorised) and return them as a frame of the 11 fields.
 
-    The same rules as :func:`parse_kline`, at a fraction of the cost per row: the backfill hot
-    path parses millions of rows. Times and counts are int64; prices and volumes stay strings.
+    The one kline validator (:func:`parse_kline` is this for a single row), vectorised: the
+    backfill hot path parses millions of rows. Times and counts are int64 (booleans refused);
+    prices and volumes stay strings, checked numeric.
     """
     if not rows:
         return pd.DataFrame(
@@ -180,48 +171,13 @@ class BinanceClient:
         """symbol -> status for every symbol exchangeInfo lists."""
         return {s["symbol"]: s.get("status", "UNKNOWN") for s in self.exchange_info()["symbols"]}
 
-    def iter_klines(self, symbol: str, interval: str, start_ms: int, end_ms: int) -> Iterator[Kline]:
-        """Klines opening in ``[start_ms, end_ms)``, paging by ``startTime`` with ``limit=1000``."""
-        if interval not in INTERVAL_MS:
-            raise ValueError(f"unsupported interval {interval!r}; one of {sorted(INTERVAL_MS)}")
-        step = INTERVAL_MS[interval]
-        cursor = start_ms
-        while cursor < end_ms:
-            page = self._get(
-                "/api/v3/klines",
-                {
-                    "symbol": symbol,
-                    "interval": interval,
-                    "startTime": cursor,
-                    "endTime": end_ms - 1,
-                    "limit": MAX_KLINES_PER_REQUEST,
-                },
-                weight=WEIGHT_KLINES,
-            )
-            if not isinstance(page, list):
-                raise MalformedPayload(f"klines for {symbol} must be a JSON array, got {str(page)[:120]!r}")
-            if not page:
-                return
-            previous = cursor - 1
-            for row in page:
-                kline = parse_kline(row)
-                if kline.open_time <= previous:
-                    raise MalformedPayload(
-                        f"klines for {symbol} are not strictly ascending at {kline.open_time}"
-                    )
-                previous = kline.open_time
-                if kline.open_time >= end_ms:
-                    return
-                yield kline
-            cursor = previous + step
-            if len(page) < MAX_KLINES_PER_REQUEST:
-                return
-
     def klines(self, symbol: str, interval: str, start_ms: int, end_ms: int) -> list[Kline]:
-        return list(self.iter_klines(symbol, interval, start_ms, end_ms))
+        """Klines opening in ``[start_ms, end_ms)`` as :class:`Kline` rows."""
+        return klines_from_frame(self.klines_frame(symbol, interval, start_ms, end_ms))
 
     def klines_frame(self, symbol: str, interval: str, start_ms: int, end_ms: int) -> pd.DataFrame:
-        """Klines opening in ``[start_ms, end_ms)`` as one validated frame (the backfill hot path)."""
+        """Klines opening in ``[start_ms, end_ms)``, paging by ``startTime`` with ``limit=1000``,
+        as one validated frame (the backfill hot path)."""
         if interval not in INTERVAL_MS:
             raise ValueError(f"unsupported interval {interval!r}; one of {sorted(INTERVAL_MS)}")
         pages: list[pd.DataFrame] = []

@@ -23,6 +23,7 @@ from crypto_assets.ingestion.binance import (
     INTERVAL_MS,
     Kline,
     klines_frame,
+    klines_from_frame,
     validate_kline_frame,
 )
 from crypto_assets.ingestion.http import MalformedPayload, NotFound, RetryingHttp, SourceError
@@ -65,7 +66,7 @@ def archive_frame(text: str) -> pd.DataFrame:
 
 def parse_archive_csv(text: str) -> list[Kline]:
     """Rows of an archive CSV as :class:`Kline` (12 columns; a header line is skipped)."""
-    return [Kline(**row) for row in archive_frame(text).to_dict("records")]
+    return klines_from_frame(archive_frame(text))
 
 
 class BinanceArchiveClient:
@@ -92,8 +93,8 @@ class BinanceArchiveClient:
 
     def fetch(self, path: str) -> list[Kline] | None:
         """The verified rows of one archive file, or None when it is not published."""
-        text = self._verified_text(path)
-        return None if text is None else parse_archive_csv(text)
+        frame = self.fetch_frame(path)
+        return None if frame is None else klines_from_frame(frame)
 
     def _verified_text(self, path: str) -> str | None:
         try:
@@ -117,9 +118,8 @@ class BinanceArchiveClient:
             raise MalformedPayload(f"{path}: not a valid zip file ({exc})") from exc
 
     def day(self, pair: str, interval: str, day: date) -> list[Kline] | None:
-        if interval not in INTERVAL_MS:
-            raise ValueError(f"unsupported interval {interval!r}")
-        return self.fetch(daily_path(pair, interval, day))
+        frame = self.day_frame(pair, interval, day)
+        return None if frame is None else klines_from_frame(frame)
 
     def day_frame(self, pair: str, interval: str, day: date) -> pd.DataFrame | None:
         if interval not in INTERVAL_MS:

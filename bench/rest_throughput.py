@@ -25,7 +25,7 @@ from crypto_assets.raw.fetch import fetch_klines
 from crypto_assets.raw.schema import RAW_KLINES_SCHEMA
 from resources.parquet_io import write_partitions_atomically
 from resources.settings import Settings
-from resources.spark import spark_config
+from resources.spark import build_spark_resource
 
 
 def bare_loop(url: str, pairs: list[str], windows: list) -> int:
@@ -78,13 +78,8 @@ def main() -> None:
     args = parser.parse_args()
     windows = days(args.first_day, args.days)
     pairs = pairs_for(windows[0][0], windows[-1][1])
-    from pyspark.sql import SparkSession
-
-    builder = SparkSession.builder
-    for key, value in spark_config(Settings.from_env()).items():
-        builder = builder.config(key, value)
     with Timer() as spark_start:
-        spark = builder.getOrCreate()
+        spark = build_spark_resource(Settings.from_env()).spark_session
         spark.createDataFrame(pd.DataFrame({"x": [1]})).count()
     print(f"Spark session start (once per backfill, excluded below): {spark_start.seconds:.1f} s")
     print(f"workload: {len(pairs)} pairs x {args.days} days of 1m klines, into raw Parquet\n")

@@ -18,21 +18,22 @@ NO_DUPLICATE_KEYS = "no_duplicate_keys"
 NO_NULL_KEYS = "no_null_keys"
 OHLC_CONSISTENT = "ohlc_consistent"
 TOKEN_COVERAGE = "token_coverage"
+EVERY_TOKEN_HAS_A_SOURCE = "every_token_has_a_source"
+COVERAGE_DESCRIPTIONS = {
+    TOKEN_COVERAGE: "Every token with an exchange listing in the partition has rows (warning only).",
+    EVERY_TOKEN_HAS_A_SOURCE: "Every one of the 37 tokens has USD data for the window (warning: reported, never filled).",
+}
 
 
 def quality_check_specs(
-    asset: str, *, ohlc: bool = True, keys: str = "(token, time)"
+    asset: str, *, ohlc: bool = True, keys: str = "(token, time)", coverage_check: str = TOKEN_COVERAGE
 ) -> list[AssetCheckSpec]:
     specs = [
         AssetCheckSpec(
             NO_DUPLICATE_KEYS, asset=asset, blocking=True, description=f"Exactly one row per {keys}."
         ),
         AssetCheckSpec(NO_NULL_KEYS, asset=asset, blocking=True, description=f"No null in {keys}."),
-        AssetCheckSpec(
-            TOKEN_COVERAGE,
-            asset=asset,
-            description="Every token with an exchange listing in the partition has rows (warning only).",
-        ),
+        AssetCheckSpec(coverage_check, asset=asset, description=COVERAGE_DESCRIPTIONS[coverage_check]),
     ]
     if ohlc:
         specs.append(
@@ -47,12 +48,15 @@ def quality_check_specs(
 
 
 def coverage_result(
-    present: Iterable[str], expected: Iterable[str], unavailable: Mapping[str, str]
+    present: Iterable[str],
+    expected: Iterable[str],
+    unavailable: Mapping[str, str],
+    check_name: str = TOKEN_COVERAGE,
 ) -> AssetCheckResult:
     present_set, expected_set = set(present), set(expected)
     missing = sorted(expected_set - present_set)
     return AssetCheckResult(
-        check_name=TOKEN_COVERAGE,
+        check_name=check_name,
         passed=not missing,
         severity=AssetCheckSeverity.WARN,
         metadata={
@@ -71,6 +75,7 @@ def quality_results(
     expected_tokens: Iterable[str],
     unavailable: Mapping[str, str],
     ohlc: bool = True,
+    coverage_check: str = TOKEN_COVERAGE,
 ) -> list[AssetCheckResult]:
     results = [
         AssetCheckResult(
@@ -83,7 +88,7 @@ def quality_results(
             passed=summary.null_keys == 0,
             metadata={"null_key_rows": summary.null_keys},
         ),
-        coverage_result(summary.tokens, expected_tokens, unavailable),
+        coverage_result(summary.tokens, expected_tokens, unavailable, coverage_check),
     ]
     if ohlc:
         results.append(

@@ -9,7 +9,7 @@ from typing import Any
 from dagster import AssetCheckResult, AssetExecutionContext, MetadataValue, Output
 from pyspark.sql import DataFrame
 
-from crypto_assets.checks import quality_results, summary_metadata
+from crypto_assets.checks import TOKEN_COVERAGE, quality_results, summary_metadata
 from crypto_assets.quality import summarize
 from crypto_assets.universe import load_universe
 
@@ -35,14 +35,20 @@ def publish(
     keys: tuple[str, ...],
     token_column: str = "token",
     ohlc: bool = True,
+    coverage: tuple[list[str], Mapping[str, str]] | None = None,
+    coverage_check: str = TOKEN_COVERAGE,
     extra_metadata: Mapping[str, Any] | None = None,
 ) -> Iterator[Output | AssetCheckResult]:
     """Yield the frame (to the IO manager) with metadata, then the quality check results.
 
-    The frame is cached so the summary, the preview and the write share one computation.
+    ``coverage`` is (expected tokens, why others are missing); by default the tokens with a
+    Binance listing in the window. The frame is cached so the summary, the preview and the
+    write share one computation.
     """
     window = context.partition_time_window
-    expected, unavailable = expected_coverage(window.start, window.end, by_pair=token_column == "symbol")
+    expected, unavailable = coverage or expected_coverage(
+        window.start, window.end, by_pair=token_column == "symbol"
+    )
     cached = frame.cache()
     try:
         summary = summarize(cached, keys=keys, time_column=time_column, token_column=token_column)
@@ -52,12 +58,18 @@ def publish(
             "not_available_from_source": MetadataValue.json(dict(sorted(unavailable.items()))),
             **(extra_metadata or {}),
         }
-        keys = context.partition_key_range
+        partitions = context.partition_key_range
         context.log.info(
-            f"{context.asset_key.to_user_string()} {keys.start}..{keys.end}: {summary.rows} rows,"
+            f"{context.asset_key.to_user_string()} {partitions.start}..{partitions.end}: {summary.rows} rows,"
             f" {len(summary.tokens)} tokens"
         )
         yield Output(cached, metadata=metadata)
-        yield from quality_results(summary, expected_tokens=expected, unavailable=unavailable, ohlc=ohlc)
+        yield from quality_results(
+            summary,
+            expected_tokens=expected,
+            unavailable=unavailable,
+            ohlc=ohlc,
+            coverage_check=coverage_check,
+        )
     finally:
         cached.unpersist()

@@ -22,18 +22,15 @@ from resources.spark import build_spark_resource
 
 def warehouse_io_manager(settings: Settings) -> SparkSnowflakeIOManager:
     if settings.environment == LOCAL:
+        # The same connection the CLI and the dashboard use; the embedded server takes no secret.
+        args = dict(settings.connector_args())
         return SparkSnowflakeIOManager(
-            account="embedded",
-            user="crypto",
-            password="embedded",  # the embedded server accepts any password; not a secret
-            database=settings.snowflake_database,
-            schema=settings.snowflake_schema,
-            additional_snowflake_connection_args={
-                "host": settings.warehouse_host,
-                "port": settings.warehouse_port,
-                "protocol": "http",
-                "network_timeout": 120,
-            },
+            account=str(args.pop("account")),
+            user=str(args.pop("user")),
+            password=str(args.pop("password")),
+            database=str(args.pop("database")),
+            schema=str(args.pop("schema")),
+            additional_snowflake_connection_args=args,
         )
     return SparkSnowflakeIOManager(
         account=EnvVar("SNOWFLAKE_ACCOUNT"),

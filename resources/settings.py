@@ -159,7 +159,7 @@ class Settings:
                 "protocol": "http",
                 "database": self.snowflake_database,
                 "schema": self.snowflake_schema,
-                "network_timeout": 60,
+                "network_timeout": 120,  # a COPY of a month of bars takes a while on 2 cores
                 "login_timeout": 30,
             }
         args: dict[str, object] = {

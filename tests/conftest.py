@@ -24,17 +24,14 @@ def real_data() -> Path:
 
 @pytest.fixture(scope="session")
 def spark():
-    from pyspark.sql import SparkSession
+    from dagster_pyspark import LazyPySparkResource
 
     from resources.settings import Settings
     from resources.spark import spark_config
 
     conf = spark_config(Settings.from_env())
     conf.update({"spark.sql.shuffle.partitions": "2", "spark.app.name": "crypto-analytics-tests"})
-    builder = SparkSession.builder
-    for key, value in conf.items():
-        builder = builder.config(key, value)
-    session = builder.getOrCreate()
+    session = LazyPySparkResource(spark_config=conf).spark_session
     yield session
     session.stop()
 

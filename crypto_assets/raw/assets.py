@@ -61,11 +61,8 @@ def raw_klines(
         rate_limited = rest.http.rate_limited
     if not_listed:
         context.log.warning(f"listed in the universe but unknown to the exchange: {sorted(not_listed)}")
-    frame = (
-        pd.concat([f for f in frames if len(f)], ignore_index=True)
-        if any(len(f) for f in frames)
-        else frames[0]
-    )
+    # Empty frames are left out of the concat (pandas warns on them) unless all are empty.
+    frame = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
     spark = pyspark.spark_session
     raw = (
         spark.createDataFrame(frame, schema=RAW_KLINES_SCHEMA)

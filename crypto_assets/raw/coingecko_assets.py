@@ -6,8 +6,6 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 from dagster import (
     AssetCheckResult,
-    AssetCheckSeverity,
-    AssetCheckSpec,
     AssetExecutionContext,
     MetadataValue,
     Output,
@@ -15,14 +13,13 @@ from dagster import (
 from dagster_pyspark import LazyPySparkResource
 from pyspark.sql import types as T
 
-from crypto_assets.checks import NO_DUPLICATE_KEYS, NO_NULL_KEYS, quality_results
+from crypto_assets.checks import EVERY_TOKEN_HAS_A_SOURCE, quality_check_specs
 from crypto_assets.ingestion.http import Banned, SourceError
 from crypto_assets.partitions import daily_asset
-from crypto_assets.quality import summarize
+from crypto_assets.publishing import publish
 from crypto_assets.universe import load_universe
 from resources.exchange import CoinGeckoResource
 
-EVERY_TOKEN_HAS_A_SOURCE = "every_token_has_a_source"
 SOURCE = "coingecko"
 RAW_COINGECKO_SCHEMA = T.StructType(
     [
@@ -41,25 +38,9 @@ RAW_COINGECKO_SCHEMA = T.StructType(
 @daily_asset(
     "raw",
     time_column="time",
-    check_specs=[
-        AssetCheckSpec(
-            NO_DUPLICATE_KEYS,
-            asset="raw_coingecko_markets",
-            blocking=True,
-            description="One point per (token, time).",
-        ),
-        AssetCheckSpec(
-            NO_NULL_KEYS,
-            asset="raw_coingecko_markets",
-            blocking=True,
-            description="No null in (token, time).",
-        ),
-        AssetCheckSpec(
-            EVERY_TOKEN_HAS_A_SOURCE,
-            asset="raw_coingecko_markets",
-            description="Every one of the 37 tokens has USD data for the window (warning: reported, never filled).",
-        ),
-    ],
+    check_specs=quality_check_specs(
+        "raw_coingecko_markets", ohlc=False, keys="(token, time)", coverage_check=EVERY_TOKEN_HAS_A_SOURCE
+    ),
 )
 def raw_coingecko_markets(
     context: AssetExecutionContext, coingecko: CoinGeckoResource, pyspark: LazyPySparkResource
@@ -105,38 +86,17 @@ def raw_coingecko_markets(
         if rows
         else spark.createDataFrame([], RAW_COINGECKO_SCHEMA)
     )
-    cached = frame.cache()
-    try:
-        summary = summarize(cached, keys=("token", "time"), time_column="time")
-        missing = sorted(set(universe.symbols) - set(summary.tokens))
-        yield Output(
-            cached,
-            metadata={
-                "dagster/row_count": MetadataValue.int(summary.rows),
-                "tokens": MetadataValue.int(len(summary.tokens)),
-                "first_time": MetadataValue.text(str(summary.first_time)),
-                "last_time": MetadataValue.text(str(summary.last_time)),
-                "api_calls": MetadataValue.int(calls),
-                "rate_limit_wait_seconds": MetadataValue.float(round(waited, 1)),
-                "failed_tokens": MetadataValue.json(failures),
-                "preview": MetadataValue.md(
-                    cached.orderBy("token", "time").limit(5).toPandas().to_markdown(index=False)
-                ),
-            },
-        )
-        yield from [
-            r
-            for r in quality_results(summary, expected_tokens=[], unavailable={}, ohlc=False)
-            if r.check_name in (NO_DUPLICATE_KEYS, NO_NULL_KEYS)
-        ]
-        yield AssetCheckResult(
-            check_name=EVERY_TOKEN_HAS_A_SOURCE,
-            passed=not missing,
-            severity=AssetCheckSeverity.WARN,
-            metadata={
-                "tokens_without_usd_data": MetadataValue.json(missing),
-                "errors": MetadataValue.json(failures),
-            },
-        )
-    finally:
-        cached.unpersist()
+    yield from publish(
+        context,
+        frame,
+        time_column="time",
+        keys=("token", "time"),
+        ohlc=False,
+        # Every token is expected here: a failed call is the reason it is missing.
+        coverage=(universe.symbols, failures),
+        coverage_check=EVERY_TOKEN_HAS_A_SOURCE,
+        extra_metadata={
+            "api_calls": MetadataValue.int(calls),
+            "rate_limit_wait_seconds": MetadataValue.float(round(waited, 1)),
+        },
+    )

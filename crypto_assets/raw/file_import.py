@@ -144,12 +144,11 @@ def import_files(
     exchange or other files stay. Each touched day is swapped in atomically.
     """
     from dagster import AssetMaterialization, DagsterInstance, MetadataValue
-    from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
 
     from crypto_assets.raw.merge import merge_raw
-    from resources.parquet_io import recover_partition, write_partitions_atomically
-    from resources.spark import spark_config
+    from resources.parquet_io import LakeResource, write_partitions_atomically
+    from resources.spark import build_spark_resource
 
     started = time.monotonic()
     frames = []
@@ -160,21 +159,14 @@ def import_files(
         )
         frames.append(frame)
     combined = pd.concat(frames, ignore_index=True)
-    builder = SparkSession.builder
-    for key, value in spark_config(settings).items():
-        builder = builder.config(key, value)
-    spark = builder.getOrCreate()
-    new = spark.createDataFrame(combined, schema=RAW_KLINES_SCHEMA)
+    # The same lake and Spark resources the raw_klines asset uses, outside a Dagster run.
+    lake = LakeResource(root=str(settings.lake_root), pyspark=build_spark_resource(settings))
+    new = lake.pyspark.spark_session.createDataFrame(combined, schema=RAW_KLINES_SCHEMA)
     days = sorted(
         {datetime.fromtimestamp(ms / 1000, UTC).date().isoformat() for ms in combined["open_time"].unique()}
     )
-    root = settings.lake_root / "raw" / "raw_klines"
-    targets = {day: root / f"dt={day}" for day in days}
-    for target in targets.values():
-        recover_partition(target)
-    existing_paths = [str(p) for p in targets.values() if p.exists()]
-    # Read what is there into memory first: the same directories are about to be replaced.
-    existing = spark.read.parquet(*existing_paths).localCheckpoint() if existing_paths else None
+    targets = {day: lake.partition_path("raw", "raw_klines", day) for day in days}
+    existing = lake.read_partitions("raw", "raw_klines", days)
     merged = merge_raw(existing, new, replaced_sources=sorted(combined["source"].unique())).localCheckpoint()
     write_partitions_atomically(merged, "open_time", targets)
     counts = {

@@ -7,12 +7,13 @@ fact to report, not a reason to stop the pipeline.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import pandas as pd
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, MetadataValue
 
 from crypto_assets.quality import QualitySummary
+from crypto_assets.silver.validators import Validation, Validator
 
 NO_DUPLICATE_KEYS = "no_duplicate_keys"
 NO_NULL_KEYS = "no_null_keys"
@@ -111,3 +112,19 @@ def summary_metadata(summary: QualitySummary, preview: pd.DataFrame) -> dict[str
         "last_time": MetadataValue.text(str(summary.last_time)),
         "preview": MetadataValue.md(preview.to_markdown(index=False)),
     }
+
+
+def validator_specs(asset: str, validators: Sequence[Validator]) -> list[AssetCheckSpec]:
+    return [
+        AssetCheckSpec(v.name, asset=asset, blocking=v.blocking, description=v.description)
+        for v in validators
+    ]
+
+
+def validation_result(validator: Validator, validation: Validation) -> AssetCheckResult:
+    return AssetCheckResult(
+        check_name=validator.name,
+        passed=validation.passed,
+        severity=AssetCheckSeverity.ERROR if validator.blocking else AssetCheckSeverity.WARN,
+        metadata={k: MetadataValue.json(v) if isinstance(v, (dict, list)) else v for k, v in validation.details.items()},
+    )

@@ -5,22 +5,22 @@ from __future__ import annotations
 from dagster import Definitions, in_process_executor
 
 from crypto_assets.bronze.assets import bronze_klines
-from crypto_assets.gold.assets import gold_market_features
-from crypto_assets.jobs import market_data_job
+from crypto_assets.gold.assets import GOLD_ASSETS
+from crypto_assets.jobs import market_data_job, refinement_job
 from crypto_assets.raw.assets import raw_klines
 from crypto_assets.raw.coingecko_assets import raw_coingecko_markets
-from crypto_assets.silver.assets import silver_features
+from crypto_assets.silver.assets import SILVER_ASSETS
 from resources.environment import build_resources
 from resources.settings import Settings
 from sensors import schedules, sensors
 
-ASSETS = [raw_klines, raw_coingecko_markets, bronze_klines, silver_features, gold_market_features]
+ASSETS = [raw_klines, raw_coingecko_markets, bronze_klines, *SILVER_ASSETS, *GOLD_ASSETS]
 
 
 def build_definitions(settings: Settings | None = None) -> Definitions:
     return Definitions(
         assets=ASSETS,
-        jobs=[market_data_job],
+        jobs=[market_data_job, refinement_job],
         schedules=schedules,
         sensors=sensors,
         resources=build_resources(settings),

@@ -12,5 +12,15 @@ market_data_job = define_asset_job(
     name="market_data_job",
     selection=AssetSelection.groups(*LAYERS),
     partitions_def=daily_partitions,
-    description="One UTC day through every layer: exchange -> raw -> bronze -> silver -> gold (warehouse).",
+    description="UTC days through every layer: exchange -> raw -> bronze -> silver -> gold (warehouse).",
+)
+
+refinement_job = define_asset_job(
+    name="refinement_job",
+    selection=AssetSelection.groups(*LAYERS[1:]),
+    partitions_def=daily_partitions,
+    description=(
+        "UTC days from the raw data already in the lake (fetched or imported) through bronze ->"
+        " silver -> gold; a range runs as one Spark job per asset."
+    ),
 )

@@ -6,7 +6,15 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from dagster import AssetsDefinition, BackfillPolicy, DailyPartitionsDefinition, asset
+from dagster import (
+    AssetIn,
+    AssetKey,
+    AssetsDefinition,
+    BackfillPolicy,
+    DailyPartitionsDefinition,
+    TimeWindowPartitionMapping,
+    asset,
+)
 
 # Two parameters the platform relies on are flagged beta in Dagster 1.13 (backfill policies,
 # and look-back mappings reaching before the first partition). Both are stable in practice;
@@ -19,10 +27,13 @@ warnings.filterwarnings("ignore", message=".*allow_nonexistent_upstream_partitio
 FIRST_DAY = "2017-08-17"
 daily_partitions = DailyPartitionsDefinition(start_date=FIRST_DAY, timezone="UTC", end_offset=0)
 
-# A backfill runs up to a month of days per run: one Spark job per layer instead of one per day,
-# and one CoinGecko call per token per run instead of per day. Each day stays its own partition.
+# Ingestion backfills up to a month of days per run: one CoinGecko call per token per run (and
+# CoinGecko keeps hourly points up to 90 days), one monthly archive file per pair.
 MAX_DAYS_PER_RUN = 31
-backfill_policy = BackfillPolicy.multi_run(max_partitions_per_run=MAX_DAYS_PER_RUN)
+ingestion_backfill_policy = BackfillPolicy.multi_run(max_partitions_per_run=MAX_DAYS_PER_RUN)
+# Refinement (bronze, silver, gold) backfills any range as ONE run: Spark processes the range in
+# one job per asset, reading each look-back once; each day is still written as its own partition.
+refinement_backfill_policy = BackfillPolicy.single_run()
 
 
 def daily_asset(
@@ -32,17 +43,33 @@ def daily_asset(
     io_manager_key: str = "lake_io_manager",
     kinds: tuple[str, ...] = ("spark", "parquet"),
     metadata: dict[str, Any] | None = None,
+    backfill_policy: BackfillPolicy | None = None,
     **kwargs: Any,
 ) -> Callable[[Callable[..., Any]], AssetsDefinition]:
     """``@asset`` with what every dataset of the platform shares: daily UTC partitions, the
-    backfill policy, the layer as group, and the metadata the IO managers read (``layer`` for
+    layer's backfill policy, the layer as group, and the metadata the IO managers read (``layer`` for
     the lake path, ``partition_time_column`` to split multi-day runs into days)."""
     return asset(
         partitions_def=daily_partitions,
-        backfill_policy=backfill_policy,
+        backfill_policy=backfill_policy
+        or (ingestion_backfill_policy if layer == "raw" else refinement_backfill_policy),
         io_manager_key=io_manager_key,
         group_name=layer,
         metadata={"layer": layer, "partition_time_column": time_column, **(metadata or {})},
         kinds=set(kinds),
         **kwargs,
+    )
+
+
+def window_input(asset: str, *, days_before: int = 0, days_after: int = 0) -> AssetIn:
+    """An input that reads ``asset``'s days ``[D - days_before, D + days_after]`` for day D (for a
+    range, around the whole range) as one DataFrame. Days not materialized (before the first
+    day, the still-open day, a look-back nobody backfilled) are left out, not an error: windows
+    that lack history stay null (warm-up) and targets that lack a future stay null."""
+    return AssetIn(
+        key=AssetKey(asset),
+        partition_mapping=TimeWindowPartitionMapping(
+            start_offset=-days_before, end_offset=days_after, allow_nonexistent_upstream_partitions=True
+        ),
+        metadata={"allow_missing_partitions": True},
     )

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from dagster import AssetCheckResult, AssetExecutionContext, MetadataValue, Output
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 
-from crypto_assets.checks import TOKEN_COVERAGE, quality_results, summary_metadata
+from crypto_assets.checks import TOKEN_COVERAGE, quality_results, summary_metadata, validation_result
 from crypto_assets.quality import summarize
+from crypto_assets.silver.validators import Validator
 from crypto_assets.universe import load_universe
 
 
@@ -38,12 +39,17 @@ def publish(
     coverage: tuple[list[str], Mapping[str, str]] | None = None,
     coverage_check: str = TOKEN_COVERAGE,
     extra_metadata: Mapping[str, Any] | None = None,
+    observed: Column | None = None,
+    extra_aggregates: Mapping[str, Column] | None = None,
+    validators: Sequence[Validator] = (),
 ) -> Iterator[Output | AssetCheckResult]:
     """Yield the frame (to the IO manager) with metadata, then the quality check results.
 
     ``coverage`` is (expected tokens, why others are missing); by default the tokens with a
-    Binance listing in the window. The frame is cached so the summary, the preview and the
-    write share one computation.
+    Binance listing in the window. ``observed`` marks real bars (gap rows are not held to OHLC
+    consistency nor count as coverage); ``extra_aggregates`` become metadata; ``validators``
+    become check results. The frame is cached so the summary, the preview, the validators and
+    the write share one computation.
     """
     window = context.partition_time_window
     expected, unavailable = coverage or expected_coverage(
@@ -51,11 +57,19 @@ def publish(
     )
     cached = frame.cache()
     try:
-        summary = summarize(cached, keys=keys, time_column=time_column, token_column=token_column)
+        summary = summarize(
+            cached,
+            keys=keys,
+            time_column=time_column,
+            token_column=token_column,
+            observed=observed,
+            extra_aggregates=extra_aggregates,
+        )
         preview = cached.orderBy(*keys).limit(5).toPandas()
         metadata: dict[str, Any] = {
             **summary_metadata(summary, preview),
             "not_available_from_source": MetadataValue.json(dict(sorted(unavailable.items()))),
+            **{name: _metadata_value(value) for name, value in summary.extra.items()},
             **(extra_metadata or {}),
         }
         partitions = context.partition_key_range
@@ -71,5 +85,17 @@ def publish(
             ohlc=ohlc,
             coverage_check=coverage_check,
         )
+        for validator in validators:
+            yield validation_result(validator, validator.run(cached))
     finally:
         cached.unpersist()
+
+
+def _metadata_value(value: Any) -> Any:
+    if value is None:
+        return MetadataValue.null()
+    if isinstance(value, bool | int):
+        return MetadataValue.int(int(value))
+    if isinstance(value, float):
+        return MetadataValue.float(value)
+    return MetadataValue.text(str(value))

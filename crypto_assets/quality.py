@@ -5,10 +5,12 @@ Pure Spark (no Dagster): the asset checks in ``checks.py`` turn a summary into c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 
@@ -21,16 +23,25 @@ class QualitySummary:
     tokens: tuple[str, ...]
     first_time: datetime | None
     last_time: datetime | None
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def summarize(
-    frame: DataFrame, keys: tuple[str, ...], time_column: str, token_column: str = "token"
+    frame: DataFrame,
+    keys: tuple[str, ...],
+    time_column: str,
+    token_column: str = "token",
+    observed: Column | None = None,
+    extra_aggregates: Mapping[str, Column] | None = None,
 ) -> QualitySummary:
     """Row count, duplicate and null keys, OHLC violations and coverage in a single pass.
 
     OHLC consistency means low <= min(open, close) and max(open, close) <= high, and low <= high.
-    A frame without OHLC columns reports 0 violations.
+    A frame without OHLC columns reports 0 violations. ``observed`` marks the rows that hold a
+    real bar (flagged gap rows are not): only those are held to OHLC consistency and count for
+    coverage. ``extra_aggregates`` ride along in the same pass, into ``summary.extra``.
     """
+    real = F.lit(True) if observed is None else observed
     null_key = F.lit(False)
     for key in keys:
         null_key = null_key | F.col(key).isNull()
@@ -44,8 +55,9 @@ def summarize(
         F.count(F.lit(1)).alias("rows"),
         F.count_distinct(F.when(~null_key, F.struct(*[F.col(k) for k in keys]))).alias("distinct_keys"),
         F.sum(null_key.cast("int")).alias("null_keys"),
-        F.sum(F.coalesce(bad_ohlc, F.lit(True)).cast("int")).alias("ohlc_violations"),
-        F.array_sort(F.collect_set(token_column)).alias("tokens"),
+        F.sum((real & F.coalesce(bad_ohlc, F.lit(True))).cast("int")).alias("ohlc_violations"),
+        F.array_sort(F.collect_set(F.when(real, F.col(token_column)))).alias("tokens"),
+        *[column.alias(name) for name, column in (extra_aggregates or {}).items()],
         F.min(time_column).alias("first_time"),
         F.max(time_column).alias("last_time"),
     ).first()
@@ -60,4 +72,5 @@ def summarize(
         tokens=tuple(row["tokens"] or ()),
         first_time=row["first_time"],
         last_time=row["last_time"],
+        extra={name: row[name] for name in (extra_aggregates or {})},
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from dagster_pyspark import LazyPySparkResource
 
@@ -37,6 +38,10 @@ def spark_config(settings: Settings) -> dict[str, str]:
     if settings.spark_master.startswith("local") or "127.0.0.1" in settings.spark_master:
         conf.update(LOOPBACK_CONF)
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        # Python workers (the per-token recursions) must run this interpreter, with its packages;
+        # a cluster sets its own through SPARK_CONF.
+        conf["spark.pyspark.python"] = sys.executable
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     conf.update(settings.spark_conf)
     return conf
 

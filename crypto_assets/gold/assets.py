@@ -1,31 +1,206 @@
-"""Gold layer: the ML-ready hourly table, loaded into Snowflake."""
+"""Gold layer: the unified, ML- and analytics-ready tables, loaded into Snowflake.
+
+Each table replaces its partition's rows in one transaction (delete the day window, COPY the new
+rows), is clustered by ``DT`` and carries a comment on every column (``gold/schema.py``).
+"""
 
 from collections.abc import Iterator
+from math import ceil
 
-from dagster import AssetCheckResult, AssetExecutionContext, Output
+from dagster import AssetCheckResult, AssetExecutionContext, AssetsDefinition, Output
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
-from crypto_assets.checks import quality_check_specs
-from crypto_assets.gold.transforms import hourly_market_features
-from crypto_assets.partitions import daily_asset
+from crypto_assets.checks import quality_check_specs, validator_specs
+from crypto_assets.gold.schema import (
+    CORRELATION_COLUMNS,
+    INDEX_COLUMNS,
+    Column,
+    market_feature_columns,
+    table_schema,
+)
+from crypto_assets.gold.transforms import category_index, market_features, rolling_correlations
+from crypto_assets.partitions import daily_asset, window_input
+from crypto_assets.pipeline_config import DAY_SECONDS, bars_in, load_pipeline_config, parse_duration
 from crypto_assets.publishing import publish
+from crypto_assets.silver import validators as v
+from crypto_assets.silver.assets import PRICE_BOUNDS
+from crypto_assets.silver.config import BAR_COLUMNS, HISTORY, FeaturePlan, feature_plans
+from crypto_assets.universe import load_universe
+
+CONFIG = load_pipeline_config()
+PLANS = feature_plans()
+WAREHOUSE = {"io_manager_key": "warehouse_io_manager", "kinds": ("spark", "snowflake")}
+TABLE_NAMES = {"1h": "gold_market_features", "1d": "gold_daily_market_features"}
+
+
+def _schema_validator(columns: list[Column]) -> v.Validator:
+    return v.schema([(name, kind) for name, kind, _ in columns])
+
+
+def _warehouse_metadata(columns: list[Column], partition_expr: str) -> dict:
+    # partition_expr: the column whose day window the warehouse replaces on each run.
+    return {"partition_expr": partition_expr, "cluster_by": "DT", "dagster/column_schema": table_schema(columns)}
+
+
+def build_market_features_asset(interval: str, name: str) -> AssetsDefinition:
+    plan: FeaturePlan = PLANS[interval]
+    horizons = {h: bars_in(h, interval, f"gold.targets.{interval}") for h in CONFIG.targets.get(interval, ())}
+    ahead_days = ceil(max([n * plan.interval_seconds for n in horizons.values()] or [0]) / DAY_SECONDS)
+    columns = market_feature_columns(plan, list(horizons))
+    validators = [
+        _schema_validator(columns),
+        v.value_ranges(
+            {
+                **PRICE_BOUNDS,
+                **{c.name: (c.low, c.high) for c in plan.columns},
+                **{f"target_return_{h}": (-1.0, None) for h in horizons},
+                "market_cap_usd": (0.0, None),
+            }
+        ),
+    ]
+    source = f"silver_features_{interval}"
+
+    @daily_asset(
+        "gold",
+        name=name,
+        time_column="bar_time",
+        ins={
+            source: window_input(source, days_after=ahead_days),
+            "silver_token_markets": window_input("silver_token_markets"),
+        },
+        check_specs=[*quality_check_specs(name, keys="(token, bar_time)"), *validator_specs(name, validators)],
+        metadata=_warehouse_metadata(columns, "BAR_TIME"),
+        description=(
+            f"One row per token and {interval} bar: every silver feature of {source}, the category,"
+            f" the USD market cap at the bar's close (CoinGecko, when available) and forward-return"
+            f" targets {', '.join(horizons)}. A target of bar t is close(t+h)/close(t) - 1: it starts"
+            f" where every feature of bar t ends, so no feature sees the future. Targets of the last"
+            f" bars stay null until the next {ahead_days} day(s) are materialized."
+        ),
+        **WAREHOUSE,
+    )
+    def _market(context: AssetExecutionContext, **inputs: DataFrame) -> Iterator[Output | AssetCheckResult]:
+        window = context.partition_time_window
+        table = market_features(
+            inputs[source],
+            inputs["silver_token_markets"],
+            feature_columns=[*BAR_COLUMNS, HISTORY, *(c.name for c in plan.columns)],
+            horizons=horizons,
+            interval_seconds=plan.interval_seconds,
+            start=window.start,
+            end=window.end,
+        )
+        yield from publish(
+            context, table, time_column="bar_time", keys=("token", "bar_time"), observed=~F.col("is_gap"), validators=validators
+        )
+
+    return _market
+
+
+gold_market_features = build_market_features_asset("1h", TABLE_NAMES["1h"])
+gold_daily_market_features = build_market_features_asset("1d", TABLE_NAMES["1d"])
+
+INDEX_VALIDATORS = [
+    _schema_validator(INDEX_COLUMNS),
+    v.value_ranges(
+        {
+            "equal_weighted_return": (-1.0, None),
+            "cap_weighted_return": (-1.0, None),
+            "total_market_cap_usd": (0.0, None),
+            "constituents": (1.0, None),
+        }
+    ),
+]
 
 
 @daily_asset(
     "gold",
     time_column="bar_time",
-    io_manager_key="warehouse_io_manager",
-    kinds=("spark", "snowflake"),
-    # partition_expr: the column whose day window the warehouse replaces on each run.
-    metadata={"partition_expr": "BAR_TIME"},
-    check_specs=quality_check_specs("gold_market_features", keys="(token, bar_time)"),
+    ins={
+        "silver_features_1h": window_input("silver_features_1h"),
+        "silver_features_1d": window_input("silver_features_1d"),
+        # Weights are caps at the previous bar's close: 00:00 needs the day before.
+        "silver_token_markets": window_input("silver_token_markets", days_before=1),
+    },
+    check_specs=[
+        *quality_check_specs("gold_category_index", ohlc=False, keys="(category, interval, bar_time)"),
+        *validator_specs("gold_category_index", INDEX_VALIDATORS),
+    ],
+    metadata=_warehouse_metadata(INDEX_COLUMNS, "BAR_TIME"),
+    **WAREHOUSE,
 )
-def gold_market_features(
-    context: AssetExecutionContext, silver_features: DataFrame
+def gold_category_index(
+    context: AssetExecutionContext,
+    silver_features_1h: DataFrame,
+    silver_features_1d: DataFrame,
+    silver_token_markets: DataFrame,
 ) -> Iterator[Output | AssetCheckResult]:
-    """One row per token and hour: OHLCV, VWAP, taker-buy ratio, 1h simple and log returns,
-    realised volatility and completeness, with the token's category. Loaded into the warehouse
-    table GOLD_MARKET_FEATURES, replacing the day's rows in one transaction.
-    """
-    hourly = hourly_market_features(silver_features)
-    yield from publish(context, hourly, time_column="bar_time", keys=("token", "bar_time"))
+    """Per category, per hour and per day: the equal-weighted and the market-cap-weighted return
+    of its tokens (weights: USD market caps at the previous bar's close). An index level is the
+    cumulative product of (1 + return) from any start you choose."""
+    window = context.partition_time_window
+    frames = [
+        category_index(frame, silver_token_markets, interval=interval, interval_seconds=parse_duration(interval))
+        for interval, frame in (("1h", silver_features_1h), ("1d", silver_features_1d))
+    ]
+    index = frames[0].unionByName(frames[1]).where(
+        (F.col("bar_time") >= F.lit(window.start)) & (F.col("bar_time") < F.lit(window.end))
+    )
+    yield from publish(
+        context,
+        index,
+        time_column="bar_time",
+        keys=("category", "interval", "bar_time"),
+        token_column="category",
+        ohlc=False,
+        coverage=(sorted({t.category for t in load_universe().tokens}), {}),
+        validators=INDEX_VALIDATORS,
+    )
+
+
+CORRELATION_DAYS = parse_duration(CONFIG.correlation_window) // DAY_SECONDS
+CORRELATION_VALIDATORS = [
+    _schema_validator(CORRELATION_COLUMNS),
+    v.value_ranges({"correlation": (-1.0, 1.0), "observations": (0.0, None)}),
+]
+
+
+@daily_asset(
+    "gold",
+    time_column="dt",
+    ins={"silver_features_1h": window_input("silver_features_1h", days_before=CORRELATION_DAYS - 1)},
+    check_specs=[
+        *quality_check_specs("gold_correlations", ohlc=False, keys="(dt, token_a, token_b)"),
+        *validator_specs("gold_correlations", CORRELATION_VALIDATORS),
+    ],
+    metadata=_warehouse_metadata(CORRELATION_COLUMNS, "DT"),
+    **WAREHOUSE,
+)
+def gold_correlations(
+    context: AssetExecutionContext, silver_features_1h: DataFrame
+) -> Iterator[Output | AssetCheckResult]:
+    """The cross-asset correlation matrix of hourly log returns over the trailing window (config
+    gold.correlation_window), one row per day and ordered pair of tokens, in long form."""
+    window = context.partition_time_window
+    hourly = 24 * CORRELATION_DAYS
+    matrix = rolling_correlations(
+        silver_features_1h,
+        return_column="log_return_1h",
+        window_days=CORRELATION_DAYS,
+        min_observations=ceil(hourly * CONFIG.correlation_min_fraction),
+        start=window.start,
+        end=window.end,
+    )
+    yield from publish(
+        context,
+        matrix,
+        time_column="dt",
+        keys=("dt", "token_a", "token_b"),
+        token_column="token_a",
+        ohlc=False,
+        validators=CORRELATION_VALIDATORS,
+    )
+
+
+GOLD_ASSETS = [gold_market_features, gold_daily_market_features, gold_category_index, gold_correlations]

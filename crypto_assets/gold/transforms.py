@@ -1,54 +1,167 @@
-"""Gold: the ML-ready hourly market table. Pure Spark."""
+"""Gold: the unified, ML-ready tables. Pure Spark.
+
+Every gold table is keyed by time (``bar_time`` or ``dt``) and built from silver only. Targets
+look forward, features look back, and the two never meet: the target of bar t is the return
+from t's close to a later close, a value no feature of bar t can see.
+"""
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from crypto_assets.silver.transforms import MINUTES_PER_YEAR
+from crypto_assets.silver.utils import bar_at
 
-GOLD_COLUMNS = (
-    "dt", "bar_time", "token", "category", "symbol", "open", "high", "low", "close", "volume",
-    "quote_volume", "vwap", "trade_count", "taker_buy_ratio", "return_1h", "log_return_1h",
-    "realized_vol_1h", "volatility_60m", "minutes_observed", "is_complete",
-)  # fmt: skip
+MARKET_COLUMNS = ("market_cap_usd", "price_usd", "circulating_supply")
 
 
-def hourly_market_features(minutes: DataFrame) -> DataFrame:
-    """One row per token and hour from 1-minute silver features.
+def in_window(frame: DataFrame, column: str, start: datetime, end: datetime) -> DataFrame:
+    return frame.where((F.col(column) >= F.lit(start)) & (F.col(column) < F.lit(end)))
 
-    ``return_1h`` compounds the hour's 1m returns (close-to-close from the previous hour's last
-    close); ``realized_vol_1h`` is the annualised stdev of those returns; ``is_complete`` says
-    whether all 60 minutes were observed, so a model can drop or weight partial hours.
-    """
-    hour = F.date_trunc("hour", F.col("open_time")).alias("bar_time")
-    grouped = minutes.groupBy("token", "category", "symbol", hour).agg(
-        F.min_by("open", "open_time").alias("open"),
-        F.max("high").alias("high"),
-        F.min("low").alias("low"),
-        F.max_by("close", "open_time").alias("close"),
-        F.sum("volume").alias("volume"),
-        F.sum("quote_volume").alias("quote_volume"),
-        F.sum("trade_count").alias("trade_count"),
-        F.sum("taker_buy_base_volume").alias("taker_buy_base_volume"),
-        F.sum("log_return_1m").alias("log_return_1h"),
-        F.stddev_samp("log_return_1m").alias("_std_1m"),
-        F.max_by("volatility_60m", "open_time").alias("volatility_60m"),
-        F.count(F.lit(1)).alias("minutes_observed"),
+
+def with_targets(features: DataFrame, horizons: Mapping[str, int], interval_seconds: int) -> DataFrame:
+    """``target_return_<h>`` = close(t + h) / close(t) - 1 and its log, from later rows of the
+    same token; null when the later bar is missing or not materialized yet."""
+    out = features
+    for name, bars in horizons.items():
+        later = bar_at("close", -bars, interval_seconds)
+        out = out.withColumn(f"target_return_{name}", later / F.col("close") - 1).withColumn(
+            f"target_log_return_{name}", F.log(later / F.col("close"))
+        )
+    return out
+
+
+def markets_per_bar(markets: DataFrame, interval_seconds: int) -> DataFrame:
+    """CoinGecko hourly rows -> the last hour of each ``interval`` bucket per token (the value
+    known when the bar closes)."""
+    bucket = F.timestamp_seconds(F.floor(F.unix_timestamp("hour") / interval_seconds) * interval_seconds)
+    return markets.groupBy("token", bucket.alias("bar_time")).agg(
+        *[F.max_by(c, "hour").alias(c) for c in MARKET_COLUMNS]
+    )
+
+
+def market_features(
+    features: DataFrame,
+    markets: DataFrame | None,
+    *,
+    feature_columns: Sequence[str],
+    horizons: Mapping[str, int],
+    interval_seconds: int,
+    start: datetime,
+    end: datetime,
+) -> DataFrame:
+    """One row per token and bar in ``[start, end)``: every silver feature, the category, the
+    USD market cap when CoinGecko has it, and forward-return targets. ``features`` may hold later
+    days (the targets' look-ahead)."""
+    targeted = in_window(with_targets(features, horizons, interval_seconds), "open_time", start, end)
+    frame = targeted.withColumnRenamed("open_time", "bar_time")
+    if markets is not None:
+        frame = frame.join(markets_per_bar(markets, interval_seconds), on=["token", "bar_time"], how="left")
+    else:
+        frame = frame.select("*", *[F.lit(None).cast("double").alias(c) for c in MARKET_COLUMNS])
+    targets = [f"target{kind}_{h}" for h in horizons for kind in ("_return", "_log_return")]
+    return frame.select(
+        F.to_date("bar_time").alias("dt"),
+        "bar_time",
+        *[c for c in feature_columns if c != "open_time"],
+        *MARKET_COLUMNS,
+        *targets,
+    )
+
+
+def category_index(
+    features: DataFrame, markets: DataFrame | None, *, interval: str, interval_seconds: int
+) -> DataFrame:
+    """Per category and bar: the equal-weighted and the market-cap-weighted mean of the
+    constituents' 1-bar returns. Weights are market caps at the end of the previous bar (known
+    before the bar starts). A constituent without a return (gap, not listed) is left out."""
+    one_bar = f"return_{interval}"
+    if one_bar not in features.columns:
+        raise ValueError(f"category index: silver_features_{interval} has no {one_bar} (add the horizon)")
+    returns = features.where(F.col(one_bar).isNotNull()).select(
+        "token", "category", F.col("open_time").alias("bar_time"), F.col(one_bar).alias("r")
+    )
+    if markets is not None:
+        caps = markets_per_bar(markets, interval_seconds).select(
+            "token",
+            (F.unix_timestamp("bar_time") + interval_seconds).alias("_next"),
+            F.col("market_cap_usd").alias("w"),
+        )
+        returns = returns.withColumn("_at", F.unix_timestamp("bar_time")).join(
+            caps, on=[returns["token"] == caps["token"], F.col("_at") == F.col("_next")], how="left"
+        ).drop(caps["token"])
+    else:
+        returns = returns.withColumn("w", F.lit(None).cast("double"))
+    weighted = F.col("w").isNotNull() & (F.col("w") > 0)
+    grouped = returns.groupBy("category", "bar_time").agg(
+        F.count(F.lit(1)).alias("constituents"),
+        F.avg("r").alias("equal_weighted_return"),
+        F.count(F.when(weighted, F.lit(1))).alias("cap_weighted_constituents"),
+        (F.sum(F.when(weighted, F.col("w") * F.col("r"))) / F.sum(F.when(weighted, F.col("w")))).alias(
+            "cap_weighted_return"
+        ),
+        F.sum(F.when(weighted, F.col("w"))).alias("total_market_cap_usd"),
     )
     return grouped.select(
         F.to_date("bar_time").alias("dt"),
-        "bar_time", "token", "category", "symbol", "open", "high", "low", "close", "volume",
-        "quote_volume",
-        F.when(F.col("volume") > 0, F.col("quote_volume") / F.col("volume")).alias("vwap"),
-        "trade_count",
-        F.when(F.col("volume") > 0, F.col("taker_buy_base_volume") / F.col("volume")).alias("taker_buy_ratio"),
-        (F.exp("log_return_1h") - 1).alias("return_1h"),
-        "log_return_1h",
-        (F.col("_std_1m") * math.sqrt(MINUTES_PER_YEAR)).alias("realized_vol_1h"),
-        "volatility_60m",
-        F.col("minutes_observed").cast("int").alias("minutes_observed"),
-        (F.col("minutes_observed") == 60).alias("is_complete"),
-    )  # fmt: skip
+        "category",
+        F.lit(interval).alias("interval"),
+        "bar_time",
+        F.col("constituents").cast("int").alias("constituents"),
+        "equal_weighted_return",
+        F.col("cap_weighted_constituents").cast("int").alias("cap_weighted_constituents"),
+        "cap_weighted_return",
+        "total_market_cap_usd",
+    )
+
+
+def rolling_correlations(
+    features: DataFrame,
+    *,
+    return_column: str,
+    window_days: int,
+    min_observations: int,
+    start: datetime,
+    end: datetime,
+) -> DataFrame:
+    """For each day in ``[start, end)``: the correlation matrix of every pair of tokens' returns
+    over the ``window_days`` days ending that day, in long form (both orders and the diagonal).
+
+    Pairwise sums per day are rolled over the window, so a year of days costs one pass over the
+    bars, not one per day. Pairs with fewer than ``min_observations`` common bars are null.
+    """
+    r = features.where(F.col(return_column).isNotNull()).select(
+        "token", "open_time", F.col(return_column).alias("x")
+    )
+    a, b = r.alias("a"), r.alias("b")
+    pairs = a.join(b, on=[F.col("a.open_time") == F.col("b.open_time"), F.col("a.token") <= F.col("b.token")], how="inner")
+    daily = pairs.groupBy(
+        F.col("a.token").alias("token_a"), F.col("b.token").alias("token_b"), F.to_date("a.open_time").alias("dt")
+    ).agg(
+        F.count(F.lit(1)).alias("n"),
+        F.sum("a.x").alias("sx"),
+        F.sum("b.x").alias("sy"),
+        F.sum(F.col("a.x") * F.col("a.x")).alias("sxx"),
+        F.sum(F.col("b.x") * F.col("b.x")).alias("syy"),
+        F.sum(F.col("a.x") * F.col("b.x")).alias("sxy"),
+    )
+    rolling = (
+        Window.partitionBy("token_a", "token_b")
+        .orderBy(F.unix_date("dt"))
+        .rangeBetween(-(window_days - 1), 0)
+    )
+    sums = daily.select(
+        "token_a", "token_b", "dt", *[F.sum(c).over(rolling).alias(c) for c in ("n", "sx", "sy", "sxx", "syy", "sxy")]
+    ).where((F.col("dt") >= F.lit(start.date())) & (F.col("dt") < F.lit(end.date())))
+    n = F.col("n")
+    covariance = n * F.col("sxy") - F.col("sx") * F.col("sy")
+    spread = F.sqrt((n * F.col("sxx") - F.col("sx") ** 2) * (n * F.col("syy") - F.col("sy") ** 2))
+    value = F.when((n >= min_observations) & (spread > 0), F.least(F.lit(1.0), F.greatest(F.lit(-1.0), covariance / spread)))
+    upper = sums.select("dt", "token_a", "token_b", value.alias("correlation"), n.cast("int").alias("observations"))
+    lower = upper.where(F.col("token_a") != F.col("token_b")).select(
+        "dt", F.col("token_b").alias("token_a"), F.col("token_a").alias("token_b"), "correlation", "observations"
+    )
+    return upper.unionByName(lower).withColumn("window_days", F.lit(window_days))

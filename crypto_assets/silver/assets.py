@@ -1,44 +1,170 @@
-"""Silver layer: per-minute features in the lake."""
+"""Silver layer: resampled bars, engineered features and hourly USD markets, in the lake.
+
+The assets are built from config/pipeline.yaml: one ``silver_bars_<interval>`` per bar interval
+and one ``silver_features_<interval>`` per feature interval, each reading exactly the look-back
+its windows need.
+"""
 
 from collections.abc import Iterator
 
-from dagster import (
-    AssetCheckResult,
-    AssetExecutionContext,
-    AssetIn,
-    Output,
-    TimeWindowPartitionMapping,
-)
+from dagster import AssetCheckResult, AssetExecutionContext, AssetIn, AssetsDefinition, Output
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
-from crypto_assets.checks import quality_check_specs
-from crypto_assets.partitions import daily_asset
+from crypto_assets.checks import EVERY_TOKEN_HAS_A_SOURCE, quality_check_specs, validator_specs
+from crypto_assets.partitions import daily_asset, window_input
+from crypto_assets.pipeline_config import load_pipeline_config
 from crypto_assets.publishing import publish
-from crypto_assets.silver.transforms import LOOKBACK_DAYS, minute_features
+from crypto_assets.silver import validators as v
+from crypto_assets.silver.config import BAR_COLUMNS, HISTORY, FeaturePlan, feature_plans
+from crypto_assets.silver.transformers import hourly_token_markets, resample_bars
+from crypto_assets.universe import load_universe
+
+CONFIG = load_pipeline_config()
+KEYS = ("token", "open_time")
+DOUBLE_BAR_COLUMNS = ("open", "high", "low", "close", "volume", "quote_volume", "taker_buy_base_volume")
+BAR_TYPES = {
+    "token": "string", "category": "string", "symbol": "string", "open_time": "timestamp",
+    **dict.fromkeys(DOUBLE_BAR_COLUMNS, "double"), "trade_count": "bigint", "vwap": "double",
+    "bars_observed": "int", "is_complete": "boolean", "is_gap": "boolean", "realized_vol_intrabar": "double",
+}  # fmt: skip
+PRICE_BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    **dict.fromkeys(("open", "high", "low", "close", "vwap"), (0.0, None)),
+    **dict.fromkeys(("volume", "quote_volume", "trade_count", "taker_buy_base_volume"), (0.0, None)),
+    "realized_vol_intrabar": (0.0, None),
+}
+
+
+def bars_validators() -> list[v.Validator]:
+    return [v.value_ranges(PRICE_BOUNDS)]
+
+
+def build_bars_asset(interval: str) -> AssetsDefinition:
+    name = f"silver_bars_{interval}"
+    validators = bars_validators()
+
+    @daily_asset(
+        "silver",
+        name=name,
+        time_column="open_time",
+        ins={"bronze_klines": AssetIn()},
+        check_specs=[*quality_check_specs(name, keys="(token, open_time)"), *validator_specs(name, validators)],
+        description=(
+            f"{interval} bars per token, resampled from the finest interval bronze has (1m from the"
+            " exchange, or imported coarser bars): OHLC from observed bars, summed volumes,"
+            " bars observed / expected, is_complete, is_gap, and the annualised volatility of the"
+            " source bars inside each bar (realized_vol_intrabar)."
+        ),
+    )
+    def _bars(context: AssetExecutionContext, bronze_klines: DataFrame) -> Iterator[Output | AssetCheckResult]:
+        bars = resample_bars(bronze_klines, interval)
+        yield from publish(
+            context, bars, time_column="open_time", keys=KEYS, observed=~F.col("is_gap"), validators=validators
+        )
+
+    return _bars
+
+
+def feature_validators(plan: FeaturePlan) -> list[v.Validator]:
+    columns = plan.columns
+    complete = f"{HISTORY} >= {plan.lookback_bars} AND NOT is_gap"
+    return [
+        v.schema(
+            [(c, BAR_TYPES[c]) for c in BAR_COLUMNS]
+            + [(HISTORY, "int")]
+            + [(c.name, "double") for c in columns]
+        ),
+        v.value_ranges({**PRICE_BOUNDS, **{c.name: (c.low, c.high) for c in columns}}),
+        v.null_rates([c.name for c in columns if not c.by_source], complete, CONFIG.max_null_rate),
+        v.feature_warm_up({c.name: c.warm_up for c in columns if c.warm_up}, HISTORY),
+        v.stablecoin_peg("close", CONFIG.stablecoins, CONFIG.peg_threshold),
+    ]
+
+
+def build_features_asset(plan: FeaturePlan) -> AssetsDefinition:
+    name = f"silver_features_{plan.interval}"
+    validators = feature_validators(plan)
+    listed = ", ".join(c.name for c in plan.columns)
+
+    @daily_asset(
+        "silver",
+        name=name,
+        time_column="open_time",
+        ins={
+            f"silver_bars_{plan.interval}": window_input(
+                f"silver_bars_{plan.interval}", days_before=plan.lookback_days
+            )
+        },
+        check_specs=[*quality_check_specs(name, keys="(token, open_time)"), *validator_specs(name, validators)],
+        metadata={"lookback_days": plan.lookback_days, "lookback_bars": plan.lookback_bars},
+        description=(
+            f"Features of {plan.interval} bars, one row per token and bar, from config/pipeline.yaml:"
+            f" {listed}. Windows read {plan.lookback_days} earlier day(s) of bars, so a day computed"
+            " alone equals the same day computed with the whole history; a value is null until its"
+            " window is full (history_bars counts the observed bars behind each row)."
+        ),
+    )
+    def _features(context: AssetExecutionContext, **inputs: DataFrame) -> Iterator[Output | AssetCheckResult]:
+        window = context.partition_time_window
+        bars = inputs[f"silver_bars_{plan.interval}"].select(
+            *[F.col(c).cast("double").alias(c) if c in DOUBLE_BAR_COLUMNS else F.col(c) for c in BAR_COLUMNS]
+        )
+        features = plan.apply(bars).where(
+            (F.col("open_time") >= F.lit(window.start)) & (F.col("open_time") < F.lit(window.end))
+        )
+        yield from publish(
+            context,
+            features,
+            time_column="open_time",
+            keys=KEYS,
+            observed=~F.col("is_gap"),
+            validators=validators,
+            extra_aggregates={"gap_rows": F.sum(F.col("is_gap").cast("int"))},
+        )
+
+    return _features
+
+
+MARKET_VALIDATORS = [
+    v.value_ranges({"price_usd": (0.0, None), "market_cap_usd": (0.0, None), "volume_usd_24h": (0.0, None)}),
+    v.stablecoin_peg("price_usd", CONFIG.stablecoins, CONFIG.peg_threshold),
+]
 
 
 @daily_asset(
     "silver",
-    time_column="open_time",
-    ins={
-        "bronze_klines": AssetIn(
-            # Rolling windows at 00:00 need the previous day's last minutes: read day D-1 too.
-            partition_mapping=TimeWindowPartitionMapping(
-                start_offset=-LOOKBACK_DAYS, end_offset=0, allow_nonexistent_upstream_partitions=True
-            ),
-            # A first backfilled day has no D-1 yet: its early windows start cold (null), not wrong.
-            metadata={"allow_missing_partitions": True},
-        )
-    },
-    check_specs=quality_check_specs("silver_features", keys="(token, open_time)"),
+    time_column="hour",
+    check_specs=[
+        *quality_check_specs(
+            "silver_token_markets", ohlc=False, keys="(token, hour)", coverage_check=EVERY_TOKEN_HAS_A_SOURCE
+        ),
+        *validator_specs("silver_token_markets", MARKET_VALIDATORS),
+    ],
 )
-def silver_features(
-    context: AssetExecutionContext, bronze_klines: DataFrame
+def silver_token_markets(
+    context: AssetExecutionContext, raw_coingecko_markets: DataFrame
 ) -> Iterator[Output | AssetCheckResult]:
-    """Per-minute features for one day: 1m simple and log returns (null across gaps) and
-    annualised realised volatility over 15 and 60 minutes (null until the window is full),
-    computed with the previous day's bars as look-back so day boundaries are seamless.
-    """
-    window = context.partition_time_window
-    features = minute_features(bronze_klines, window.start, window.end)
-    yield from publish(context, features, time_column="open_time", keys=("token", "open_time"))
+    """USD price, market cap, 24h volume and implied circulating supply of all 37 tokens, one row
+    per token and hour (the hour's last CoinGecko point), with the stablecoins' deviation from
+    $1. Depegs beyond the threshold are flagged by the stablecoin_peg check, never dropped."""
+    universe = load_universe()
+    hourly = hourly_token_markets(
+        raw_coingecko_markets,
+        token_categories={t.symbol: t.category for t in universe.tokens},
+        stablecoins=list(CONFIG.stablecoins),
+    )
+    yield from publish(
+        context,
+        hourly,
+        time_column="hour",
+        keys=("token", "hour"),
+        ohlc=False,
+        coverage=(universe.symbols, {}),
+        coverage_check=EVERY_TOKEN_HAS_A_SOURCE,
+        validators=MARKET_VALIDATORS,
+    )
+
+
+silver_bars = [build_bars_asset(interval) for interval in CONFIG.bar_intervals]
+silver_features = [build_features_asset(plan) for plan in feature_plans().values()]
+SILVER_ASSETS = [*silver_bars, *silver_features, silver_token_markets]

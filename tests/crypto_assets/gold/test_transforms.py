@@ -3,9 +3,9 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
+from crypto_assets.silver.transforms import minute_features
 
 from crypto_assets.gold.transforms import GOLD_COLUMNS, hourly_market_features
-from crypto_assets.silver.transforms import minute_features
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -3,14 +3,13 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
-from pyspark.sql import functions as F
-
 from crypto_assets.silver.transforms import (
     MINUTES_PER_YEAR,
     minute_features,
     minute_returns,
     rolling_volatility,
 )
+from pyspark.sql import functions as F
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

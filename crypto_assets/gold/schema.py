@@ -1,0 +1,77 @@
+"""The documented schemas of the gold tables: one source for the Dagster column schema (shown in
+the UI), the Snowflake column comments and docs/data-dictionary.md."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from dagster import TableColumn, TableSchema
+
+from crypto_assets.silver.config import BAR_COLUMNS, HISTORY, FeaturePlan
+from crypto_assets.silver.transformers import FeatureColumn
+
+Column = tuple[str, str, str]  # name, Spark type, description
+
+COMMON: dict[str, tuple[str, str]] = {
+    "dt": ("date", "UTC day of the row; the table's partition and clustering key."),
+    "bar_time": ("timestamp", "Bar open time, UTC (TIMESTAMP_NTZ, UTC wall clock)."),
+    "token": ("string", "Canonical token symbol (universe.yaml)."),
+    "category": ("string", "Token category: Payment, DeFi, Layer 1, Meme, NFT or Infrastructure."),
+    "symbol": ("string", "Exchange pair the bars come from, e.g. BTCUSDT (prices in USDT)."),
+    "open": ("double", "First observed price of the bar."),
+    "high": ("double", "Highest price of the bar."),
+    "low": ("double", "Lowest price of the bar."),
+    "close": ("double", "Last observed price of the bar."),
+    "volume": ("double", "Base-asset volume."),
+    "quote_volume": ("double", "Quote-asset (USDT) volume; null where the source lacks it."),
+    "trade_count": ("bigint", "Number of trades; null where the source lacks it."),
+    "taker_buy_base_volume": ("double", "Base volume bought by takers; null where the source lacks it."),
+    "vwap": ("double", "The bar's own VWAP: quote_volume / volume."),
+    "bars_observed": ("int", "Source bars the exchange delivered inside this bar."),
+    "is_complete": ("boolean", "True when every source bar of the interval was delivered."),
+    "is_gap": ("boolean", "True when no source bar was delivered (an outage): features are null."),
+    "realized_vol_intrabar": ("double", "Annualised volatility of the source bars' log returns inside the bar."),
+    HISTORY: ("int", "Observed bars in the longest feature look-back: warm-up and gap indicator."),
+    "market_cap_usd": ("double", "CoinGecko USD market cap at the bar's close (last hourly point); null if unavailable."),
+    "price_usd": ("double", "CoinGecko USD price at the bar's close; null if unavailable."),
+    "circulating_supply": ("double", "Implied circulating supply: market_cap_usd / price_usd."),
+}
+INDEX_COLUMNS: list[Column] = [
+    ("dt", "date", COMMON["dt"][1]),
+    ("category", "string", COMMON["category"][1]),
+    ("interval", "string", "Bar interval of the index: 1h or 1d."),
+    ("bar_time", "timestamp", COMMON["bar_time"][1]),
+    ("constituents", "int", "Tokens of the category with a return for the bar."),
+    ("equal_weighted_return", "double", "Mean 1-bar simple return of the constituents."),
+    ("cap_weighted_constituents", "int", "Constituents with a market cap at the previous bar's close."),
+    ("cap_weighted_return", "double", "Market-cap-weighted 1-bar return; weights are caps at the previous close."),
+    ("total_market_cap_usd", "double", "Sum of the weights (USD market caps at the previous close)."),
+]
+CORRELATION_COLUMNS: list[Column] = [
+    ("dt", "date", "Day whose trailing window the correlation covers (window ends at the day's end)."),
+    ("token_a", "string", "First token of the pair."),
+    ("token_b", "string", "Second token of the pair (both orders and the diagonal are stored)."),
+    ("correlation", "double", "Pearson correlation of hourly log returns over the window, clamped to [-1, 1]."),
+    ("observations", "int", "Hours in the window where both tokens have a return."),
+    ("window_days", "int", "Length of the trailing window in days."),
+]
+
+
+def _feature(column: FeatureColumn) -> Column:
+    return column.name, "double", column.description
+
+
+def market_feature_columns(plan: FeaturePlan, horizons: Sequence[str]) -> list[Column]:
+    """gold_market_features (1h) and gold_daily_market_features (1d), in table order."""
+    columns: list[Column] = [(n, *COMMON[n]) for n in ("dt", "bar_time")]
+    columns += [(n, *COMMON[n]) for n in (*BAR_COLUMNS, HISTORY) if n != "open_time"]
+    columns += [_feature(c) for c in plan.columns]
+    columns += [(n, *COMMON[n]) for n in ("market_cap_usd", "price_usd", "circulating_supply")]
+    for h in horizons:
+        columns.append((f"target_return_{h}", "double", f"TARGET: close {h} later / close - 1 (forward; never a feature)."))
+        columns.append((f"target_log_return_{h}", "double", f"TARGET: ln(close {h} later / close)."))
+    return columns
+
+
+def table_schema(columns: Sequence[Column]) -> TableSchema:
+    return TableSchema(columns=[TableColumn(name, kind, description=text) for name, kind, text in columns])

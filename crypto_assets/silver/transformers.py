@@ -1,0 +1,464 @@
+"""Silver's transformers: pure ``DataFrame -> DataFrame`` functions, chosen and parameterised by
+``config/pipeline.yaml``. No Dagster.
+
+A feature is a factory registered with :func:`transformer`: given the interval and its
+parameters, it returns a :class:`Feature` naming its columns (with description, valid range and
+warm-up), the look-back it needs, and the transform itself. Adding a feature is a config line
+plus one such function.
+
+Bars handed to features have one row per slot of the grid (gap rows have a null close unless
+carried forward) and carry ``_log_return``, the time-based 1-bar log return (null across a gap).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from crypto_assets.bronze.transforms import AMOUNT, interval_seconds, lookup
+from crypto_assets.pipeline_config import PipelineConfig, bars_in, parse_duration
+from crypto_assets.silver.utils import (
+    annualise,
+    bar_at,
+    ema_bars,
+    last_observed,
+    min_count,
+    per_token,
+    span_bars,
+    time_window,
+    truncated_ema,
+    within_reach,
+)
+
+BTC = "BTC"
+# Floating-point slack for bounds that are exact in theory (a correlation of a series with itself).
+EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class FeatureColumn:
+    name: str
+    description: str
+    low: float | None = None
+    high: float | None = None
+    # Observed bars of history the value needs; it is null before (0: time-based, null by gaps).
+    warm_up: int = 0
+    # May be null because the source lacks the input (taker volumes in an imported file, BTC).
+    by_source: bool = False
+
+
+@dataclass(frozen=True)
+class FeatureContext:
+    interval: str
+    config: PipelineConfig
+
+    @property
+    def seconds(self) -> int:
+        return parse_duration(self.interval)
+
+    def bars(self, duration: str, where: str) -> int:
+        return bars_in(duration, self.interval, where)
+
+    def span(self, bars: int) -> int:
+        return span_bars(bars, self.config.gap_allowance)
+
+
+@dataclass(frozen=True)
+class Feature:
+    columns: tuple[FeatureColumn, ...]
+    lookback_bars: int
+    transform: Callable[[DataFrame], DataFrame]
+
+
+TRANSFORMERS: dict[str, Callable[..., Feature]] = {}
+
+
+def transformer(factory: Callable[..., Feature]) -> Callable[..., Feature]:
+    """Register ``factory`` under its name, the ``feature:`` of a config line."""
+    TRANSFORMERS[factory.__name__] = factory
+    return factory
+
+
+def _observed(value: Column) -> Column:
+    """Only a bar with a close has features: a gap row stays null."""
+    return F.when(F.col("close").isNotNull(), value)
+
+
+@transformer
+def returns(ctx: FeatureContext, horizons: list[str]) -> Feature:
+    """Simple and log returns over each horizon, close to close; null if either bar is missing."""
+    steps = {h: ctx.bars(h, "returns.horizons") for h in horizons}
+    columns = []
+    for h in horizons:
+        columns += [
+            FeatureColumn(f"return_{h}", f"Simple return over {h}: close / close {h} earlier - 1.", low=-1),
+            FeatureColumn(f"log_return_{h}", f"Log return over {h}: ln(close / close {h} earlier)."),
+        ]
+
+    def apply(bars: DataFrame) -> DataFrame:
+        out = bars
+        for h, n in steps.items():
+            previous = bar_at("close", n, ctx.seconds)
+            out = out.withColumn(f"return_{h}", F.col("close") / previous - 1).withColumn(
+                f"log_return_{h}", F.log(F.col("close") / previous)
+            )
+        return out
+
+    return Feature(tuple(columns), max(steps.values()) + 1, apply)
+
+
+@transformer
+def realized_volatility(ctx: FeatureContext, windows: list[str]) -> Feature:
+    """Annualised standard deviation of 1-bar log returns over each window."""
+    steps = {w: ctx.bars(w, "realized_volatility.windows") for w in windows}
+    columns = tuple(
+        FeatureColumn(
+            f"realized_vol_{w}",
+            f"Annualised realised volatility: stdev of {ctx.interval} log returns over {w}"
+            f" (at least {ctx.config.min_fraction:.0%} of them observed).",
+            low=0,
+        )
+        for w in windows
+    )
+
+    def apply(bars: DataFrame) -> DataFrame:
+        out = bars
+        for w, n in steps.items():
+            frame = time_window(n, ctx.seconds)
+            enough = F.count("_log_return").over(frame) >= min_count(n, ctx.config.min_fraction)
+            volatility = F.stddev_samp("_log_return").over(frame) * annualise(ctx.seconds)
+            out = out.withColumn(f"realized_vol_{w}", _observed(F.when(enough, volatility)))
+        return out
+
+    return Feature(columns, max(steps.values()) + 1, apply)
+
+
+@transformer
+def rsi(ctx: FeatureContext, window: int = 14) -> Feature:
+    """Wilder's RSI: EMAs (alpha = 1/window) of up and down moves between observed closes."""
+    alpha = 1 / window
+    moves = ema_bars(alpha, ctx.config.ema_tolerance)
+    needed = moves + 1  # the moves need one more close
+    name = f"rsi_{window}"
+
+    def compute(bars: pd.DataFrame) -> dict[str, np.ndarray]:
+        close = bars["close"].to_numpy()
+        change = np.diff(close, prepend=np.nan)
+        up = truncated_ema(np.maximum(change, 0.0)[1:], alpha, moves)
+        down = truncated_ema(np.maximum(-change, 0.0)[1:], alpha, moves)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = np.where(down == 0, 100.0, 100 - 100 / (1 + up / down))
+        value = np.concatenate([[np.nan], value])
+        ok = within_reach(bars["seconds"].to_numpy(), needed, ctx.span(needed), ctx.seconds)
+        return {name: np.where(ok, value, np.nan)}
+
+    column = FeatureColumn(
+        name,
+        f"RSI({window}), Wilder smoothing (alpha 1/{window}) over the last {needed} observed bars.",
+        low=0,
+        high=100,
+        warm_up=needed,
+    )
+    return Feature((column,), ctx.span(needed), lambda bars: per_token(bars, [name], compute))
+
+
+@transformer
+def macd(ctx: FeatureContext, fast: int = 12, slow: int = 26, signal: int = 9) -> Feature:
+    """MACD line (EMA fast - EMA slow of closes), its signal EMA and the histogram."""
+    if fast >= slow:
+        raise ValueError(f"macd: fast ({fast}) must be shorter than slow ({slow})")
+    a_fast, a_slow, a_signal = 2 / (fast + 1), 2 / (slow + 1), 2 / (signal + 1)
+    fast_bars = ema_bars(a_fast, ctx.config.ema_tolerance)
+    slow_bars = ema_bars(a_slow, ctx.config.ema_tolerance)
+    signal_bars = ema_bars(a_signal, ctx.config.ema_tolerance)
+
+    def compute(bars: pd.DataFrame) -> dict[str, np.ndarray]:
+        close, seconds = bars["close"].to_numpy(), bars["seconds"].to_numpy()
+        line = truncated_ema(close, a_fast, fast_bars) - truncated_ema(close, a_slow, slow_bars)
+        line = np.where(within_reach(seconds, slow_bars, ctx.span(slow_bars), ctx.seconds), line, np.nan)
+        valid = ~np.isnan(line)
+        signal_line = np.full(len(close), np.nan)
+        on_line = truncated_ema(line[valid], a_signal, signal_bars)
+        reach = within_reach(seconds[valid], signal_bars, ctx.span(signal_bars), ctx.seconds)
+        signal_line[valid] = np.where(reach, on_line, np.nan)
+        return {"macd": line, "macd_signal": signal_line, "macd_hist": line - signal_line}
+
+    warm = slow_bars + signal_bars - 1
+    columns = (
+        FeatureColumn("macd", f"MACD line: EMA({fast}) - EMA({slow}) of closes.", warm_up=slow_bars),
+        FeatureColumn("macd_signal", f"MACD signal: EMA({signal}) of the MACD line.", warm_up=warm),
+        FeatureColumn("macd_hist", "MACD histogram: MACD line - signal.", warm_up=warm),
+    )
+    names = [c.name for c in columns]
+    return Feature(columns, ctx.span(slow_bars) + ctx.span(signal_bars), lambda bars: per_token(bars, names, compute))
+
+
+@transformer
+def bollinger(ctx: FeatureContext, window: int = 20, stdevs: float = 2) -> Feature:
+    """Bollinger bands: mean +- ``stdevs`` population stdevs of the last ``window`` closes."""
+    names = {k: f"bb_{k}_{window}" for k in ("middle", "upper", "lower", "pct_b", "width")}
+
+    def apply(bars: DataFrame) -> DataFrame:
+        closes = last_observed(F.col("close"), window, ctx.span(window), ctx.seconds)
+        mean = F.aggregate(closes, F.lit(0.0), lambda acc, x: acc + x) / window
+        with_mean = bars.withColumn("_closes", closes).withColumn(names["middle"], _observed(mean))
+        middle = F.col(names["middle"])
+        spread = F.sqrt(
+            F.aggregate(F.col("_closes"), F.lit(0.0), lambda acc, x: acc + (x - middle) * (x - middle)) / window
+        )
+        upper, lower = middle + stdevs * spread, middle - stdevs * spread
+        return (
+            with_mean.withColumn(names["upper"], upper)
+            .withColumn(names["lower"], lower)
+            .withColumn(
+                names["pct_b"], F.when(upper > lower, (F.col("close") - lower) / (upper - lower))
+            )
+            .withColumn(names["width"], (upper - lower) / middle)
+            .drop("_closes")
+        )
+
+    columns = (
+        FeatureColumn(names["middle"], f"Bollinger middle band: mean of the last {window} closes.", low=0, warm_up=window),
+        FeatureColumn(names["upper"], f"Bollinger upper band: middle + {stdevs} population stdevs.", warm_up=window),
+        FeatureColumn(names["lower"], f"Bollinger lower band: middle - {stdevs} population stdevs.", warm_up=window),
+        FeatureColumn(names["pct_b"], "Bollinger %B: (close - lower) / (upper - lower); null on a flat window.", warm_up=window, by_source=True),
+        FeatureColumn(names["width"], "Bollinger band width: (upper - lower) / middle.", low=0, warm_up=window),
+    )  # fmt: skip
+    return Feature(columns, ctx.span(window), apply)
+
+
+@transformer
+def atr(ctx: FeatureContext, window: int = 14) -> Feature:
+    """Average true range, Wilder smoothing (alpha = 1/window)."""
+    alpha = 1 / window
+    ranges = ema_bars(alpha, ctx.config.ema_tolerance)
+    needed = ranges + 1  # a true range needs the previous close
+    name = f"atr_{window}"
+
+    def compute(bars: pd.DataFrame) -> dict[str, np.ndarray]:
+        high, low, close = (bars[c].to_numpy() for c in ("high", "low", "close"))
+        before = close[:-1]
+        true_range = np.maximum.reduce(
+            [high[1:] - low[1:], np.abs(high[1:] - before), np.abs(low[1:] - before)]
+        )
+        value = np.concatenate([[np.nan], truncated_ema(true_range, alpha, ranges)])
+        ok = within_reach(bars["seconds"].to_numpy(), needed, ctx.span(needed), ctx.seconds)
+        return {name: np.where(ok, value, np.nan)}
+
+    column = FeatureColumn(
+        name, f"ATR({window}): Wilder-smoothed true range, in price units.", low=0, warm_up=needed
+    )
+    return Feature((column,), ctx.span(needed), lambda bars: per_token(bars, [name], compute))
+
+
+@transformer
+def vwap(ctx: FeatureContext, window: str) -> Feature:
+    """Rolling VWAP of the typical price (high + low + close) / 3, and the close's deviation."""
+    n = ctx.bars(window, "vwap.window")
+
+    def apply(bars: DataFrame) -> DataFrame:
+        frame = time_window(n, ctx.seconds)
+        typical = (F.col("high") + F.col("low") + F.col("close")) / 3
+        volume = F.sum("volume").over(frame)
+        enough = F.count("close").over(frame) >= min_count(n, ctx.config.min_fraction)
+        value = F.when(enough & (volume > 0), F.sum(typical * F.col("volume")).over(frame) / volume)
+        return bars.withColumn(f"vwap_{window}", _observed(value)).withColumn(
+            f"vwap_deviation_{window}", F.col("close") / F.col(f"vwap_{window}") - 1
+        )
+
+    columns = (
+        FeatureColumn(f"vwap_{window}", f"Volume-weighted typical price over {window}.", low=0),
+        FeatureColumn(f"vwap_deviation_{window}", f"close / vwap_{window} - 1."),
+    )
+    return Feature(columns, n, apply)
+
+
+@transformer
+def volume_zscore(ctx: FeatureContext, window: str) -> Feature:
+    """How unusual the bar's volume is: (volume - mean) / stdev over the window."""
+    n = ctx.bars(window, "volume_zscore.window")
+    name = f"volume_zscore_{window}"
+
+    def apply(bars: DataFrame) -> DataFrame:
+        frame = time_window(n, ctx.seconds)
+        spread = F.stddev_samp("volume").over(frame)
+        enough = F.count("volume").over(frame) >= min_count(n, ctx.config.min_fraction)
+        value = F.when(enough & (spread > 0), (F.col("volume") - F.avg("volume").over(frame)) / spread)
+        return bars.withColumn(name, _observed(value))
+
+    column = FeatureColumn(name, f"Volume z-score over {window} (sample stdev); null on constant volume.", by_source=True)
+    return Feature((column,), n, apply)
+
+
+@transformer
+def taker_imbalance(ctx: FeatureContext) -> Feature:
+    """Taker-buy imbalance 2 * taker_buy / volume - 1, where the source reports taker volumes."""
+
+    def apply(bars: DataFrame) -> DataFrame:
+        value = F.when(F.col("volume") > 0, 2 * F.col("taker_buy_base_volume") / F.col("volume") - 1)
+        return bars.withColumn("taker_buy_imbalance", value)
+
+    column = FeatureColumn(
+        "taker_buy_imbalance",
+        "Taker-buy imbalance in [-1, 1]: +1 all volume bought by takers; null where the source has no taker volumes.",
+        low=-1 - EPS,
+        high=1 + EPS,
+        by_source=True,
+    )
+    return Feature((column,), 1, apply)
+
+
+@transformer
+def btc_beta(ctx: FeatureContext, window: str) -> Feature:
+    """Rolling correlation and beta of the token's 1-bar log returns to BTC's, same bars."""
+    n = ctx.bars(window, "btc_beta.window")
+
+    def apply(bars: DataFrame) -> DataFrame:
+        btc = bars.where(F.col("token") == BTC).select("open_time", F.col("_log_return").alias("_btc"))
+        joined = bars.join(btc, on="open_time", how="left")
+        both = F.col("_log_return").isNotNull() & F.col("_btc").isNotNull()
+        x, y = F.when(both, F.col("_log_return")), F.when(both, F.col("_btc"))
+        frame = time_window(n, ctx.seconds)
+        enough = F.count(x).over(frame) >= min_count(n, ctx.config.min_fraction)
+        beta = F.covar_samp(x, y).over(frame) / F.var_samp(y).over(frame)
+        return (
+            joined.withColumn(f"corr_btc_{window}", _observed(F.when(enough, F.corr(x, y).over(frame))))
+            .withColumn(f"beta_btc_{window}", _observed(F.when(enough, beta)))
+            .drop("_btc")
+        )
+
+    columns = (
+        FeatureColumn(f"corr_btc_{window}", f"Correlation of {ctx.interval} log returns with BTC's over {window}.", low=-1 - EPS, high=1 + EPS, by_source=True),
+        FeatureColumn(f"beta_btc_{window}", f"Beta to BTC over {window}: cov(token, BTC) / var(BTC).", by_source=True),
+    )  # fmt: skip
+    return Feature(columns, n + 1, apply)
+
+
+@transformer
+def peg_deviation(ctx: FeatureContext) -> Feature:
+    """A stablecoin's close minus $1 (its USDT price; CoinGecko's USD price is in silver_token_markets)."""
+    stablecoins = list(ctx.config.stablecoins)
+
+    def apply(bars: DataFrame) -> DataFrame:
+        return bars.withColumn(
+            "peg_deviation", F.when(F.col("token").isin(stablecoins), F.col("close") - 1)
+        )
+
+    column = FeatureColumn(
+        "peg_deviation",
+        f"Stablecoins only: close - 1; beyond +-{ctx.config.peg_threshold:.0%} the stablecoin_peg check flags it.",
+        by_source=True,
+    )
+    return Feature((column,), 1, apply)
+
+
+def build_feature(ctx: FeatureContext, name: str, params: dict[str, Any]) -> Feature:
+    if name not in TRANSFORMERS:
+        raise ValueError(f"unknown feature {name!r}; registered: {sorted(TRANSFORMERS)}")
+    try:
+        return TRANSFORMERS[name](ctx, **params)
+    except TypeError as exc:
+        raise ValueError(f"feature {name!r}: bad parameters {params}: {exc}") from None
+
+
+SOURCE_INTERVALS = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d")
+
+
+def resample_bars(bronze: DataFrame, interval: str) -> DataFrame:
+    """Bronze bars -> ``interval`` bars, one per (token, bucket), from the finest interval bronze
+    has for that bucket (1m from the exchange, or an imported 1h file).
+
+    OHLC from observed bars, volumes summed (a partial taker or quote volume is null, never an
+    undercount), ``bars_observed`` / ``bars_expected`` and ``is_complete`` for partial buckets,
+    ``is_gap`` when no source bar was observed, and the annualised volatility of the source
+    bars' log returns inside the bucket.
+    """
+    target = parse_duration(interval)
+    fits = [i for i in SOURCE_INTERVALS if parse_duration(i) <= target and target % parse_duration(i) == 0]
+    source_seconds = interval_seconds(F.col("interval"), SOURCE_INTERVALS)
+    bucket_seconds = F.floor(F.unix_timestamp("open_time") / target) * target
+    rows = bronze.where(F.col("interval").isin(fits)).select(
+        "*", source_seconds.alias("_step"), bucket_seconds.alias("_bucket")
+    )
+    # The finest source wins: it carries the most information (and the intrabar volatility).
+    finest = F.min("_step").over(Window.partitionBy("token", "_bucket"))
+    rows = rows.withColumn("_finest", finest).where(F.col("_step") == F.col("_finest"))
+    previous = Window.partitionBy("token", "_bucket").orderBy("open_time")
+    contiguous = (F.unix_timestamp("open_time") - F.unix_timestamp(F.lag("open_time").over(previous))) == F.col("_step")
+    rows = rows.withColumn(
+        "_log_return",
+        F.when(contiguous, F.log(F.col("close").cast("double") / F.lag("close").over(previous).cast("double"))),
+    )
+    real = ~F.col("is_gap")
+    observed_at = F.when(F.col("open").isNotNull(), F.col("open_time"))
+
+    def complete_sum(column: str) -> Column:
+        # Volumes carried by every priced bar, or none: a partial sum would undercount.
+        return F.when(F.count(column) == F.count("close"), F.sum(column))
+
+    grouped = rows.groupBy("token", "_bucket").agg(
+        F.first("category").alias("category"),
+        F.min("symbol").alias("symbol"),
+        F.min_by("open", observed_at).alias("open"),
+        F.max("high").alias("high"),
+        F.min("low").alias("low"),
+        F.max_by("close", observed_at).alias("close"),
+        F.sum("volume").alias("volume"),
+        complete_sum("quote_volume").alias("quote_volume"),
+        F.sum("trade_count").alias("trade_count"),
+        complete_sum("taker_buy_base_volume").alias("taker_buy_base_volume"),
+        complete_sum("taker_buy_quote_volume").alias("taker_buy_quote_volume"),
+        F.first("_step").alias("_step"),
+        F.first("interval").alias("source_interval"),
+        F.count(F.when(real, F.lit(1))).alias("bars_observed"),
+        F.stddev_samp("_log_return").alias("_intrabar_std"),
+    )
+    return grouped.select(
+        "token", "category", "symbol",
+        F.lit(interval).alias("interval"),
+        F.timestamp_seconds("_bucket").alias("open_time"),
+        *[F.col(c).cast(AMOUNT).alias(c) for c in ("open", "high", "low", "close", "volume", "quote_volume")],
+        "trade_count",
+        *[F.col(c).cast(AMOUNT).alias(c) for c in ("taker_buy_base_volume", "taker_buy_quote_volume")],
+        F.when(F.col("volume") > 0, F.col("quote_volume").cast("double") / F.col("volume").cast("double")).alias("vwap"),
+        "source_interval",
+        (F.lit(target) / F.col("_step")).cast("int").alias("bars_expected"),
+        F.col("bars_observed").cast("int").alias("bars_observed"),
+        (F.col("bars_observed") == F.lit(target) / F.col("_step")).alias("is_complete"),
+        (F.col("bars_observed") == 0).alias("is_gap"),
+        (F.col("_intrabar_std") * F.sqrt(F.lit(365 * 86_400.0) / F.col("_step"))).alias("realized_vol_intrabar"),
+    )  # fmt: skip
+
+
+def hourly_token_markets(
+    points: DataFrame, token_categories: dict[str, str], stablecoins: list[str]
+) -> DataFrame:
+    """CoinGecko points -> one row per (token, hour): the hour's last point (known at the hour's
+    end, so a bar closing then may use it without seeing the future), the implied circulating
+    supply, and for stablecoins the deviation of the USD price from $1."""
+    hour = F.date_trunc("hour", "time")
+    grouped = points.groupBy("token", hour.alias("hour")).agg(
+        F.max_by("price_usd", "time").alias("price_usd"),
+        F.max_by("market_cap_usd", "time").alias("market_cap_usd"),
+        F.max_by("volume_usd", "time").alias("volume_usd_24h"),
+        F.max("time").alias("as_of"),
+        F.count(F.lit(1)).alias("points"),
+    )
+    return grouped.select(
+        "token",
+        lookup(token_categories, F.col("token")).alias("category"),
+        "hour",
+        "price_usd",
+        "market_cap_usd",
+        "volume_usd_24h",
+        F.when(F.col("price_usd") > 0, F.col("market_cap_usd") / F.col("price_usd")).alias("circulating_supply"),
+        F.when(F.col("token").isin(stablecoins), F.col("price_usd") - 1).alias("peg_deviation"),
+        "as_of",
+        F.col("points").cast("int").alias("points"),
+    )

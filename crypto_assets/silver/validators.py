@@ -1,0 +1,170 @@
+"""Validators: pure Spark checks of a layer's DataFrame, each one aggregation. No Dagster here:
+``crypto_assets.checks`` turns them into asset checks (blocking where bad data must stop)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+
+@dataclass(frozen=True)
+class Validation:
+    passed: bool
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Validator:
+    """A named rule: ``blocking`` ones stop downstream assets when they fail."""
+
+    name: str
+    description: str
+    blocking: bool
+    run: Callable[[DataFrame], Validation]
+
+
+SCHEMA = "schema"
+VALUE_RANGES = "value_ranges"
+NULL_RATES = "null_rates"
+FEATURE_WARM_UP = "feature_warm_up"
+STABLECOIN_PEG = "stablecoin_peg"
+
+
+def _bad_number(column: Column) -> Column:
+    return F.isnan(column) | (F.abs(column) == F.lit(float("inf")))
+
+
+def schema(expected: Sequence[tuple[str, str]]) -> Validator:
+    """The frame has exactly these columns, in this order, with these Spark types."""
+
+    def run(frame: DataFrame) -> Validation:
+        actual = [(f.name, f.dataType.simpleString()) for f in frame.schema.fields]
+        missing = [c for c in expected if c not in actual]
+        unexpected = [c for c in actual if c not in expected]
+        return Validation(
+            passed=actual == list(expected),
+            details={"missing_or_retyped": missing, "unexpected": unexpected, "columns": len(actual)},
+        )
+
+    return Validator(SCHEMA, "Columns and types are exactly the documented schema.", True, run)
+
+
+def value_ranges(bounds: Mapping[str, tuple[float | None, float | None]]) -> Validator:
+    """Every non-null value of each column lies in its [low, high] and is a finite number."""
+
+    def run(frame: DataFrame) -> Validation:
+        present = {c: b for c, b in bounds.items() if c in frame.columns}
+        if not present:
+            return Validation(True, {"violations": {}})
+        aggregates = []
+        for column, (low, high) in present.items():
+            value = F.col(column).cast("double")
+            bad = _bad_number(value)
+            if low is not None:
+                bad = bad | (value < F.lit(low))
+            if high is not None:
+                bad = bad | (value > F.lit(high))
+            aggregates.append(F.sum(F.coalesce(bad, F.lit(False)).cast("int")).alias(column))
+        row = frame.agg(*aggregates).first()
+        violations = {c: int(row[c] or 0) for c in present if row is not None and (row[c] or 0) > 0}
+        return Validation(
+            passed=not violations,
+            details={
+                "violations": violations,
+                "bounds": {c: [lo, hi] for c, (lo, hi) in present.items()},
+            },
+        )
+
+    return Validator(
+        VALUE_RANGES,
+        "Every value is finite and inside its documented range (RSI 0-100, correlations -1..1, ...).",
+        True,
+        run,
+    )
+
+
+def null_rates(columns: Sequence[str], complete: str, max_rate: float) -> Validator:
+    """Among rows whose whole look-back is observed (``complete``, a SQL condition), each column's
+    null rate is at most ``max_rate``: a feature that should exist but is missing points at a bug
+    or bad input."""
+
+    def run(frame: DataFrame) -> Validation:
+        present = [c for c in columns if c in frame.columns]
+        row = frame.where(F.expr(complete)).agg(
+            F.count(F.lit(1)).alias("_rows"),
+            *[F.sum(F.col(c).isNull().cast("int")).alias(c) for c in present],
+        ).first()
+        rows = int(row["_rows"]) if row is not None else 0
+        rates = {c: round(int(row[c] or 0) / rows, 6) for c in present} if rows and row else {}
+        high = {c: r for c, r in rates.items() if r > max_rate}
+        return Validation(
+            passed=not high,
+            details={"complete_rows": rows, "max_null_rate": max_rate, "above_max": high},
+        )
+
+    return Validator(
+        NULL_RATES,
+        f"Warmed-up, gap-free rows have every feature (null rate at most {max_rate:.0%}).",
+        False,
+        run,
+    )
+
+
+def feature_warm_up(warm_ups: Mapping[str, int], history: str) -> Validator:
+    """No feature is emitted before its warm-up: a value needs ``warm_ups[column]`` observed
+    bars of history (``history`` counts them), so a partial window never passes for a full one."""
+
+    def run(frame: DataFrame) -> Validation:
+        present = {c: w for c, w in warm_ups.items() if c in frame.columns}
+        if not present:
+            return Validation(True, {"early_values": {}})
+        row = frame.agg(
+            *[
+                F.sum((F.col(c).isNotNull() & (F.col(history) < F.lit(w))).cast("int")).alias(c)
+                for c, w in present.items()
+            ],
+            F.sum((F.col(history) < F.lit(max(present.values()))).cast("int")).alias("_warming"),
+        ).first()
+        early = {c: int(row[c] or 0) for c in present if row is not None and (row[c] or 0) > 0}
+        return Validation(
+            passed=not early,
+            details={
+                "early_values": early,
+                "rows_in_warm_up": int(row["_warming"] or 0) if row else 0,
+                "warm_up_bars": dict(present),
+            },
+        )
+
+    return Validator(
+        FEATURE_WARM_UP,
+        "No feature has a value before its warm-up (enough observed bars of history).",
+        True,
+        run,
+    )
+
+
+def stablecoin_peg(price: str, stablecoins: Sequence[str], threshold: float) -> Validator:
+    """Stablecoin prices more than ``threshold`` off $1 are flagged (a warning): kept, not dropped."""
+
+    def run(frame: DataFrame) -> Validation:
+        off = frame.where(
+            F.col("token").isin(list(stablecoins)) & (F.abs(F.col(price) - 1) > F.lit(threshold))
+        )
+        rows = off.groupBy("token").agg(
+            F.count(F.lit(1)).alias("rows"), F.max(F.abs(F.col(price) - 1)).alias("max_deviation")
+        )
+        found = {r["token"]: {"rows": r["rows"], "max_deviation": r["max_deviation"]} for r in rows.collect()}
+        return Validation(
+            passed=not found, details={"depegged": found, "threshold": threshold, "price": price}
+        )
+
+    return Validator(
+        STABLECOIN_PEG,
+        f"Stablecoins within {threshold:.0%} of $1 (deviations are flagged and kept).",
+        False,
+        run,
+    )

@@ -126,5 +126,8 @@ def validation_result(validator: Validator, validation: Validation) -> AssetChec
         check_name=validator.name,
         passed=validation.passed,
         severity=AssetCheckSeverity.ERROR if validator.blocking else AssetCheckSeverity.WARN,
-        metadata={k: MetadataValue.json(v) if isinstance(v, (dict, list)) else v for k, v in validation.details.items()},
+        metadata={
+            k: MetadataValue.json(v) if isinstance(v, (dict, list)) else v
+            for k, v in validation.details.items()
+        },
     )

@@ -21,13 +21,12 @@ from typing import Any
 from resources.settings import Settings, SettingsError
 
 DEFAULT_DAYS = 2
-LAYER_OF_ASSET = {
-    "raw_klines": "raw",
-    "raw_coingecko_markets": "raw",
-    "bronze_klines": "bronze",
-    "silver_features": "silver",
-    "gold_market_features": "gold",
-}
+LAYERS = ("raw", "bronze", "silver", "gold")
+
+
+def layer_of_asset(asset: str) -> str:
+    """Assets are named after their layer: raw_klines, silver_features_1h, gold_correlations."""
+    return asset.split("_", 1)[0]
 
 
 class CliError(Exception):
@@ -97,18 +96,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     from crypto_assets.services import local_services
 
-    rows_per_layer: dict[str, int] = dict.fromkeys(LAYER_OF_ASSET.values(), 0)
+    rows_per_layer: dict[str, int] = dict.fromkeys(LAYERS[1:] if args.no_ingest else LAYERS, 0)
+    job_name = "refinement_job" if args.no_ingest else "market_data_job"
+    # Refinement runs a whole range as one Spark job per asset (its backfill policy); ingestion
+    # goes a month at a time (CoinGecko keeps hourly points up to 90 days).
+    days_per_run = args.days_per_run or (len(keys) if args.no_ingest else 31)
     warnings: list[str] = []
-    with local_services(settings, emulator=not args.no_services, warehouse=not args.no_services, say=_say):
+    with local_services(
+        settings, emulator=not (args.no_services or args.no_ingest), warehouse=not args.no_services, say=_say
+    ):
         from dagster import DagsterInstance
         from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
         from crypto_assets.definitions import build_definitions
 
-        job = build_definitions(settings).resolve_job_def("market_data_job")
+        job = build_definitions(settings).resolve_job_def(job_name)
         instance = DagsterInstance.get()
         quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-        for chunk in _chunks(keys, args.days_per_run):
+        for chunk in _chunks(keys, days_per_run):
             t0 = time.monotonic()
             label = chunk[0] if len(chunk) == 1 else f"{chunk[0]}..{chunk[-1]}"
             # A range runs as one Dagster run (the assets' backfill policy): one Spark job per layer.
@@ -134,9 +139,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                 tokens = materialization.metadata.get("tokens")
                 if event.partition not in (None, chunk[0]):
                     continue  # a range run records one materialization per day; report it once
-                rows_per_layer[LAYER_OF_ASSET.get(asset, asset)] += rows
+                rows_per_layer[layer_of_asset(asset)] = rows_per_layer.get(layer_of_asset(asset), 0) + rows
                 _say(
-                    f"  {label:<22}  {asset:<22} {rows:>10,} rows  {int(tokens.value) if tokens else 0:>3} tokens"
+                    f"  {label:<22}  {asset:<27} {rows:>10,} rows  {int(tokens.value) if tokens else 0:>3} tokens"
                     f"  {durations.get(asset, 0.0):6.1f} s"
                 )
             for evaluation in result.get_asset_check_evaluations():
@@ -225,6 +230,17 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_docs(args: argparse.Namespace) -> int:
+    """Write the gold tables' data dictionary (docs/data-dictionary.md)."""
+    from crypto_assets.gold.assets import gold_dictionary
+
+    path = Path(args.output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(gold_dictionary(), encoding="utf-8")
+    _say(f"wrote {path}")
+    return 0
+
+
 def cmd_emulator(args: argparse.Namespace) -> int:
     from crypto_assets.emulator.app import EmulatorConfig
     from crypto_assets.emulator.server import serve
@@ -307,7 +323,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-services", action="store_true", help="do not start the emulator / embedded warehouse"
     )
     run.add_argument(
-        "--days-per-run", type=int, default=31, help="days materialized together in one run (default 31)"
+        "--days-per-run",
+        type=int,
+        help="days materialized together in one run (default: 31; the whole range with --no-ingest)",
+    )
+    run.add_argument(
+        "--no-ingest",
+        action="store_true",
+        help="refine the raw data already in the lake (e.g. imported files): bronze -> silver -> gold only",
     )
     run.add_argument(
         "--source", choices=("archive", "rest"), help="klines source (default: KLINES_SOURCE, archive)"
@@ -323,6 +346,10 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("query")
     sql.add_argument("--limit", type=int, default=1000, help="rows to print at most (default 1000)")
     sql.set_defaults(func=cmd_sql)
+
+    docs = sub.add_parser("docs", help="write the gold tables' data dictionary")
+    docs.add_argument("--output", default="docs/data-dictionary.md")
+    docs.set_defaults(func=cmd_docs)
 
     emulator = sub.add_parser("emulator", help="serve the local exchange (Binance spot protocol)")
     emulator.add_argument("--host", default="127.0.0.1")

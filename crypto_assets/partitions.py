@@ -61,15 +61,16 @@ def daily_asset(
     )
 
 
-def window_input(asset: str, *, days_before: int = 0, days_after: int = 0) -> AssetIn:
+def window_input(asset: str, *, days_before: int = 0, days_after: int = 0, optional: bool = False) -> AssetIn:
     """An input that reads ``asset``'s days ``[D - days_before, D + days_after]`` for day D (for a
     range, around the whole range) as one DataFrame. Days not materialized (before the first
     day, the still-open day, a look-back nobody backfilled) are left out, not an error: windows
-    that lack history stay null (warm-up) and targets that lack a future stay null."""
+    that lack history stay null (warm-up) and targets that lack a future stay null. An
+    ``optional`` input (a source that may not have been ingested) loads as None when absent."""
     return AssetIn(
         key=AssetKey(asset),
         partition_mapping=TimeWindowPartitionMapping(
             start_offset=-days_before, end_offset=days_after, allow_nonexistent_upstream_partitions=True
         ),
-        metadata={"allow_missing_partitions": True},
+        metadata={"allow_missing_partitions": True, "optional": optional},
     )

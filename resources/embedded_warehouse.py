@@ -10,11 +10,29 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def _answer_comment_statements() -> None:
+    """Snowflake answers ``COMMENT ON ...`` with a status row. fakesnow's server runs the comment,
+    then describes the statement's result with DuckDB's DESCRIBE, which cannot describe a
+    COMMENT and fails the call; describe a status row instead, as Snowflake returns."""
+    from fakesnow.cursor import FakeSnowflakeCursor
+
+    describe = FakeSnowflakeCursor._describe_last_sql
+
+    def describe_status_for_comments(cursor: FakeSnowflakeCursor) -> list:
+        last = str(cursor._last_sql or "").lstrip().upper()
+        if last.startswith("COMMENT ON"):
+            cursor._last_sql = "SELECT 'Statement executed successfully.' AS status"
+        return describe(cursor)
+
+    FakeSnowflakeCursor._describe_last_sql = describe_status_for_comments  # type: ignore[method-assign]
+
+
 def serve(data_dir: str | Path, host: str = "127.0.0.1", port: int = 8766) -> None:
     import fakesnow.server
     import uvicorn
     from fakesnow.instance import FakeSnow
 
+    _answer_comment_statements()
     path = Path(data_dir)
     path.mkdir(parents=True, exist_ok=True)
     # fakesnow's server resolves `shared_fs` on every login; pointing it at a FakeSnow with a

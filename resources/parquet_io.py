@@ -15,6 +15,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from dagster import (
     ConfigurableIOManagerFactory,
     ConfigurableResource,
@@ -28,6 +30,7 @@ from dagster_pyspark import LazyPySparkResource
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from pyspark.sql.pandas.types import to_arrow_schema
 from upath import UPath
 
 STAGING = "staging"
@@ -106,20 +109,25 @@ def write_partitions_atomically(
         if isinstance(frame.schema[time_column].dataType, (T.LongType, T.IntegerType)):
             column = F.timestamp_millis(column)  # raw keeps the exchange's epoch milliseconds
         day = F.date_format(column, "yyyy-MM-dd")
-        frame.withColumn("_day", day).write.partitionBy("_day").mode("errorifexists").parquet(str(staging))
+        # One task per day: one file per partition instead of one per shuffle partition and day.
+        frame.withColumn("_day", day).repartition("_day").write.partitionBy("_day").mode(
+            "errorifexists"
+        ).parquet(str(staging))
         written = {p.name.removeprefix("_day="): p for p in staging.glob("_day=*")}
         outside = sorted(set(written) - set(targets))
         if outside:
             raise ValueError(
                 f"rows for days {outside} are outside the partitions being written {sorted(targets)}"
             )
-        empty = frame.sparkSession.createDataFrame([], frame.schema)
+        empty = pa.Table.from_batches([], schema=to_arrow_schema(frame.schema, timezone="UTC"))
         files: dict[str, int] = {}
         for key, target in targets.items():
             source = written.get(key)
             if source is None:
+                # An empty day is one empty file with the schema (no Spark job per day).
                 source = staging / f"_empty={key}"
-                empty.write.parquet(str(source))
+                source.mkdir()
+                pq.write_table(empty, source / "part-00000-empty.parquet")
             files[key] = len(list(source.glob("*.parquet")))
             _swap_in(source, target)
         return files
@@ -133,6 +141,12 @@ def layer_of(context: InputContext | OutputContext) -> str | None:
     metadata = (output.definition_metadata if output is not None else None) or {}
     layer = metadata.get("layer")
     return str(layer.value if hasattr(layer, "value") else layer) if layer else None
+
+
+def _input_flag(context: InputContext, name: str) -> bool:
+    """``allow_missing_partitions``: a look-back may lack days; ``optional``: the whole input may be
+    absent (a source not ingested for the window), loaded as None."""
+    return bool((context.definition_metadata or {}).get(name, False))
 
 
 class SparkParquetIOManager(UPathIOManager):
@@ -193,6 +207,8 @@ class SparkParquetIOManager(UPathIOManager):
     def load_from_path(self, context: InputContext, path: UPath) -> DataFrame:
         local = Path(path.path)
         recover_partition(local)
+        if not local.exists() and _input_flag(context, "optional"):
+            return None  # type: ignore[return-value]  # an optional source with no data for the window
         if not local.exists():
             raise FileNotFoundError(
                 f"{context.asset_key.to_user_string()}: no data at {local}; materialize that partition first"
@@ -202,7 +218,7 @@ class SparkParquetIOManager(UPathIOManager):
     def load_partitions(self, context: InputContext) -> DataFrame:
         """Several upstream partitions (a look-back window) load as one DataFrame, in one read."""
         paths = self._get_paths_for_partitions(context)
-        allow_missing = bool((context.definition_metadata or {}).get("allow_missing_partitions", False))
+        allow_missing = _input_flag(context, "allow_missing_partitions") or _input_flag(context, "optional")
         existing: list[str] = []
         missing: list[str] = []
         for key in sorted(paths):
@@ -222,6 +238,8 @@ class SparkParquetIOManager(UPathIOManager):
                 f"{context.asset_key.to_user_string()}: partitions {missing} are not materialized;"
                 " loading without them (look-back features start cold)"
             )
+        if not existing and _input_flag(context, "optional"):
+            return None  # type: ignore[return-value]
         if not existing:
             raise FileNotFoundError(
                 f"{context.asset_key.to_user_string()}: none of partitions {sorted(paths)} is in the lake"

@@ -23,6 +23,9 @@ BASE_SPARK_CONF: dict[str, str] = {
     "spark.ui.showConsoleProgress": "false",
     "spark.ui.enabled": "false",
     "spark.driver.memory": "2g",
+    # A year of daily partitions is ~365 folders: list them in the driver, not in a Spark job
+    # of one task per folder.
+    "spark.sql.sources.parallelPartitionDiscovery.threshold": "4096",
     "spark.log.level": "ERROR",
 }
 

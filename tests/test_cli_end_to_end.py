@@ -29,8 +29,9 @@ def test_run_then_sql(local_env, tmp_path):
         "raw_klines",
         "raw_coingecko_markets",
         "bronze_klines",
-        "silver_features",
+        "silver_features_1h",
         "gold_market_features",
+        "gold_correlations",
     ):
         assert asset in out
     assert "Done: 1 partition(s)" in out and "crypto-analytics sql" in out

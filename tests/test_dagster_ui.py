@@ -45,12 +45,20 @@ def test_dev_serves_lineage_partitions_and_checks(tmp_path: Path):
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=60)
     by_name = {n["assetKey"]["path"][-1]: n for n in nodes}
-    assert {n: [d["path"][-1] for d in node["dependencyKeys"]] for n, node in by_name.items()} == {
+    assert {n: sorted(d["path"][-1] for d in node["dependencyKeys"]) for n, node in by_name.items()} == {
         "raw_klines": [],
         "raw_coingecko_markets": [],
         "bronze_klines": ["raw_klines"],
-        "silver_features": ["bronze_klines"],
-        "gold_market_features": ["silver_features"],
+        "silver_bars_5m": ["bronze_klines"],
+        "silver_bars_1h": ["bronze_klines"],
+        "silver_bars_1d": ["bronze_klines"],
+        "silver_features_1h": ["silver_bars_1h"],
+        "silver_features_1d": ["silver_bars_1d"],
+        "silver_token_markets": ["raw_coingecko_markets"],
+        "gold_market_features": ["silver_features_1h", "silver_token_markets"],
+        "gold_daily_market_features": ["silver_features_1d", "silver_token_markets"],
+        "gold_category_index": ["silver_features_1h", "silver_features_1d", "silver_token_markets"],
+        "gold_correlations": ["silver_features_1h"],
     }
     for name, node in by_name.items():
         assert node["isPartitioned"] and node["partitionKeys"][0] == "2017-08-17", name
@@ -64,6 +72,17 @@ def test_dev_serves_lineage_partitions_and_checks(tmp_path: Path):
         "no_null_keys": True,
         "ohlc_consistent": True,
         "token_coverage": False,
+        "schema": True,
+        "value_ranges": True,
+    }
+    silver_checks = {
+        c["name"]: c["blocking"] for c in by_name["silver_features_1h"]["assetChecksOrError"]["checks"]
+    }
+    assert silver_checks == {
+        **gold_checks,
+        "null_rates": False,
+        "feature_warm_up": True,
+        "stablecoin_peg": False,
     }
     # Stopping `make dev` stops the services it started.
     deadline = time.monotonic() + 20
@@ -79,7 +98,7 @@ def _wait_for_assets(url: str, process: subprocess.Popen, timeout: float = 120) 
         try:
             body = httpx.post(url, json={"query": QUERY}, timeout=10).json()
             nodes = body.get("data", {}).get("assetNodes") or []
-            if len(nodes) == 5:
+            if len(nodes) == 14:
                 return nodes
         except (httpx.HTTPError, ValueError):
             pass

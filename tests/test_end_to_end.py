@@ -52,17 +52,24 @@ def test_two_days_through_every_layer_and_a_rerun(local_env: Path, spark, tmp_pa
         (DAYS[1], expected * 24, expected, expected * 24),
     ]
 
-    for layer, asset in (("raw", "raw_klines"), ("bronze", "bronze_klines"), ("silver", "silver_features")):
-        for day in DAYS:
-            frame = spark.read.parquet(str(local_env / layer / asset / f"dt={day}"))
-            imported = 3 if (layer, day) == ("raw", DAYS[0]) else 0  # 1h file rows stay in raw only
-            assert frame.count() == expected * 1440 + imported, (layer, day)
+    for day in DAYS:
+        raw = spark.read.parquet(str(local_env / "raw" / "raw_klines" / f"dt={day}"))
+        assert raw.count() == expected * 1440 + (3 if day == DAYS[0] else 0)
+        bronze = spark.read.parquet(str(local_env / "bronze" / "bronze_klines" / f"dt={day}"))
+        # Day 1 also has the user's 3 hourly BTC bars, on an hourly grid: 21 flagged gap rows.
+        assert bronze.count() == expected * 1440 + (24 if day == DAYS[0] else 0), day
+        assert bronze.where("is_gap").count() == (21 if day == DAYS[0] else 0)
+        hourly = spark.read.parquet(str(local_env / "silver" / "silver_features_1h" / f"dt={day}"))
+        assert hourly.count() == expected * 24 and hourly.where("is_gap").count() == 0
+        fives = spark.read.parquet(str(local_env / "silver" / "silver_bars_5m" / f"dt={day}"))
+        assert fives.count() == expected * 288
     # CoinGecko: all 37 tokens (USDT and DAI included), 5-minute points for a one-day run.
     coingecko = spark.read.parquet(str(local_env / "raw" / "raw_coingecko_markets" / f"dt={DAYS[0]}"))
     assert coingecko.select("token").distinct().count() == 37 and coingecko.count() == 37 * 288
-    # Day 2 had day 1 as look-back: its first hour has a full 60-minute volatility.
-    day2 = spark.read.parquet(str(local_env / "silver" / "silver_features" / f"dt={DAYS[1]}"))
-    assert day2.where("volatility_60m IS NULL").count() == 0
+    # Day 2 had day 1 as look-back: its first hour has a 1h return; day 1's first hour has none.
+    day2 = spark.read.parquet(str(local_env / "silver" / "silver_features_1h" / f"dt={DAYS[1]}"))
+    assert day2.where("return_1h IS NULL").count() == 0
+    _assert_other_gold_tables(settings, expected)
 
     before = _gold_counts(settings)
     rerun = job.execute_in_process(partition_key=DAYS[1], instance=instance)
@@ -92,3 +99,35 @@ def _window(day: str):
 
     start = datetime.fromisoformat(day).replace(tzinfo=UTC)
     return start, start + timedelta(days=1)
+
+
+def _query(settings: Settings, sql: str) -> list[tuple]:
+    with snowflake.connector.connect(**settings.connector_args()) as conn:
+        cursor = conn.cursor()
+        cursor.execute(sql)
+        return cursor.fetchall()
+
+
+def _assert_other_gold_tables(settings: Settings, expected: int) -> None:
+    daily = _query(settings, "SELECT DT, COUNT(*) FROM GOLD_DAILY_MARKET_FEATURES GROUP BY DT ORDER BY DT")
+    assert [n for _, n in daily] == [expected, expected]
+    # Targets of day 1 reach into day 2; day 2's last 24h targets wait for day 3.
+    targets = _query(
+        settings,
+        "SELECT DT, COUNT(TARGET_RETURN_1H), COUNT(TARGET_RETURN_24H) FROM GOLD_MARKET_FEATURES GROUP BY DT ORDER BY DT",
+    )
+    assert [row[1:] for row in targets] == [(expected * 24, expected * 24), (expected * 23, 0)]
+    index = _query(
+        settings,
+        "SELECT INTERVAL, COUNT(DISTINCT CATEGORY), COUNT(*) FROM GOLD_CATEGORY_INDEX GROUP BY 1 ORDER BY 1",
+    )
+    assert index == [("1d", 6, 6 * 2), ("1h", 6, 6 * 48)]
+    pairs = _query(settings, "SELECT DT, COUNT(*) FROM GOLD_CORRELATIONS GROUP BY DT ORDER BY DT")
+    assert [n for _, n in pairs] == [expected * expected] * 2
+    comments = dict(
+        _query(
+            settings,
+            "SELECT COLUMN_NAME, COMMENT FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_NAME = 'GOLD_MARKET_FEATURES'",
+        )
+    )
+    assert comments["RSI_14"].startswith("RSI(14)") and comments["TARGET_RETURN_4H"].startswith("TARGET")

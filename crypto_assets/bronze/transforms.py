@@ -63,9 +63,7 @@ def latest_ingestion(typed: DataFrame) -> DataFrame:
     latest_first = Window.partitionBy("token", "symbol", "interval", "open_time").orderBy(
         F.col("ingested_at").desc(), F.col("source")
     )
-    return (
-        typed.withColumn("_rank", F.row_number().over(latest_first)).where("_rank = 1").drop("_rank")
-    )
+    return typed.withColumn("_rank", F.row_number().over(latest_first)).where("_rank = 1").drop("_rank")
 
 
 def expected_grid(observed: DataFrame, listings: DataFrame, intervals: Sequence[str]) -> DataFrame:
@@ -73,9 +71,11 @@ def expected_grid(observed: DataFrame, listings: DataFrame, intervals: Sequence[
     least one bar, the day's slots inside the token's listings. A series absent for a whole day
     gets no grid (it is reported by the ``token_coverage`` check, not filled)."""
     step = interval_seconds(F.col("interval"), intervals)
-    days = observed.where(F.col("token").isNotNull()).groupBy(
-        "token", "interval", F.date_trunc("day", "open_time").alias("day")
-    ).agg(F.min("symbol").alias("symbol"))
+    days = (
+        observed.where(F.col("token").isNotNull())
+        .groupBy("token", "interval", F.date_trunc("day", "open_time").alias("day"))
+        .agg(F.min("symbol").alias("symbol"))
+    )
     start = F.unix_timestamp("day")
     slots = days.select(
         "token",

@@ -16,6 +16,7 @@ from crypto_assets.gold.schema import (
     CORRELATION_COLUMNS,
     INDEX_COLUMNS,
     Column,
+    data_dictionary,
     market_feature_columns,
     table_schema,
 )
@@ -40,7 +41,11 @@ def _schema_validator(columns: list[Column]) -> v.Validator:
 
 def _warehouse_metadata(columns: list[Column], partition_expr: str) -> dict:
     # partition_expr: the column whose day window the warehouse replaces on each run.
-    return {"partition_expr": partition_expr, "cluster_by": "DT", "dagster/column_schema": table_schema(columns)}
+    return {
+        "partition_expr": partition_expr,
+        "cluster_by": "DT",
+        "dagster/column_schema": table_schema(columns),
+    }
 
 
 def build_market_features_asset(interval: str, name: str) -> AssetsDefinition:
@@ -67,9 +72,12 @@ def build_market_features_asset(interval: str, name: str) -> AssetsDefinition:
         time_column="bar_time",
         ins={
             source: window_input(source, days_after=ahead_days),
-            "silver_token_markets": window_input("silver_token_markets"),
+            "silver_token_markets": window_input("silver_token_markets", optional=True),
         },
-        check_specs=[*quality_check_specs(name, keys="(token, bar_time)"), *validator_specs(name, validators)],
+        check_specs=[
+            *quality_check_specs(name, keys="(token, bar_time)"),
+            *validator_specs(name, validators),
+        ],
         metadata=_warehouse_metadata(columns, "BAR_TIME"),
         description=(
             f"One row per token and {interval} bar: every silver feature of {source}, the category,"
@@ -92,7 +100,12 @@ def build_market_features_asset(interval: str, name: str) -> AssetsDefinition:
             end=window.end,
         )
         yield from publish(
-            context, table, time_column="bar_time", keys=("token", "bar_time"), observed=~F.col("is_gap"), validators=validators
+            context,
+            table,
+            time_column="bar_time",
+            keys=("token", "bar_time"),
+            observed=~F.col("is_gap"),
+            validators=validators,
         )
 
     return _market
@@ -121,7 +134,7 @@ INDEX_VALIDATORS = [
         "silver_features_1h": window_input("silver_features_1h"),
         "silver_features_1d": window_input("silver_features_1d"),
         # Weights are caps at the previous bar's close: 00:00 needs the day before.
-        "silver_token_markets": window_input("silver_token_markets", days_before=1),
+        "silver_token_markets": window_input("silver_token_markets", days_before=1, optional=True),
     },
     check_specs=[
         *quality_check_specs("gold_category_index", ohlc=False, keys="(category, interval, bar_time)"),
@@ -134,18 +147,22 @@ def gold_category_index(
     context: AssetExecutionContext,
     silver_features_1h: DataFrame,
     silver_features_1d: DataFrame,
-    silver_token_markets: DataFrame,
+    silver_token_markets: DataFrame | None,
 ) -> Iterator[Output | AssetCheckResult]:
     """Per category, per hour and per day: the equal-weighted and the market-cap-weighted return
     of its tokens (weights: USD market caps at the previous bar's close). An index level is the
     cumulative product of (1 + return) from any start you choose."""
     window = context.partition_time_window
     frames = [
-        category_index(frame, silver_token_markets, interval=interval, interval_seconds=parse_duration(interval))
+        category_index(
+            frame, silver_token_markets, interval=interval, interval_seconds=parse_duration(interval)
+        )
         for interval, frame in (("1h", silver_features_1h), ("1d", silver_features_1d))
     ]
-    index = frames[0].unionByName(frames[1]).where(
-        (F.col("bar_time") >= F.lit(window.start)) & (F.col("bar_time") < F.lit(window.end))
+    index = (
+        frames[0]
+        .unionByName(frames[1])
+        .where((F.col("bar_time") >= F.lit(window.start)) & (F.col("bar_time") < F.lit(window.end)))
     )
     yield from publish(
         context,
@@ -204,3 +221,32 @@ def gold_correlations(
 
 
 GOLD_ASSETS = [gold_market_features, gold_daily_market_features, gold_category_index, gold_correlations]
+
+
+def gold_dictionary() -> str:
+    """The data dictionary of every gold table, from the same schemas the assets declare."""
+    tables = {}
+    for interval, name in TABLE_NAMES.items():
+        horizons = CONFIG.targets.get(interval, ())
+        tables[name] = (
+            f"one row per token and {interval} bar (key TOKEN, BAR_TIME)",
+            GOLD_DESCRIPTIONS[name],
+            market_feature_columns(PLANS[interval], list(horizons)),
+        )
+    tables["gold_category_index"] = (
+        "one row per category, interval (1h, 1d) and bar",
+        GOLD_DESCRIPTIONS["gold_category_index"],
+        INDEX_COLUMNS,
+    )
+    tables["gold_correlations"] = (
+        "one row per day and ordered pair of tokens",
+        GOLD_DESCRIPTIONS["gold_correlations"],
+        CORRELATION_COLUMNS,
+    )
+    return data_dictionary(tables)
+
+
+GOLD_DESCRIPTIONS = {
+    asset.key.to_user_string(): " ".join((asset.descriptions_by_key[asset.key] or "").split())
+    for asset in GOLD_ASSETS
+}

@@ -90,9 +90,11 @@ def category_index(
             (F.unix_timestamp("bar_time") + interval_seconds).alias("_next"),
             F.col("market_cap_usd").alias("w"),
         )
-        returns = returns.withColumn("_at", F.unix_timestamp("bar_time")).join(
-            caps, on=[returns["token"] == caps["token"], F.col("_at") == F.col("_next")], how="left"
-        ).drop(caps["token"])
+        returns = (
+            returns.withColumn("_at", F.unix_timestamp("bar_time"))
+            .join(caps, on=[returns["token"] == caps["token"], F.col("_at") == F.col("_next")], how="left")
+            .drop(caps["token"])
+        )
     else:
         returns = returns.withColumn("w", F.lit(None).cast("double"))
     weighted = F.col("w").isNotNull() & (F.col("w") > 0)
@@ -137,9 +139,15 @@ def rolling_correlations(
         "token", "open_time", F.col(return_column).alias("x")
     )
     a, b = r.alias("a"), r.alias("b")
-    pairs = a.join(b, on=[F.col("a.open_time") == F.col("b.open_time"), F.col("a.token") <= F.col("b.token")], how="inner")
+    pairs = a.join(
+        b,
+        on=[F.col("a.open_time") == F.col("b.open_time"), F.col("a.token") <= F.col("b.token")],
+        how="inner",
+    )
     daily = pairs.groupBy(
-        F.col("a.token").alias("token_a"), F.col("b.token").alias("token_b"), F.to_date("a.open_time").alias("dt")
+        F.col("a.token").alias("token_a"),
+        F.col("b.token").alias("token_b"),
+        F.to_date("a.open_time").alias("dt"),
     ).agg(
         F.count(F.lit(1)).alias("n"),
         F.sum("a.x").alias("sx"),
@@ -154,14 +162,26 @@ def rolling_correlations(
         .rangeBetween(-(window_days - 1), 0)
     )
     sums = daily.select(
-        "token_a", "token_b", "dt", *[F.sum(c).over(rolling).alias(c) for c in ("n", "sx", "sy", "sxx", "syy", "sxy")]
+        "token_a",
+        "token_b",
+        "dt",
+        *[F.sum(c).over(rolling).alias(c) for c in ("n", "sx", "sy", "sxx", "syy", "sxy")],
     ).where((F.col("dt") >= F.lit(start.date())) & (F.col("dt") < F.lit(end.date())))
     n = F.col("n")
     covariance = n * F.col("sxy") - F.col("sx") * F.col("sy")
     spread = F.sqrt((n * F.col("sxx") - F.col("sx") ** 2) * (n * F.col("syy") - F.col("sy") ** 2))
-    value = F.when((n >= min_observations) & (spread > 0), F.least(F.lit(1.0), F.greatest(F.lit(-1.0), covariance / spread)))
-    upper = sums.select("dt", "token_a", "token_b", value.alias("correlation"), n.cast("int").alias("observations"))
+    value = F.when(
+        (n >= min_observations) & (spread > 0),
+        F.least(F.lit(1.0), F.greatest(F.lit(-1.0), covariance / spread)),
+    )
+    upper = sums.select(
+        "dt", "token_a", "token_b", value.alias("correlation"), n.cast("int").alias("observations")
+    )
     lower = upper.where(F.col("token_a") != F.col("token_b")).select(
-        "dt", F.col("token_b").alias("token_a"), F.col("token_a").alias("token_b"), "correlation", "observations"
+        "dt",
+        F.col("token_b").alias("token_a"),
+        F.col("token_a").alias("token_b"),
+        "correlation",
+        "observations",
     )
     return upper.unionByName(lower).withColumn("window_days", F.lit(window_days))

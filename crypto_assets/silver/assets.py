@@ -8,17 +8,23 @@ its windows need.
 from collections.abc import Iterator
 
 from dagster import AssetCheckResult, AssetExecutionContext, AssetIn, AssetsDefinition, Output
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from crypto_assets.checks import EVERY_TOKEN_HAS_A_SOURCE, quality_check_specs, validator_specs
 from crypto_assets.partitions import daily_asset, window_input
 from crypto_assets.pipeline_config import load_pipeline_config
 from crypto_assets.publishing import publish
+from crypto_assets.raw.coingecko_assets import RAW_COINGECKO_SCHEMA
 from crypto_assets.silver import validators as v
 from crypto_assets.silver.config import BAR_COLUMNS, HISTORY, FeaturePlan, feature_plans
 from crypto_assets.silver.transformers import hourly_token_markets, resample_bars
 from crypto_assets.universe import load_universe
+
+
+def _spark() -> SparkSession:
+    return SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
+
 
 CONFIG = load_pipeline_config()
 KEYS = ("token", "open_time")
@@ -48,7 +54,10 @@ def build_bars_asset(interval: str) -> AssetsDefinition:
         name=name,
         time_column="open_time",
         ins={"bronze_klines": AssetIn()},
-        check_specs=[*quality_check_specs(name, keys="(token, open_time)"), *validator_specs(name, validators)],
+        check_specs=[
+            *quality_check_specs(name, keys="(token, open_time)"),
+            *validator_specs(name, validators),
+        ],
         description=(
             f"{interval} bars per token, resampled from the finest interval bronze has (1m from the"
             " exchange, or imported coarser bars): OHLC from observed bars, summed volumes,"
@@ -56,10 +65,17 @@ def build_bars_asset(interval: str) -> AssetsDefinition:
             " source bars inside each bar (realized_vol_intrabar)."
         ),
     )
-    def _bars(context: AssetExecutionContext, bronze_klines: DataFrame) -> Iterator[Output | AssetCheckResult]:
+    def _bars(
+        context: AssetExecutionContext, bronze_klines: DataFrame
+    ) -> Iterator[Output | AssetCheckResult]:
         bars = resample_bars(bronze_klines, interval)
         yield from publish(
-            context, bars, time_column="open_time", keys=KEYS, observed=~F.col("is_gap"), validators=validators
+            context,
+            bars,
+            time_column="open_time",
+            keys=KEYS,
+            observed=~F.col("is_gap"),
+            validators=validators,
         )
 
     return _bars
@@ -95,7 +111,10 @@ def build_features_asset(plan: FeaturePlan) -> AssetsDefinition:
                 f"silver_bars_{plan.interval}", days_before=plan.lookback_days
             )
         },
-        check_specs=[*quality_check_specs(name, keys="(token, open_time)"), *validator_specs(name, validators)],
+        check_specs=[
+            *quality_check_specs(name, keys="(token, open_time)"),
+            *validator_specs(name, validators),
+        ],
         metadata={"lookback_days": plan.lookback_days, "lookback_bars": plan.lookback_bars},
         description=(
             f"Features of {plan.interval} bars, one row per token and bar, from config/pipeline.yaml:"
@@ -134,6 +153,8 @@ MARKET_VALIDATORS = [
 @daily_asset(
     "silver",
     time_column="hour",
+    # Optional: a replay of imported files has no CoinGecko data; the day is then empty.
+    ins={"raw_coingecko_markets": window_input("raw_coingecko_markets", optional=True)},
     check_specs=[
         *quality_check_specs(
             "silver_token_markets", ohlc=False, keys="(token, hour)", coverage_check=EVERY_TOKEN_HAS_A_SOURCE
@@ -142,14 +163,18 @@ MARKET_VALIDATORS = [
     ],
 )
 def silver_token_markets(
-    context: AssetExecutionContext, raw_coingecko_markets: DataFrame
+    context: AssetExecutionContext, raw_coingecko_markets: DataFrame | None
 ) -> Iterator[Output | AssetCheckResult]:
     """USD price, market cap, 24h volume and implied circulating supply of all 37 tokens, one row
     per token and hour (the hour's last CoinGecko point), with the stablecoins' deviation from
     $1. Depegs beyond the threshold are flagged by the stablecoin_peg check, never dropped."""
     universe = load_universe()
+    points = raw_coingecko_markets
+    if points is None:
+        context.log.warning("no raw_coingecko_markets for the window: no USD market data")
+        points = _spark().createDataFrame([], RAW_COINGECKO_SCHEMA)
     hourly = hourly_token_markets(
-        raw_coingecko_markets,
+        points,
         token_categories={t.symbol: t.category for t in universe.tokens},
         stablecoins=list(CONFIG.stablecoins),
     )

@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
+import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -20,7 +22,7 @@ from crypto_assets.pipeline_config import (
     load_pipeline_config,
 )
 from crypto_assets.silver.transformers import Feature, FeatureColumn, FeatureContext, build_feature
-from crypto_assets.silver.utils import bar_at, time_window
+from crypto_assets.silver.utils import Recursion, bar_at, per_token, time_window
 
 # Columns every feature table starts with: the bar itself, as doubles.
 BAR_COLUMNS = (
@@ -51,13 +53,30 @@ class FeaturePlan:
 
     def apply(self, bars: DataFrame) -> DataFrame:
         """Bars (with look-back rows) -> bars with every feature and ``history_bars``."""
-        frame = bars.withColumn("_log_return", F.log(F.col("close") / bar_at("close", 1, self.interval_seconds)))
+        frame = bars.withColumn(
+            "_log_return", F.log(F.col("close") / bar_at("close", 1, self.interval_seconds))
+        )
+        recursions = [f for f in self.features if f.recursion is not None]
+        if recursions:
+            frame = per_token(frame, [c.name for f in recursions for c in f.columns], _combined(recursions))
         for feature in self.features:
-            frame = feature.transform(frame)
+            if feature.transform is not None:
+                frame = feature.transform(frame)
         history = F.count("close").over(time_window(self.lookback_bars, self.interval_seconds))
         return frame.withColumn(HISTORY, history.cast("int")).select(
             *BAR_COLUMNS, HISTORY, *[c.name for c in self.columns]
         )
+
+
+def _combined(features: list[Feature]) -> Recursion:
+    def compute(bars: pd.DataFrame) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for feature in features:
+            assert feature.recursion is not None
+            out.update(feature.recursion(bars))
+        return out
+
+    return compute
 
 
 def build_plan(interval: str, config: PipelineConfig) -> FeaturePlan:

@@ -24,12 +24,12 @@ from pyspark.sql import functions as F
 from crypto_assets.bronze.transforms import AMOUNT, interval_seconds, lookup
 from crypto_assets.pipeline_config import PipelineConfig, bars_in, parse_duration
 from crypto_assets.silver.utils import (
+    Recursion,
     annualise,
     bar_at,
     ema_bars,
     last_observed,
     min_count,
-    per_token,
     span_bars,
     time_window,
     truncated_ema,
@@ -71,9 +71,14 @@ class FeatureContext:
 
 @dataclass(frozen=True)
 class Feature:
+    """A feature's columns, look-back and computation: ``transform`` for Spark window features,
+    or ``recursion`` for EMA-style ones, computed per token in numpy (all of a plan's recursions
+    share one pass over the data)."""
+
     columns: tuple[FeatureColumn, ...]
     lookback_bars: int
-    transform: Callable[[DataFrame], DataFrame]
+    transform: Callable[[DataFrame], DataFrame] | None = None
+    recursion: Recursion | None = None
 
 
 TRANSFORMERS: dict[str, Callable[..., Feature]] = {}
@@ -110,7 +115,7 @@ def returns(ctx: FeatureContext, horizons: list[str]) -> Feature:
             )
         return out
 
-    return Feature(tuple(columns), max(steps.values()) + 1, apply)
+    return Feature(tuple(columns), max(steps.values()) + 1, transform=apply)
 
 
 @transformer
@@ -136,7 +141,7 @@ def realized_volatility(ctx: FeatureContext, windows: list[str]) -> Feature:
             out = out.withColumn(f"realized_vol_{w}", _observed(F.when(enough, volatility)))
         return out
 
-    return Feature(columns, max(steps.values()) + 1, apply)
+    return Feature(columns, max(steps.values()) + 1, transform=apply)
 
 
 @transformer
@@ -165,7 +170,7 @@ def rsi(ctx: FeatureContext, window: int = 14) -> Feature:
         high=100,
         warm_up=needed,
     )
-    return Feature((column,), ctx.span(needed), lambda bars: per_token(bars, [name], compute))
+    return Feature((column,), ctx.span(needed), recursion=compute)
 
 
 @transformer
@@ -195,8 +200,7 @@ def macd(ctx: FeatureContext, fast: int = 12, slow: int = 26, signal: int = 9) -
         FeatureColumn("macd_signal", f"MACD signal: EMA({signal}) of the MACD line.", warm_up=warm),
         FeatureColumn("macd_hist", "MACD histogram: MACD line - signal.", warm_up=warm),
     )
-    names = [c.name for c in columns]
-    return Feature(columns, ctx.span(slow_bars) + ctx.span(signal_bars), lambda bars: per_token(bars, names, compute))
+    return Feature(columns, ctx.span(slow_bars) + ctx.span(signal_bars), recursion=compute)
 
 
 @transformer
@@ -210,15 +214,14 @@ def bollinger(ctx: FeatureContext, window: int = 20, stdevs: float = 2) -> Featu
         with_mean = bars.withColumn("_closes", closes).withColumn(names["middle"], _observed(mean))
         middle = F.col(names["middle"])
         spread = F.sqrt(
-            F.aggregate(F.col("_closes"), F.lit(0.0), lambda acc, x: acc + (x - middle) * (x - middle)) / window
+            F.aggregate(F.col("_closes"), F.lit(0.0), lambda acc, x: acc + (x - middle) * (x - middle))
+            / window
         )
         upper, lower = middle + stdevs * spread, middle - stdevs * spread
         return (
             with_mean.withColumn(names["upper"], upper)
             .withColumn(names["lower"], lower)
-            .withColumn(
-                names["pct_b"], F.when(upper > lower, (F.col("close") - lower) / (upper - lower))
-            )
+            .withColumn(names["pct_b"], F.when(upper > lower, (F.col("close") - lower) / (upper - lower)))
             .withColumn(names["width"], (upper - lower) / middle)
             .drop("_closes")
         )
@@ -230,7 +233,7 @@ def bollinger(ctx: FeatureContext, window: int = 20, stdevs: float = 2) -> Featu
         FeatureColumn(names["pct_b"], "Bollinger %B: (close - lower) / (upper - lower); null on a flat window.", warm_up=window, by_source=True),
         FeatureColumn(names["width"], "Bollinger band width: (upper - lower) / middle.", low=0, warm_up=window),
     )  # fmt: skip
-    return Feature(columns, ctx.span(window), apply)
+    return Feature(columns, ctx.span(window), transform=apply)
 
 
 @transformer
@@ -254,7 +257,7 @@ def atr(ctx: FeatureContext, window: int = 14) -> Feature:
     column = FeatureColumn(
         name, f"ATR({window}): Wilder-smoothed true range, in price units.", low=0, warm_up=needed
     )
-    return Feature((column,), ctx.span(needed), lambda bars: per_token(bars, [name], compute))
+    return Feature((column,), ctx.span(needed), recursion=compute)
 
 
 @transformer
@@ -276,7 +279,7 @@ def vwap(ctx: FeatureContext, window: str) -> Feature:
         FeatureColumn(f"vwap_{window}", f"Volume-weighted typical price over {window}.", low=0),
         FeatureColumn(f"vwap_deviation_{window}", f"close / vwap_{window} - 1."),
     )
-    return Feature(columns, n, apply)
+    return Feature(columns, n, transform=apply)
 
 
 @transformer
@@ -292,8 +295,10 @@ def volume_zscore(ctx: FeatureContext, window: str) -> Feature:
         value = F.when(enough & (spread > 0), (F.col("volume") - F.avg("volume").over(frame)) / spread)
         return bars.withColumn(name, _observed(value))
 
-    column = FeatureColumn(name, f"Volume z-score over {window} (sample stdev); null on constant volume.", by_source=True)
-    return Feature((column,), n, apply)
+    column = FeatureColumn(
+        name, f"Volume z-score over {window} (sample stdev); null on constant volume.", by_source=True
+    )
+    return Feature((column,), n, transform=apply)
 
 
 @transformer
@@ -311,7 +316,7 @@ def taker_imbalance(ctx: FeatureContext) -> Feature:
         high=1 + EPS,
         by_source=True,
     )
-    return Feature((column,), 1, apply)
+    return Feature((column,), 1, transform=apply)
 
 
 @transformer
@@ -320,8 +325,12 @@ def btc_beta(ctx: FeatureContext, window: str) -> Feature:
     n = ctx.bars(window, "btc_beta.window")
 
     def apply(bars: DataFrame) -> DataFrame:
-        btc = bars.where(F.col("token") == BTC).select("open_time", F.col("_log_return").alias("_btc"))
-        joined = bars.join(btc, on="open_time", how="left")
+        # BTC's return of the same bar, through a window by time rather than a self-join (which
+        # would compute every earlier feature twice).
+        same_bar = Window.partitionBy("open_time")
+        joined = bars.withColumn(
+            "_btc", F.max(F.when(F.col("token") == BTC, F.col("_log_return"))).over(same_bar)
+        )
         both = F.col("_log_return").isNotNull() & F.col("_btc").isNotNull()
         x, y = F.when(both, F.col("_log_return")), F.when(both, F.col("_btc"))
         frame = time_window(n, ctx.seconds)
@@ -337,7 +346,7 @@ def btc_beta(ctx: FeatureContext, window: str) -> Feature:
         FeatureColumn(f"corr_btc_{window}", f"Correlation of {ctx.interval} log returns with BTC's over {window}.", low=-1 - EPS, high=1 + EPS, by_source=True),
         FeatureColumn(f"beta_btc_{window}", f"Beta to BTC over {window}: cov(token, BTC) / var(BTC).", by_source=True),
     )  # fmt: skip
-    return Feature(columns, n + 1, apply)
+    return Feature(columns, n + 1, transform=apply)
 
 
 @transformer
@@ -346,16 +355,14 @@ def peg_deviation(ctx: FeatureContext) -> Feature:
     stablecoins = list(ctx.config.stablecoins)
 
     def apply(bars: DataFrame) -> DataFrame:
-        return bars.withColumn(
-            "peg_deviation", F.when(F.col("token").isin(stablecoins), F.col("close") - 1)
-        )
+        return bars.withColumn("peg_deviation", F.when(F.col("token").isin(stablecoins), F.col("close") - 1))
 
     column = FeatureColumn(
         "peg_deviation",
         f"Stablecoins only: close - 1; beyond +-{ctx.config.peg_threshold:.0%} the stablecoin_peg check flags it.",
         by_source=True,
     )
-    return Feature((column,), 1, apply)
+    return Feature((column,), 1, transform=apply)
 
 
 def build_feature(ctx: FeatureContext, name: str, params: dict[str, Any]) -> Feature:
@@ -390,10 +397,14 @@ def resample_bars(bronze: DataFrame, interval: str) -> DataFrame:
     finest = F.min("_step").over(Window.partitionBy("token", "_bucket"))
     rows = rows.withColumn("_finest", finest).where(F.col("_step") == F.col("_finest"))
     previous = Window.partitionBy("token", "_bucket").orderBy("open_time")
-    contiguous = (F.unix_timestamp("open_time") - F.unix_timestamp(F.lag("open_time").over(previous))) == F.col("_step")
+    contiguous = (
+        F.unix_timestamp("open_time") - F.unix_timestamp(F.lag("open_time").over(previous))
+    ) == F.col("_step")
     rows = rows.withColumn(
         "_log_return",
-        F.when(contiguous, F.log(F.col("close").cast("double") / F.lag("close").over(previous).cast("double"))),
+        F.when(
+            contiguous, F.log(F.col("close").cast("double") / F.lag("close").over(previous).cast("double"))
+        ),
     )
     real = ~F.col("is_gap")
     observed_at = F.when(F.col("open").isNotNull(), F.col("open_time"))
@@ -457,7 +468,9 @@ def hourly_token_markets(
         "price_usd",
         "market_cap_usd",
         "volume_usd_24h",
-        F.when(F.col("price_usd") > 0, F.col("market_cap_usd") / F.col("price_usd")).alias("circulating_supply"),
+        F.when(F.col("price_usd") > 0, F.col("market_cap_usd") / F.col("price_usd")).alias(
+            "circulating_supply"
+        ),
         F.when(F.col("token").isin(stablecoins), F.col("price_usd") - 1).alias("peg_deviation"),
         "as_of",
         F.col("points").cast("int").alias("points"),

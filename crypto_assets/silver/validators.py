@@ -94,10 +94,14 @@ def null_rates(columns: Sequence[str], complete: str, max_rate: float) -> Valida
 
     def run(frame: DataFrame) -> Validation:
         present = [c for c in columns if c in frame.columns]
-        row = frame.where(F.expr(complete)).agg(
-            F.count(F.lit(1)).alias("_rows"),
-            *[F.sum(F.col(c).isNull().cast("int")).alias(c) for c in present],
-        ).first()
+        row = (
+            frame.where(F.expr(complete))
+            .agg(
+                F.count(F.lit(1)).alias("_rows"),
+                *[F.sum(F.col(c).isNull().cast("int")).alias(c) for c in present],
+            )
+            .first()
+        )
         rows = int(row["_rows"]) if row is not None else 0
         rates = {c: round(int(row[c] or 0) / rows, 6) for c in present} if rows and row else {}
         high = {c: r for c, r in rates.items() if r > max_rate}

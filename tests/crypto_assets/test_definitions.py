@@ -7,8 +7,16 @@ LINEAGE = {
     "raw_klines": set(),
     "raw_coingecko_markets": set(),
     "bronze_klines": {"raw_klines"},
-    "silver_features": {"bronze_klines"},
-    "gold_market_features": {"silver_features"},
+    "silver_bars_5m": {"bronze_klines"},
+    "silver_bars_1h": {"bronze_klines"},
+    "silver_bars_1d": {"bronze_klines"},
+    "silver_features_1h": {"silver_bars_1h"},
+    "silver_features_1d": {"silver_bars_1d"},
+    "silver_token_markets": {"raw_coingecko_markets"},
+    "gold_market_features": {"silver_features_1h", "silver_token_markets"},
+    "gold_daily_market_features": {"silver_features_1d", "silver_token_markets"},
+    "gold_category_index": {"silver_features_1h", "silver_features_1d", "silver_token_markets"},
+    "gold_correlations": {"silver_features_1h"},
 }
 
 
@@ -41,11 +49,37 @@ def test_lineage_and_partitions():
 def test_every_layer_declares_its_checks():
     graph = defs.resolve_asset_graph()
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
-    for name in ("bronze_klines", "silver_features", "gold_market_features"):
+    for name in ("bronze_klines", "silver_bars_1h", "silver_features_1h", "gold_market_features"):
         assert {
             (name, c) for c in (NO_DUPLICATE_KEYS, NO_NULL_KEYS, OHLC_CONSISTENT, TOKEN_COVERAGE)
         } <= checks
     assert ("raw_klines", TOKEN_COVERAGE) in checks
     assert ("raw_coingecko_markets", "every_token_has_a_source") in checks
     blocking = {k.name for k in graph.asset_check_keys if graph.get_check_spec(k).blocking}
-    assert blocking == {NO_DUPLICATE_KEYS, NO_NULL_KEYS, OHLC_CONSISTENT}
+    assert blocking == {
+        NO_DUPLICATE_KEYS,
+        NO_NULL_KEYS,
+        OHLC_CONSISTENT,
+        "schema",
+        "value_ranges",
+        "feature_warm_up",
+    }
+    for name in ("silver_features_1h", "silver_features_1d"):
+        assert {(name, c) for c in ("null_rates", "feature_warm_up", "stablecoin_peg", "schema")} <= checks
+    assert ("silver_token_markets", "stablecoin_peg") in checks
+
+
+def test_look_backs_and_backfill_policies_follow_the_config():
+    from dagster._core.definitions.backfill_policy import BackfillPolicyType
+
+    from crypto_assets.silver.config import feature_plans
+
+    graph = defs.resolve_asset_graph()
+    for interval, plan in feature_plans().items():
+        node = graph.get(AssetKey(f"silver_features_{interval}"))
+        assert node.metadata["lookback_days"] == plan.lookback_days
+    hourly = feature_plans()["1h"]
+    assert hourly.lookback_days == 26  # MACD signal: 359 + 124 observed bars with a 25% allowance
+    assert graph.get(AssetKey("raw_klines")).backfill_policy.policy_type == BackfillPolicyType.MULTI_RUN
+    for name in ("bronze_klines", "silver_features_1h", "gold_market_features"):
+        assert graph.get(AssetKey(name)).backfill_policy.policy_type == BackfillPolicyType.SINGLE_RUN

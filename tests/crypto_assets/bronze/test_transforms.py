@@ -1,24 +1,32 @@
 import gzip
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 
 import pandas as pd
 
-from crypto_assets.bronze.transforms import BRONZE_COLUMNS, clean_klines
+from crypto_assets.bronze.transforms import BRONZE_COLUMNS
+from crypto_assets.bronze.transforms import clean_klines as _clean_klines
+from crypto_assets.ingestion.binance import INTERVAL_MS
 from crypto_assets.raw.schema import RAW_KLINES_SCHEMA
 
 START = datetime(2023, 5, 6, tzinfo=UTC)
 END = datetime(2023, 5, 7, tzinfo=UTC)
 PAIRS = {"PEPEUSDT": "PEPE", "BTCUSDT": "BTC"}
 CATEGORIES = {"PEPE": "Meme", "BTC": "Layer 1"}
+LISTINGS = [
+    ("BTC", datetime(2017, 8, 17, tzinfo=UTC), None),
+    ("PEPE", datetime(2023, 5, 5, 18, tzinfo=UTC), None),
+]
+clean_klines = partial(_clean_klines, listings=LISTINGS, intervals=tuple(INTERVAL_MS))
 
 
-def _raw_row(symbol: str, open_time: datetime, close: str, ingested: datetime) -> dict:
+def _raw_row(symbol: str, open_time: datetime, close: str, ingested: datetime, interval: str = "1m") -> dict:
     ms = int(open_time.timestamp() * 1000)
     return {
         "symbol": symbol, "open_time": ms, "open": close, "high": close, "low": close, "close": close,
-        "volume": "1", "close_time": ms + 59_999, "quote_volume": None, "trade_count": None,
-        "taker_buy_base_volume": None, "taker_buy_quote_volume": None, "interval": "1m",
+        "volume": "1", "close_time": ms + INTERVAL_MS[interval] - 1, "quote_volume": None, "trade_count": None,
+        "taker_buy_base_volume": None, "taker_buy_quote_volume": None, "interval": interval,
         "source": "test", "ingested_at": ingested.replace(tzinfo=None),
     }  # fmt: skip
 
@@ -32,7 +40,7 @@ def test_latest_ingestion_wins_and_window_is_enforced(spark):
         _raw_row("XYZUSDT", t, "1.0", datetime(2023, 5, 7, 2)),  # unknown pair keeps a null token
     ]
     raw = spark.createDataFrame(pd.DataFrame(rows), schema=RAW_KLINES_SCHEMA)
-    out = clean_klines(raw, PAIRS, CATEGORIES, START, END)
+    out = clean_klines(raw, PAIRS, CATEGORIES, start=START, end=END).where("NOT is_gap")
     assert tuple(out.columns) == BRONZE_COLUMNS
     result = {(r["symbol"], r["close"]) for r in out.collect()}
     assert result == {
@@ -54,9 +62,66 @@ def test_real_pepe_prices_and_volumes_keep_every_digit(spark, real_data):
         rows.append(row)
     raw = spark.createDataFrame(pd.DataFrame(rows), schema=RAW_KLINES_SCHEMA)
     first = datetime.fromisoformat(real["date"].iloc[0]).replace(tzinfo=UTC)
-    out = clean_klines(raw, PAIRS, CATEGORIES, first, first.replace(year=2024)).orderBy("open_time").collect()
+    out = clean_klines(raw, PAIRS, CATEGORIES, start=first, end=first.replace(year=2024))
+    out = out.where("NOT is_gap").orderBy("open_time").collect()
     assert len(out) == len(real)
     for bronze, source in zip(out, real.to_dict("records"), strict=True):
         assert bronze["close"] == Decimal(source["close"])  # 1e-6 prices, exactly
         assert bronze["volume"] == Decimal(source["volume"])  # 1e13 volumes, exactly
         assert bronze["category"] == "Meme" and bronze["token"] == "PEPE"
+
+
+def _hourly(spark, hours: list[int], day: datetime = START, symbol: str = "BTCUSDT"):
+    rows = [
+        _raw_row(symbol, day + timedelta(hours=h), str(100 + h), datetime(2023, 6, 1), "1h") for h in hours
+    ]
+    return spark.createDataFrame(pd.DataFrame(rows), schema=RAW_KLINES_SCHEMA)
+
+
+def test_missing_bars_are_flagged_rows_left_null(spark):
+    # An outage from 12:00 to 14:00, as on 2023-03-24: two hourly bars never delivered.
+    raw = _hourly(spark, [h for h in range(24) if h not in (12, 13)])
+    out = clean_klines(raw, PAIRS, CATEGORIES, start=START, end=END).orderBy("open_time").collect()
+    assert len(out) == 24  # one row per slot of the grid
+    gaps = [r for r in out if r["is_gap"]]
+    assert [r["open_time"].hour for r in gaps] == [12, 13]
+    assert all(r["close"] is None and r["volume"] is None and r["source"] is None for r in gaps)
+    assert all(r["interval"] == "1h" and r["token"] == "BTC" for r in out)
+
+
+def test_carry_forward_fills_with_the_last_close_within_the_bound(spark):
+    raw = _hourly(spark, [h for h in range(24) if h not in (12, 13)])
+    out = (
+        clean_klines(
+            raw, PAIRS, CATEGORIES, start=START, end=END, gap_policy="carry_forward", max_carry_seconds=3600
+        )
+        .orderBy("open_time")
+        .collect()
+    )
+    by_hour = {r["open_time"].hour: r for r in out}
+    # 12:00 carries 11:00's close; 13:00 is more than max_carry (1h) after it: left missing.
+    assert by_hour[12]["is_gap"] and by_hour[12]["close"] == by_hour[12]["open"] == Decimal(111)
+    assert by_hour[12]["volume"] == 0 and by_hour[12]["trade_count"] == 0
+    assert by_hour[13]["is_gap"] and by_hour[13]["close"] is None
+    assert not by_hour[14]["is_gap"] and by_hour[14]["close"] == Decimal(114)
+
+
+def test_carry_forward_reaches_into_the_previous_day(spark):
+    yesterday = _hourly(spark, [23], day=START - timedelta(days=1))
+    today = _hourly(spark, list(range(1, 24)))
+    out = clean_klines(
+        yesterday.unionByName(today), PAIRS, CATEGORIES, start=START, end=END, gap_policy="carry_forward"
+    )
+    first = out.orderBy("open_time").first()
+    assert first["open_time"].hour == 0 and first["is_gap"] and first["close"] == Decimal(123)
+    assert out.count() == 24  # the look-back day is not part of the output
+
+
+def test_grid_starts_at_the_listing(spark):
+    # PEPE listed 2023-05-05 18:00: its first day has 6 hourly slots, none before the listing.
+    listing_day = datetime(2023, 5, 5, tzinfo=UTC)
+    raw = _hourly(spark, [18, 20, 21, 22, 23], day=listing_day, symbol="PEPEUSDT")
+    out = clean_klines(raw, PAIRS, CATEGORIES, start=listing_day, end=listing_day + timedelta(days=1))
+    rows = out.orderBy("open_time").collect()
+    assert [r["open_time"].hour for r in rows] == [18, 19, 20, 21, 22, 23]
+    assert [r["open_time"].hour for r in rows if r["is_gap"]] == [19]

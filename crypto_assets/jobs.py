@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 from dagster import AssetSelection, define_asset_job
 
 from crypto_assets.partitions import daily_partitions
+from crypto_assets.pipeline_config import DAY_SECONDS, load_pipeline_config, parse_duration
 
 LAYERS = ("raw", "bronze", "silver", "gold")
 
@@ -23,4 +26,18 @@ refinement_job = define_asset_job(
         "UTC days from the raw data already in the lake (fetched or imported) through bronze ->"
         " silver -> gold; a range runs as one Spark job per asset."
     ),
+)
+
+# The longest forward-return horizon of gold.targets, in days: a day's targets are complete once
+# this many later days exist.
+TARGET_LOOKAHEAD_DAYS = math.ceil(
+    max(parse_duration(h) for horizons in load_pipeline_config().targets.values() for h in horizons)
+    / DAY_SECONDS
+)
+
+targets_refresh_job = define_asset_job(
+    name="targets_refresh_job",
+    selection=AssetSelection.assets("gold_market_features", "gold_daily_market_features"),
+    partitions_def=daily_partitions,
+    description="Re-materialize the gold market tables of recent days so their forward targets fill in.",
 )

@@ -2,14 +2,40 @@
 
 from __future__ import annotations
 
-from dagster import build_schedule_from_partitioned_job
+from collections.abc import Iterator
+from datetime import timedelta
 
-from crypto_assets.jobs import market_data_job
-
-# 00:15 UTC: yesterday's last candle has closed and the exchange has published it.
-daily_market_data_schedule = build_schedule_from_partitioned_job(
-    market_data_job, hour_of_day=0, minute_of_hour=15, name="daily_market_data_schedule"
+from dagster import (
+    DefaultScheduleStatus,
+    RunRequest,
+    ScheduleEvaluationContext,
+    schedule,
 )
+
+from crypto_assets.jobs import TARGET_LOOKAHEAD_DAYS, market_data_job, targets_refresh_job
+
+
+@schedule(
+    job=market_data_job,
+    cron_schedule="15 0 * * *",
+    execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.STOPPED,
+    name="daily_market_data_schedule",
+)
+def daily_market_data_schedule(context: ScheduleEvaluationContext) -> Iterator[RunRequest]:
+    """00:15 UTC: yesterday through every layer; then the gold tables of the days before, whose
+    forward-return targets could only be computed now that yesterday exists."""
+    yesterday = (context.scheduled_execution_time - timedelta(days=1)).date()
+    day = yesterday.isoformat()
+    yield RunRequest(run_key=day, partition_key=day)
+    first = (yesterday - timedelta(days=TARGET_LOOKAHEAD_DAYS)).isoformat()
+    last = (yesterday - timedelta(days=1)).isoformat()
+    yield RunRequest(
+        run_key=f"targets-{first}-{last}",
+        job_name=targets_refresh_job.name,
+        tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
+    )
+
 
 schedules = [daily_market_data_schedule]
 sensors: list = []

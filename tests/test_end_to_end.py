@@ -69,7 +69,8 @@ def test_two_days_through_every_layer_and_a_rerun(local_env: Path, spark, tmp_pa
     # Day 2 had day 1 as look-back: its first hour has a 1h return; day 1's first hour has none.
     day2 = spark.read.parquet(str(local_env / "silver" / "silver_features_1h" / f"dt={DAYS[1]}"))
     assert day2.where("return_1h IS NULL").count() == 0
-    _assert_other_gold_tables(settings, expected)
+    # Day 1 ran before day 2 existed: its last hour has no 1h target, no hour a 24h one (yet).
+    assert _query(settings, TARGETS) == [(expected * 23, 0), (expected * 23, 0)]
 
     before = _gold_counts(settings)
     rerun = job.execute_in_process(partition_key=DAYS[1], instance=instance)
@@ -92,6 +93,7 @@ def test_two_days_through_every_layer_and_a_rerun(local_env: Path, spark, tmp_pa
             {"binance_archive", "file:BTCUSDT_1h.csv"} if day == DAYS[0] else {"binance_archive"}
         )
         assert raw.count() == expected * 1440 + (3 if day == DAYS[0] else 0)
+    _assert_other_gold_tables(settings, expected)
 
 
 def _window(day: str):
@@ -99,6 +101,9 @@ def _window(day: str):
 
     start = datetime.fromisoformat(day).replace(tzinfo=UTC)
     return start, start + timedelta(days=1)
+
+
+TARGETS = "SELECT COUNT(TARGET_RETURN_1H), COUNT(TARGET_RETURN_24H) FROM GOLD_MARKET_FEATURES GROUP BY DT ORDER BY DT"
 
 
 def _query(settings: Settings, sql: str) -> list[tuple]:
@@ -111,12 +116,8 @@ def _query(settings: Settings, sql: str) -> list[tuple]:
 def _assert_other_gold_tables(settings: Settings, expected: int) -> None:
     daily = _query(settings, "SELECT DT, COUNT(*) FROM GOLD_DAILY_MARKET_FEATURES GROUP BY DT ORDER BY DT")
     assert [n for _, n in daily] == [expected, expected]
-    # Targets of day 1 reach into day 2; day 2's last 24h targets wait for day 3.
-    targets = _query(
-        settings,
-        "SELECT DT, COUNT(TARGET_RETURN_1H), COUNT(TARGET_RETURN_24H) FROM GOLD_MARKET_FEATURES GROUP BY DT ORDER BY DT",
-    )
-    assert [row[1:] for row in targets] == [(expected * 24, expected * 24), (expected * 23, 0)]
+    # Run together, day 1's targets reach into day 2; day 2's last ones wait for day 3.
+    assert _query(settings, TARGETS) == [(expected * 24, expected * 24), (expected * 23, 0)]
     index = _query(
         settings,
         "SELECT INTERVAL, COUNT(DISTINCT CATEGORY), COUNT(*) FROM GOLD_CATEGORY_INDEX GROUP BY 1 ORDER BY 1",

@@ -1,0 +1,22 @@
+from datetime import UTC, datetime
+
+from dagster import build_schedule_context
+
+from crypto_assets.definitions import defs
+from crypto_assets.jobs import TARGET_LOOKAHEAD_DAYS
+from sensors import daily_market_data_schedule
+
+
+def test_daily_run_then_the_gold_days_whose_targets_it_completes():
+    context = build_schedule_context(scheduled_execution_time=datetime(2024, 3, 10, 0, 15, tzinfo=UTC))
+    day, targets = list(daily_market_data_schedule(context))
+    assert day.partition_key == "2024-03-09" and day.job_name is None  # the schedule's own job
+    assert TARGET_LOOKAHEAD_DAYS == 7
+    assert targets.job_name == "targets_refresh_job"
+    assert targets.tags["dagster/asset_partition_range_start"] == "2024-03-02"
+    assert targets.tags["dagster/asset_partition_range_end"] == "2024-03-08"
+    job = defs.resolve_job_def("targets_refresh_job")
+    assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == {
+        "gold_market_features",
+        "gold_daily_market_features",
+    }

@@ -59,7 +59,12 @@ def test_a_real_year_in_one_run(local_env: Path, spark, tmp_path, monkeypatch, r
         "SELECT token, bar_time, close, high, low, rsi_14, atr_14, macd, is_gap FROM gold_market_features"
         " WHERE token = 'BTC' ORDER BY bar_time",
     )
-    assert len(gold) == 364 * 24 and gold["is_gap"].sum() == 2  # the 2023-03-24 outage
+    gaps = gold.loc[gold["is_gap"], "bar_time"].astype(str).tolist()
+    # The 2023-03-24 outage (no 13:00 bar), and the hours after the recording stopped (2023-12-30 19:00).
+    assert len(gold) == 364 * 24 and gaps == [
+        "2023-03-24 13:00:00",
+        *[f"2023-12-30 {h}:00:00" for h in (20, 21, 22, 23)],
+    ]
     bars = gold[~gold["is_gap"]].reset_index(drop=True)
     for ours, reference in (
         (bars["rsi_14"], ta.momentum.RSIIndicator(bars["close"], 14).rsi()),
@@ -86,8 +91,11 @@ def test_a_real_year_in_one_run(local_env: Path, spark, tmp_path, monkeypatch, r
     assert _gold(
         settings, "SELECT dt, COUNT(*) AS n FROM gold_market_features GROUP BY dt ORDER BY dt"
     ).equals(counts)
-    index = _gold(settings, "SELECT interval, COUNT(*) AS n FROM gold_category_index GROUP BY 1 ORDER BY 1")
-    assert index["n"].tolist() == [
-        364 * 2,
-        364 * 24 * 2 - 2 * 2,
-    ]  # Layer 1 and Meme/Payment..., minus outage hours
+    index = _gold(
+        settings,
+        "SELECT category, COUNT(*) AS n FROM gold_category_index WHERE interval = '1h' GROUP BY 1 ORDER BY 1",
+    ).set_index("category")["n"]
+    assert set(index.index) == {"Layer 1", "Meme", "Payment"}
+    # Layer 1 is BTC alone: every hour with a 1h return, so not the first hour of the year, the
+    # outage bar and the hour after it, nor the 4 hours after the recording stopped.
+    assert index["Layer 1"] == 364 * 24 - 7

@@ -138,7 +138,10 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="bench-duckdb-") as tmp:
         os.environ.update({"LAKE_ROOT": f"{tmp}/lake", "DAGSTER_HOME": f"{tmp}/dagster"})
-        Path(f"{tmp}/dagster").mkdir()
+        from crypto_assets.cli import prepare_dagster_home
+        from resources.settings import Settings
+
+        prepare_dagster_home(Settings.from_env())  # no telemetry banner
         build_bars(Path(f"{tmp}/lake"))
         compare(Path(f"{tmp}/lake"))
 
@@ -159,6 +162,7 @@ def build_bars(lake: Path) -> None:
     bars_defs = Definitions(assets=defs.assets, jobs=[job], resources=defs.resources, executor=defs.executor)
     result = bars_defs.resolve_job_def("bars").execute_in_process(
         instance=DagsterInstance.get(),
+        run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
         tags={
             "dagster/asset_partition_range_start": "2023-01-01",
             "dagster/asset_partition_range_end": "2023-12-30",

@@ -45,7 +45,10 @@ def main() -> None:
         from crypto_assets.services import free_port
 
         os.environ["WAREHOUSE_PORT"] = str(free_port())
-        Path(f"{tmp}/dagster").mkdir()
+        from crypto_assets.cli import prepare_dagster_home
+        from resources.settings import Settings
+
+        prepare_dagster_home(Settings.from_env())  # no telemetry banner
         run(args)
 
 

@@ -22,8 +22,10 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from crypto_assets.bronze.transforms import AMOUNT, interval_seconds, lookup
+from crypto_assets.ingestion.binance import INTERVAL_MS
 from crypto_assets.pipeline_config import PipelineConfig, bars_in, parse_duration
 from crypto_assets.silver.utils import (
+    SECONDS_PER_YEAR,
     Recursion,
     annualise,
     bar_at,
@@ -374,7 +376,8 @@ def build_feature(ctx: FeatureContext, name: str, params: dict[str, Any]) -> Fea
         raise ValueError(f"feature {name!r}: bad parameters {params}: {exc}") from None
 
 
-SOURCE_INTERVALS = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d")
+# Bronze holds any kline interval the exchange serves (1m ... 1d).
+SOURCE_INTERVALS = tuple(INTERVAL_MS)
 
 
 def resample_bars(bronze: DataFrame, interval: str) -> DataFrame:
@@ -443,7 +446,7 @@ def resample_bars(bronze: DataFrame, interval: str) -> DataFrame:
         F.col("bars_observed").cast("int").alias("bars_observed"),
         (F.col("bars_observed") == F.lit(target) / F.col("_step")).alias("is_complete"),
         (F.col("bars_observed") == 0).alias("is_gap"),
-        (F.col("_intrabar_std") * F.sqrt(F.lit(365 * 86_400.0) / F.col("_step"))).alias("realized_vol_intrabar"),
+        (F.col("_intrabar_std") * F.sqrt(F.lit(float(SECONDS_PER_YEAR)) / F.col("_step"))).alias("realized_vol_intrabar"),
     )  # fmt: skip
 
 

@@ -26,10 +26,9 @@ def by_time(partition: str = "token") -> WindowSpec:
     return Window.partitionBy(partition).orderBy(F.unix_timestamp("open_time"))
 
 
-def time_window(bars: int, interval_seconds: int, *, offset: int = 0) -> WindowSpec:
-    """The ``bars`` slots ending ``offset`` bars before the current one (inclusive)."""
-    end = -offset * interval_seconds
-    return by_time().rangeBetween(end - (bars - 1) * interval_seconds, end)
+def time_window(bars: int, interval_seconds: int) -> WindowSpec:
+    """The ``bars`` slots ending with the current one."""
+    return by_time().rangeBetween(-(bars - 1) * interval_seconds, 0)
 
 
 def bar_at(column: str, bars_back: int, interval_seconds: int) -> Column:

@@ -234,9 +234,10 @@ class SparkParquetIOManager(UPathIOManager):
                 " materialize them first"
             )
         if missing:
+            shown = missing if len(missing) <= 6 else [*missing[:3], "...", *missing[-3:]]
             context.log.warning(
-                f"{context.asset_key.to_user_string()}: partitions {missing} are not materialized;"
-                " loading without them (look-back features start cold)"
+                f"{context.asset_key.to_user_string()}: {len(missing)} partition(s) {shown} are not"
+                " materialized; loading without them (look-back windows start cold)"
             )
         if not existing and _input_flag(context, "optional"):
             return None  # type: ignore[return-value]

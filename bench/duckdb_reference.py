@@ -174,10 +174,8 @@ def build_bars(lake: Path) -> None:
 def compare(lake: Path) -> None:
     import duckdb
     import pandas as pd
-    from pyspark.sql import functions as F
 
-    from crypto_assets.silver.assets import DOUBLE_BAR_COLUMNS
-    from crypto_assets.silver.config import BAR_COLUMNS, feature_plans
+    from crypto_assets.silver.config import feature_input, feature_plans
     from resources.settings import Settings
     from resources.spark import build_spark_resource
 
@@ -187,10 +185,7 @@ def compare(lake: Path) -> None:
     spark.range(1).collect()  # JVM started before timing
     with tempfile.TemporaryDirectory(prefix="bench-out-") as out:
         started = time.perf_counter()
-        bars = spark.read.parquet(str(lake / "silver" / "silver_bars_1h"))
-        bars = bars.select(
-            *[F.col(c).cast("double").alias(c) if c in DOUBLE_BAR_COLUMNS else F.col(c) for c in BAR_COLUMNS]
-        )
+        bars = feature_input(spark.read.parquet(str(lake / "silver" / "silver_bars_1h")))
         plan.apply(bars).write.parquet(f"{out}/spark")
         spark_seconds = time.perf_counter() - started
 

@@ -27,6 +27,7 @@ from crypto_assets.publishing import publish
 from crypto_assets.silver import validators as v
 from crypto_assets.silver.assets import PRICE_BOUNDS
 from crypto_assets.silver.config import BAR_COLUMNS, HISTORY, FeaturePlan, feature_plans
+from crypto_assets.silver.utils import in_window
 from crypto_assets.universe import load_universe
 
 CONFIG = load_pipeline_config()
@@ -159,11 +160,7 @@ def gold_category_index(
         )
         for interval, frame in (("1h", silver_features_1h), ("1d", silver_features_1d))
     ]
-    index = (
-        frames[0]
-        .unionByName(frames[1])
-        .where((F.col("bar_time") >= F.lit(window.start)) & (F.col("bar_time") < F.lit(window.end)))
-    )
+    index = in_window(frames[0].unionByName(frames[1]), "bar_time", window.start, window.end)
     yield from publish(
         context,
         index,

@@ -13,13 +13,9 @@ from datetime import datetime
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from crypto_assets.silver.utils import bar_at
+from crypto_assets.silver.utils import bar_at, in_window
 
 MARKET_COLUMNS = ("market_cap_usd", "price_usd", "circulating_supply")
-
-
-def in_window(frame: DataFrame, column: str, start: datetime, end: datetime) -> DataFrame:
-    return frame.where((F.col(column) >= F.lit(start)) & (F.col(column) < F.lit(end)))
 
 
 def with_targets(features: DataFrame, horizons: Mapping[str, int], interval_seconds: int) -> DataFrame:

@@ -8,7 +8,8 @@ its windows need.
 from collections.abc import Iterator
 
 from dagster import AssetCheckResult, AssetExecutionContext, AssetIn, AssetsDefinition, Output
-from pyspark.sql import DataFrame, SparkSession
+from dagster_pyspark import LazyPySparkResource
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from crypto_assets.checks import EVERY_TOKEN_HAS_A_SOURCE, quality_check_specs, validator_specs
@@ -17,18 +18,20 @@ from crypto_assets.pipeline_config import load_pipeline_config
 from crypto_assets.publishing import publish
 from crypto_assets.raw.coingecko_assets import RAW_COINGECKO_SCHEMA
 from crypto_assets.silver import validators as v
-from crypto_assets.silver.config import BAR_COLUMNS, HISTORY, FeaturePlan, feature_plans
+from crypto_assets.silver.config import (
+    BAR_COLUMNS,
+    DOUBLE_BAR_COLUMNS,
+    HISTORY,
+    FeaturePlan,
+    feature_input,
+    feature_plans,
+)
 from crypto_assets.silver.transformers import hourly_token_markets, resample_bars
+from crypto_assets.silver.utils import in_window
 from crypto_assets.universe import load_universe
-
-
-def _spark() -> SparkSession:
-    return SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
-
 
 CONFIG = load_pipeline_config()
 KEYS = ("token", "open_time")
-DOUBLE_BAR_COLUMNS = ("open", "high", "low", "close", "volume", "quote_volume", "taker_buy_base_volume")
 BAR_TYPES = {
     "token": "string", "category": "string", "symbol": "string", "open_time": "timestamp",
     **dict.fromkeys(DOUBLE_BAR_COLUMNS, "double"), "trade_count": "bigint", "vwap": "double",
@@ -125,12 +128,8 @@ def build_features_asset(plan: FeaturePlan) -> AssetsDefinition:
     )
     def _features(context: AssetExecutionContext, **inputs: DataFrame) -> Iterator[Output | AssetCheckResult]:
         window = context.partition_time_window
-        bars = inputs[f"silver_bars_{plan.interval}"].select(
-            *[F.col(c).cast("double").alias(c) if c in DOUBLE_BAR_COLUMNS else F.col(c) for c in BAR_COLUMNS]
-        )
-        features = plan.apply(bars).where(
-            (F.col("open_time") >= F.lit(window.start)) & (F.col("open_time") < F.lit(window.end))
-        )
+        bars = feature_input(inputs[f"silver_bars_{plan.interval}"])
+        features = in_window(plan.apply(bars), "open_time", window.start, window.end)
         yield from publish(
             context,
             features,
@@ -163,7 +162,7 @@ MARKET_VALIDATORS = [
     ],
 )
 def silver_token_markets(
-    context: AssetExecutionContext, raw_coingecko_markets: DataFrame | None
+    context: AssetExecutionContext, raw_coingecko_markets: DataFrame | None, pyspark: LazyPySparkResource
 ) -> Iterator[Output | AssetCheckResult]:
     """USD price, market cap, 24h volume and implied circulating supply of all 37 tokens, one row
     per token and hour (the hour's last CoinGecko point), with the stablecoins' deviation from
@@ -172,7 +171,7 @@ def silver_token_markets(
     points = raw_coingecko_markets
     if points is None:
         context.log.warning("no raw_coingecko_markets for the window: no USD market data")
-        points = _spark().createDataFrame([], RAW_COINGECKO_SCHEMA)
+        points = pyspark.spark_session.createDataFrame([], RAW_COINGECKO_SCHEMA)
     hourly = hourly_token_markets(
         points,
         token_categories={t.symbol: t.category for t in universe.tokens},

@@ -31,6 +31,15 @@ BAR_COLUMNS = (
     "is_gap", "realized_vol_intrabar",
 )  # fmt: skip
 HISTORY = "history_bars"
+# Bar columns that features read as doubles (the bars keep exact decimals).
+DOUBLE_BAR_COLUMNS = ("open", "high", "low", "close", "volume", "quote_volume", "taker_buy_base_volume")
+
+
+def feature_input(bars: DataFrame) -> DataFrame:
+    """``silver_bars_<interval>`` as features read it: the bar columns, prices and volumes as doubles."""
+    return bars.select(
+        *[F.col(c).cast("double").alias(c) if c in DOUBLE_BAR_COLUMNS else F.col(c) for c in BAR_COLUMNS]
+    )
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,11 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, StructField, StructType
 
 SECONDS_PER_YEAR = 365 * 86_400
+
+
+def in_window(frame: DataFrame, column: str, start: datetime, end: datetime) -> DataFrame:
+    """Rows of ``frame`` whose ``column`` lies in ``[start, end)`` (a partition's time window)."""
+    return frame.where((F.col(column) >= F.lit(start)) & (F.col(column) < F.lit(end)))
 
 
 def by_time(partition: str = "token") -> WindowSpec:

@@ -6,14 +6,12 @@ from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
-from pyspark.sql import functions as F
 
 from crypto_assets.bronze.transforms import clean_klines
 from crypto_assets.ingestion.binance import INTERVAL_MS
 from crypto_assets.raw.file_import import read_file
 from crypto_assets.raw.schema import RAW_KLINES_SCHEMA
-from crypto_assets.silver.assets import DOUBLE_BAR_COLUMNS
-from crypto_assets.silver.config import BAR_COLUMNS
+from crypto_assets.silver.config import feature_input
 from crypto_assets.silver.transformers import resample_bars
 from crypto_assets.universe import load_universe
 
@@ -21,13 +19,6 @@ from crypto_assets.universe import load_universe
 # 2023-03-11 14:00, a stablecoin), ETH. All four have the 2023-03-24 outage.
 TOKENS = ("BTC", "ETH", "PEPE", "USDC")
 YEAR = (datetime(2023, 1, 1, tzinfo=UTC), datetime(2023, 12, 31, tzinfo=UTC))
-
-
-def as_feature_input(bars):
-    """silver_bars_<interval> as the features asset reads it: prices and volumes as doubles."""
-    return bars.select(
-        *[F.col(c).cast("double").alias(c) if c in DOUBLE_BAR_COLUMNS else F.col(c) for c in BAR_COLUMNS]
-    )
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +42,7 @@ def real_bronze(spark, real_data):
 
 @pytest.fixture(scope="session")
 def real_hourly_bars(real_bronze):
-    return as_feature_input(resample_bars(real_bronze, "1h")).localCheckpoint()
+    return feature_input(resample_bars(real_bronze, "1h")).localCheckpoint()
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ from typing import Any
 from resources.settings import Settings, SettingsError
 
 DEFAULT_DAYS = 2
+PLANNED_SUBSET_ENV = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
 LAYERS = ("raw", "bronze", "silver", "gold")
 
 
@@ -84,6 +85,121 @@ def _step_seconds(result: Any) -> dict[str, float]:
     return seconds
 
 
+def _intervals(value: str) -> list[str]:
+    from crypto_assets.ingestion.binance import INTERVAL_MS
+
+    intervals = [i.strip() for i in value.split(",") if i.strip()]
+    unknown = [i for i in intervals if i not in INTERVAL_MS]
+    if unknown or not intervals:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: intervals are a comma-separated list of {', '.join(INTERVAL_MS)}"
+        )
+    return intervals
+
+
+class _Runner:
+    """Executes a job over a range of days in this process (runs recorded in DAGSTER_HOME),
+    printing rows and seconds per asset and collecting failed checks."""
+
+    def __init__(self, settings: Settings) -> None:
+        from dagster import DagsterInstance
+
+        from crypto_assets.definitions import build_definitions
+
+        self.definitions = build_definitions(settings)
+        self.instance = DagsterInstance.get()
+        self.rows_per_layer: dict[str, int] = {}
+        self.warnings: list[str] = []
+
+    def run(
+        self,
+        job_name: str,
+        keys: list[str],
+        raw_config: dict[str, Any] | None = None,
+        assets: list[str] | None = None,
+    ) -> None:
+        from dagster import AssetKey
+        from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+        job = self.definitions.resolve_job_def(job_name)
+        run_config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+        if raw_config is not None:
+            run_config["ops"] = {"raw_klines": {"config": raw_config}}
+        t0 = time.monotonic()
+        label = keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]}"
+        # A range runs as one Dagster run (the assets' backfill policy): one Spark job per layer.
+        selection: dict[str, Any] = (
+            {"partition_key": keys[0]}
+            if len(keys) == 1
+            else {"tags": {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]}}
+        )
+        result = job.execute_in_process(
+            instance=self.instance,
+            run_config=run_config,
+            raise_on_error=False,
+            asset_selection=[AssetKey(a) for a in assets] if assets else None,
+            **selection,
+        )
+        durations = _step_seconds(result)
+        for event in result.get_asset_materialization_events():
+            materialization = event.materialization
+            asset = materialization.asset_key.to_user_string()
+            row_count = materialization.metadata.get("dagster/row_count")
+            rows = int(row_count.value) if row_count is not None else 0
+            tokens = materialization.metadata.get("tokens")
+            if event.partition not in (None, keys[0]):
+                continue  # a range run records one materialization per day; report it once
+            layer = layer_of_asset(asset)
+            self.rows_per_layer[layer] = self.rows_per_layer.get(layer, 0) + rows
+            _say(
+                f"  {label:<22}  {asset:<27} {rows:>10,} rows  {int(tokens.value) if tokens else 0:>3} tokens"
+                f"  {durations.get(asset, 0.0):6.1f} s"
+            )
+        for evaluation in result.get_asset_check_evaluations():
+            if not evaluation.passed:
+                line = f"{label} {evaluation.asset_key.to_user_string()}.{evaluation.check_name} FAILED ({evaluation.severity.value})"
+                self.warnings.append(line)
+                _say(f"  ! {line}")
+        if not result.success:
+            failure = next(
+                (e for e in result.all_events if e.event_type_value in ("STEP_FAILURE", "RUN_FAILURE")),
+                None,
+            )
+            message = failure.message if failure else "unknown error"
+            raise CliError(f"partitions {label} failed: {message} (run id {result.run_id}; see `make dev`)")
+        _say(f"  {label:<22}  {job_name} done in {time.monotonic() - t0:.1f} s")
+
+
+def plan_warm_up(settings: Settings, first_day: date) -> Any:
+    """The coarse-grain history still missing before ``first_day`` (None when the lake is warm)."""
+    from crypto_assets.history import warm_up_plan
+    from crypto_assets.partitions import FIRST_DAY
+    from resources.parquet_io import existing_partition_keys
+
+    def have(interval: str) -> set[str]:
+        return existing_partition_keys(settings.lake_root, "silver", f"silver_bars_{interval}")
+
+    return warm_up_plan(first_day, have, earliest=date.fromisoformat(FIRST_DAY))
+
+
+def _warm(runner: _Runner, warm_up: Any) -> None:
+    """The warm-up's runs: per stretch of days fetching the same intervals, raw -> bronze -> the
+    bars of those intervals. Hundreds of daily partitions in one run: Dagster records one
+    planned event per asset instead of one per day (a failed warm-up run is still a failed run;
+    its partitions are simply not marked failed one by one)."""
+    previous = os.environ.get(PLANNED_SUBSET_ENV)
+    os.environ[PLANNED_SUBSET_ENV] = "true"
+    try:
+        for keys, intervals in warm_up.segments():
+            bars = [f"silver_bars_{i}" for i in intervals]
+            runner.run("history_job", keys, {"intervals": intervals}, ["raw_klines", "bronze_klines", *bars])
+    finally:
+        if previous is None:
+            os.environ.pop(PLANNED_SUBSET_ENV, None)
+        else:
+            os.environ[PLANNED_SUBSET_ENV] = previous
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     if args.source:
         os.environ["KLINES_SOURCE"] = args.source
@@ -91,86 +207,49 @@ def cmd_run(args: argparse.Namespace) -> int:
     keys = partition_keys(args.start, args.end, args.days)
     prepare_dagster_home(settings)
     started = time.monotonic()
+    from crypto_assets.pipeline_config import load_pipeline_config
+
+    intervals = args.intervals or list(load_pipeline_config().ingest_intervals)
     _say(
-        f"crypto-analytics run: {len(keys)} daily partition(s) {keys[0]} .. {keys[-1]}, environment {settings.environment}"
+        f"crypto-analytics run: {len(keys)} daily partition(s) {keys[0]} .. {keys[-1]}, environment"
+        f" {settings.environment}" + ("" if args.no_ingest else f", klines {','.join(intervals)}")
     )
+    warm_up = (
+        None if (args.no_ingest or args.no_warm_up) else plan_warm_up(settings, date.fromisoformat(keys[0]))
+    )
+    if warm_up is not None:
+        fetched = ", ".join(f"{i}: {len(d)} day(s) from {d[0]}" for i, d in sorted(warm_up.missing.items()))
+        _say(
+            f"  warm-up: {warm_up.days} day(s) of history before {keys[0]} at the exchange's grain ({fetched})"
+        )
     from crypto_assets.services import local_services
 
-    rows_per_layer: dict[str, int] = dict.fromkeys(LAYERS[1:] if args.no_ingest else LAYERS, 0)
     job_name = "refinement_job" if args.no_ingest else "market_data_job"
     # Refinement runs a whole range as one Spark job per asset (its backfill policy); ingestion
-    # goes a month at a time (CoinGecko keeps hourly points up to 90 days).
-    days_per_run = args.days_per_run or (len(keys) if args.no_ingest else 31)
-    warnings: list[str] = []
+    # of minutes goes a month at a time (CoinGecko keeps hourly points up to 90 days, and a
+    # month of 1m klines is ~1.4 M rows); coarse klines go as one run over the whole range.
+    days_per_run = args.days_per_run or (len(keys) if args.no_ingest or "1m" not in intervals else 31)
     with local_services(
         settings, emulator=not (args.no_services or args.no_ingest), warehouse=not args.no_services, say=_say
     ):
-        from dagster import DagsterInstance
-        from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
-
-        from crypto_assets.definitions import build_definitions
-
-        job = build_definitions(settings).resolve_job_def(job_name)
-        instance = DagsterInstance.get()
-        quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+        runner = _Runner(settings)
+        if warm_up is not None:
+            _warm(runner, warm_up)
         for chunk in _chunks(keys, days_per_run):
-            t0 = time.monotonic()
-            label = chunk[0] if len(chunk) == 1 else f"{chunk[0]}..{chunk[-1]}"
-            # A range runs as one Dagster run (the assets' backfill policy): one Spark job per layer.
-            selection: dict[str, Any] = (
-                {"partition_key": chunk[0]}
-                if len(chunk) == 1
-                else {
-                    "tags": {
-                        ASSET_PARTITION_RANGE_START_TAG: chunk[0],
-                        ASSET_PARTITION_RANGE_END_TAG: chunk[-1],
-                    }
-                }
-            )
-            result = job.execute_in_process(
-                instance=instance, run_config=quiet, raise_on_error=False, **selection
-            )
-            durations = _step_seconds(result)
-            for event in result.get_asset_materialization_events():
-                materialization = event.materialization
-                asset = materialization.asset_key.to_user_string()
-                row_count = materialization.metadata.get("dagster/row_count")
-                rows = int(row_count.value) if row_count is not None else 0
-                tokens = materialization.metadata.get("tokens")
-                if event.partition not in (None, chunk[0]):
-                    continue  # a range run records one materialization per day; report it once
-                rows_per_layer[layer_of_asset(asset)] = rows_per_layer.get(layer_of_asset(asset), 0) + rows
-                _say(
-                    f"  {label:<22}  {asset:<27} {rows:>10,} rows  {int(tokens.value) if tokens else 0:>3} tokens"
-                    f"  {durations.get(asset, 0.0):6.1f} s"
-                )
-            for evaluation in result.get_asset_check_evaluations():
-                if not evaluation.passed:
-                    line = f"{label} {evaluation.asset_key.to_user_string()}.{evaluation.check_name} FAILED ({evaluation.severity.value})"
-                    warnings.append(line)
-                    _say(f"  ! {line}")
-            if not result.success:
-                failure = next(
-                    (e for e in result.all_events if e.event_type_value in ("STEP_FAILURE", "RUN_FAILURE")),
-                    None,
-                )
-                message = failure.message if failure else "unknown error"
-                raise CliError(
-                    f"partitions {label} failed: {message} (run id {result.run_id}; see `make dev`)"
-                )
-            _say(f"  {label:<22}  done in {time.monotonic() - t0:.1f} s")
+            runner.run(job_name, chunk, None if args.no_ingest else {"intervals": intervals})
 
     elapsed = time.monotonic() - started
     _say("")
     _say(f"Done: {len(keys)} partition(s) in {elapsed:.1f} s")
-    for layer, rows in rows_per_layer.items():
-        _say(f"  {layer:<7} {rows:>10,} rows")
-    if warnings:
-        _say(f"  {len(warnings)} check warning(s) above")
+    for layer in LAYERS:
+        if layer in runner.rows_per_layer:
+            _say(f"  {layer:<7} {runner.rows_per_layer[layer]:>10,} rows")
+    if runner.warnings:
+        _say(f"  {len(runner.warnings)} check warning(s) above")
     _say("Next:")
     _say(f"  lake:       {settings.lake_root}/<layer>/<asset>/dt=YYYY-MM-DD/")
     _say(
-        '  warehouse:  crypto-analytics sql "select token, count(*) from gold_market_features group by 1 order by 1"'
+        '  warehouse:  crypto-analytics sql "select token, count(rsi_14) from gold_market_features group by 1 order by 1"'
     )
     _say("  lineage:    make dev, then open http://127.0.0.1:3000")
     return 0
@@ -334,6 +413,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--source", choices=("archive", "rest"), help="klines source (default: KLINES_SOURCE, archive)"
+    )
+    run.add_argument(
+        "--intervals",
+        type=_intervals,
+        help="kline intervals fetched for the range, e.g. 1h,1d for years of history at coarse grain"
+        " (default: ingestion.intervals of pipeline.yaml, 1m,1h,1d)",
+    )
+    run.add_argument(
+        "--no-warm-up",
+        action="store_true",
+        help="do not fetch the features' look-back history (ingestion.history) before the range",
     )
     run.set_defaults(func=cmd_run)
 

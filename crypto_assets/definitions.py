@@ -6,7 +6,7 @@ from dagster import Definitions, in_process_executor
 
 from crypto_assets.bronze.assets import bronze_klines
 from crypto_assets.gold.assets import GOLD_ASSETS
-from crypto_assets.jobs import market_data_job, refinement_job, targets_refresh_job
+from crypto_assets.jobs import history_job, market_data_job, refinement_job, targets_refresh_job
 from crypto_assets.raw.assets import raw_klines
 from crypto_assets.raw.coingecko_assets import raw_coingecko_markets
 from crypto_assets.silver.assets import SILVER_ASSETS
@@ -20,7 +20,7 @@ ASSETS = [raw_klines, raw_coingecko_markets, bronze_klines, *SILVER_ASSETS, *GOL
 def build_definitions(settings: Settings | None = None) -> Definitions:
     return Definitions(
         assets=ASSETS,
-        jobs=[market_data_job, refinement_job, targets_refresh_job],
+        jobs=[market_data_job, refinement_job, history_job, targets_refresh_job],
         schedules=schedules,
         sensors=sensors,
         resources=build_resources(settings),

@@ -28,6 +28,19 @@ refinement_job = define_asset_job(
     ),
 )
 
+history_job = define_asset_job(
+    name="history_job",
+    selection=AssetSelection.assets(
+        "raw_klines", "bronze_klines", *[f"silver_bars_{i}" for i in load_pipeline_config().bar_intervals]
+    ),
+    partitions_def=daily_partitions,
+    description=(
+        "Look-back history at the exchange's coarser grain (raw 1h/1d klines -> bronze -> silver"
+        " bars) for the days before a range, so its features are warm: `crypto-analytics run` plans"
+        " it from ingestion.history in pipeline.yaml (config: raw_klines.intervals / since)."
+    ),
+)
+
 # The longest forward-return horizon of gold.targets, in days: a day's targets are complete once
 # this many later days exist.
 TARGET_LOOKAHEAD_DAYS = math.ceil(

@@ -65,6 +65,10 @@ class PipelineConfig:
     targets: dict[str, tuple[str, ...]]
     correlation_window: str
     correlation_min_fraction: float
+    # Kline intervals fetched for the days a run materializes, and how much history before them
+    # each coarser interval is fetched for ("auto": what the features at that grain need).
+    ingest_intervals: tuple[str, ...] = ("1m", "1h", "1d")
+    history: dict[str, str] | None = None
 
 
 def _fraction(section: dict[str, Any], key: str, default: float, where: str) -> float:
@@ -113,6 +117,19 @@ def parse_pipeline_config(raw: dict[str, Any]) -> PipelineConfig:
     window = str(gold.get("correlation_window", "30d"))
     if parse_duration(window, "gold.correlation_window") % DAY_SECONDS:
         raise PipelineConfigError("gold.correlation_window: a whole number of days")
+    ingestion = raw.get("ingestion", {}) or {}
+    ingest_intervals = tuple(str(i) for i in ingestion.get("intervals", ("1m", "1h", "1d")))
+    if not ingest_intervals:
+        raise PipelineConfigError("ingestion.intervals: at least one kline interval")
+    for interval in ingest_intervals:
+        if DAY_SECONDS % parse_duration(interval, "ingestion.intervals"):
+            raise PipelineConfigError(f"ingestion.intervals: {interval} does not divide a day")
+    history = {str(k): str(v) for k, v in (ingestion.get("history") or {}).items()}
+    for interval, span in history.items():
+        if DAY_SECONDS % parse_duration(interval, "ingestion.history"):
+            raise PipelineConfigError(f"ingestion.history.{interval}: {interval} does not divide a day")
+        if span != "auto" and parse_duration(span, f"ingestion.history.{interval}") % DAY_SECONDS:
+            raise PipelineConfigError(f"ingestion.history.{interval}: {span!r} is not 'auto' nor whole days")
     return PipelineConfig(
         gap_policy=policy,
         max_carry_seconds=max_carry,
@@ -127,6 +144,8 @@ def parse_pipeline_config(raw: dict[str, Any]) -> PipelineConfig:
         targets=targets,
         correlation_window=window,
         correlation_min_fraction=_fraction(gold, "correlation_min_fraction", 0.5, "gold"),
+        ingest_intervals=ingest_intervals,
+        history=history,
     )
 
 

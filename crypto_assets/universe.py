@@ -6,6 +6,7 @@ The facts live in ``config/universe.yaml``; this module only parses and queries 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -150,8 +151,13 @@ def _parse(raw: dict) -> Universe:
     return Universe(quote_asset=raw.get("quote_asset", "USDT"), tokens=tuple(tokens))
 
 
+def load_universe(path: str | Path | None = None) -> Universe:
+    """The token universe: ``path``, else the file named by ``UNIVERSE_FILE`` (e.g. a few tokens
+    for a quick trial), else config/universe.yaml. Parsed once per process and file."""
+    return _load_universe(Path(path or os.environ.get("UNIVERSE_FILE") or DEFAULT_UNIVERSE_PATH).resolve())
+
+
 @lru_cache(maxsize=4)
-def load_universe(path: str | Path = DEFAULT_UNIVERSE_PATH) -> Universe:
-    """Parse the universe file once per process."""
+def _load_universe(path: Path) -> Universe:
     with open(path, encoding="utf-8") as handle:
         return _parse(yaml.safe_load(handle))

@@ -259,6 +259,14 @@ class LakeIOManager(ConfigurableIOManagerFactory):
         return SparkParquetIOManager(UPath(self.lake_root), lambda: pyspark.spark_session)
 
 
+def existing_partition_keys(root: str | Path, layer: str, asset: str) -> set[str]:
+    """Days of ``asset`` with a finished partition in the lake (staging folders excluded)."""
+    folder = Path(root) / layer / asset
+    if not folder.is_dir():
+        return set()
+    return {p.name.removeprefix("dt=") for p in folder.glob("dt=*") if p.is_dir() and "." not in p.name}
+
+
 class LakeResource(ConfigurableResource):
     """Direct, read-only access to the lake's partitions, for assets that merge into their own
     previous output (raw keeps rows of other sources when one source re-delivers a day)."""

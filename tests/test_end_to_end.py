@@ -27,13 +27,14 @@ def _gold_counts(settings: Settings) -> list[tuple]:
 
 def test_two_days_through_every_layer_and_a_rerun(local_env: Path, spark, tmp_path, monkeypatch):
     settings = Settings.from_env()
-    # A user's own hourly file for day 1, imported first: the exchange run must keep its rows.
+    # A user's own 4-hourly file for day 1, imported first: the exchange run (1m, 1h and 1d
+    # klines) must keep its rows.
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
     (tmp_path / "dagster").mkdir()
-    mine = tmp_path / "BTCUSDT_1h.csv"
+    mine = tmp_path / "BTCUSDT_4h.csv"
     mine.write_text(
         "date,open,high,low,close,volume\n"
-        + "".join(f"{DAYS[0]} {h:02d}:00:00,1,2,0.5,1.5,10\n" for h in range(3))
+        + "".join(f"{DAYS[0]} {h:02d}:00:00,1,2,0.5,1.5,10\n" for h in range(0, 12, 4))
     )
     import_files([mine], settings, say=lambda _: None)
     job = build_definitions(settings).resolve_job_def("market_data_job")
@@ -54,11 +55,15 @@ def test_two_days_through_every_layer_and_a_rerun(local_env: Path, spark, tmp_pa
 
     for day in DAYS:
         raw = spark.read.parquet(str(local_env / "raw" / "raw_klines" / f"dt={day}"))
-        assert raw.count() == expected * 1440 + (3 if day == DAYS[0] else 0)
+        # Per pair and day: 1,440 1m klines, 24 of 1h and one of 1d, each at its own interval.
+        assert raw.count() == expected * 1465 + (3 if day == DAYS[0] else 0)
+        assert sorted(r["interval"] for r in raw.select("interval").distinct().collect()) == (
+            ["1d", "1h", "1m", "4h"] if day == DAYS[0] else ["1d", "1h", "1m"]
+        )
         bronze = spark.read.parquet(str(local_env / "bronze" / "bronze_klines" / f"dt={day}"))
-        # Day 1 also has the user's 3 hourly BTC bars, on an hourly grid: 21 flagged gap rows.
-        assert bronze.count() == expected * 1440 + (24 if day == DAYS[0] else 0), day
-        assert bronze.where("is_gap").count() == (21 if day == DAYS[0] else 0)
+        # Day 1 also has the user's 3 BTC bars on a 4-hourly grid: 3 flagged gap rows.
+        assert bronze.count() == expected * 1465 + (6 if day == DAYS[0] else 0), day
+        assert bronze.where("is_gap").count() == (3 if day == DAYS[0] else 0)
         hourly = spark.read.parquet(str(local_env / "silver" / "silver_features_1h" / f"dt={day}"))
         assert hourly.count() == expected * 24 and hourly.where("is_gap").count() == 0
         fives = spark.read.parquet(str(local_env / "silver" / "silver_bars_5m" / f"dt={day}"))
@@ -77,7 +82,7 @@ def test_two_days_through_every_layer_and_a_rerun(local_env: Path, spark, tmp_pa
     assert rerun.success
     assert _gold_counts(settings) == before  # same rows, no duplicates
     bronze = spark.read.parquet(str(local_env / "bronze" / "bronze_klines" / f"dt={DAYS[1]}"))
-    assert bronze.count() == expected * 1440
+    assert bronze.count() == expected * 1465
 
     # Both days again as ONE run (the backfill policy's range): same partitions, same rows.
     ranged = job.execute_in_process(
@@ -90,9 +95,11 @@ def test_two_days_through_every_layer_and_a_rerun(local_env: Path, spark, tmp_pa
         raw = spark.read.parquet(str(local_env / "raw" / "raw_klines" / f"dt={day}"))
         sources = {r["source"] for r in raw.select("source").distinct().collect()}
         assert sources == (
-            {"binance_archive", "file:BTCUSDT_1h.csv"} if day == DAYS[0] else {"binance_archive"}
+            {"binance_archive", "binance_rest", "file:BTCUSDT_4h.csv"}
+            if day == DAYS[0]
+            else {"binance_archive", "binance_rest"}
         )
-        assert raw.count() == expected * 1440 + (3 if day == DAYS[0] else 0)
+        assert raw.count() == expected * 1465 + (3 if day == DAYS[0] else 0)
     _assert_other_gold_tables(settings, expected)
 
 

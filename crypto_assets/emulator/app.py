@@ -16,6 +16,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -145,6 +146,23 @@ def create_app(market: Market, config: EmulatorConfig | None = None) -> Starlett
     async def fault_admin(request: Request) -> JSONResponse:
         return await faults.admin(request, book)
 
+    async def missing_minutes(request: Request) -> JSONResponse:
+        """Data fault on demand: ``POST {"pair", "start" (ISO UTC), "minutes"}`` drops minutes
+        from the 1m stream only (REST and archive); ``DELETE`` restores them."""
+        if request.method == "DELETE":
+            market.restore_minutes()
+        elif request.method == "POST":
+            try:
+                payload = await request.json()
+                pair, minutes = str(payload["pair"]), int(payload["minutes"])
+                start = datetime.fromisoformat(str(payload["start"])).replace(tzinfo=UTC)
+                if pair not in market.listings or minutes < 1:
+                    raise ValueError(f"unknown pair {pair!r} or minutes < 1")
+            except (KeyError, ValueError, TypeError) as exc:
+                return JSONResponse({"error": f"expected pair, start, minutes: {exc}"}, status_code=400)
+            market.drop_minutes(pair, int(start.timestamp() * 1000), minutes)
+        return JSONResponse({pair: len(minutes) for pair, minutes in market.missing_minutes.items()})
+
     def stats(_: Request) -> JSONResponse:
         windows = sorted(ledger.history.items())
         return JSONResponse(
@@ -247,6 +265,7 @@ def create_app(market: Market, config: EmulatorConfig | None = None) -> Starlett
     routes = [
         Route("/_emulator/faults", fault_admin, methods=["GET", "POST", "DELETE"]),
         Route("/_emulator/stats", stats),
+        Route("/_emulator/missing-minutes", missing_minutes, methods=["GET", "POST", "DELETE"]),
         *[Route(r.path, served(r.endpoint)) for r in archive.routes(market, config)],
         *[Route(r.path, served(r.endpoint)) for r in coingecko.routes(market, config)],
         Route("/api/v3/ping", charged("ping", ping)),

@@ -47,7 +47,8 @@ def to_csv(rows: list[list], microseconds: bool) -> bytes:
 
 def routes(market: Market, config: EmulatorConfig) -> list[Route]:
     @lru_cache(maxsize=256)
-    def build(pair: str, interval: str, period: str) -> bytes | None:
+    def build(pair: str, interval: str, period: str, data_version: int) -> bytes | None:
+        # data_version: a data fault (minutes dropped from the 1m stream) invalidates built files.
         days = _days(period)
         rows: list[list] = []
         for day in days:
@@ -79,7 +80,7 @@ def routes(market: Market, config: EmulatorConfig) -> list[Route]:
         )
         if days[-1] >= published:
             return _not_found(request.url.path)
-        payload = build(match["pair"], match["interval"], match["period"])
+        payload = build(match["pair"], match["interval"], match["period"], market.data_version)
         if payload is None:
             return _not_found(request.url.path)
         zip_name = name.removesuffix(".CHECKSUM")

@@ -37,6 +37,19 @@ def _seed(*parts: object) -> int:
     return int.from_bytes(digest, "little")
 
 
+def fixed(values: np.ndarray, decimals: int = 8) -> np.ndarray:
+    """Amounts with ``decimals`` decimals as exact int64 units: sums of them are exact, as the
+    exchange's decimal arithmetic is (a float sum of 1,440 quote volumes of 1e6 is not)."""
+    return np.round(np.asarray(values, dtype=np.float64) * 10.0**decimals).astype(np.int64)
+
+
+def format_units(units: int, decimals: int = 8) -> str:
+    """int64 units of 10**-decimals -> the exchange's decimal string with 8 decimals."""
+    whole, fraction = divmod(abs(units), 10**decimals)
+    digits = f"{fraction:0{decimals}d}" if decimals else ""
+    return f"{'-' if units < 0 else ''}{whole}.{digits.ljust(8, '0')}"
+
+
 def price_decimals(price: float) -> int:
     """Tick precision giving at least 5 significant digits, as Binance's tick sizes do."""
     return int(min(8, max(2, 4 - math.floor(math.log10(price)))))
@@ -75,6 +88,31 @@ class Market:
                     self.listings.setdefault(listing.pair, []).append(listing)
         self._day_bars = lru_cache(maxsize=1024)(self._compute_day_bars)
         self._anchors = lru_cache(maxsize=128)(self._compute_anchors)
+        # Minutes the 1m stream loses (a data fault on demand): the exchange's own coarser klines
+        # still cover them, as when an ingestion misses minutes the exchange did record.
+        self.missing_minutes: dict[str, set[int]] = {}
+        self.data_version = 0
+
+    def drop_minutes(self, pair: str, start_ms: int, minutes: int) -> None:
+        """From now on, the 1m klines (REST and archive) of ``pair`` lack ``minutes`` minutes
+        from ``start_ms``; 1h/1d klines are unchanged."""
+        first = (start_ms // MINUTE_MS) * MINUTE_MS
+        self.missing_minutes.setdefault(pair, set()).update(first + MINUTE_MS * i for i in range(minutes))
+        self.data_version += 1
+
+    def restore_minutes(self) -> None:
+        self.missing_minutes.clear()
+        self.data_version += 1
+
+    def _minute_mask(self, pair: str, day_start_ms: int, now_ms: int, *, minute_stream: bool) -> np.ndarray:
+        """Minutes of one day that exist: listed, already open at ``now_ms`` and, for the 1m
+        stream, not dropped by a data fault."""
+        minutes = day_start_ms + MINUTE_MS * np.arange(MINUTES_PER_DAY, dtype=np.int64)
+        mask = self._listed_mask_cached(pair, day_start_ms) & (minutes <= now_ms)
+        dropped = self.missing_minutes.get(pair) if minute_stream else None
+        if dropped:
+            mask &= ~np.isin(minutes, np.fromiter(dropped, dtype=np.int64))
+        return mask
 
     # ------------------------------------------------------------------ lifecycle
     def pairs(self) -> list[str]:
@@ -194,6 +232,8 @@ class Market:
         rows: list[list] = []
         if step_min == 1 and start_ms is not None:
             return self._minute_klines(pair, first_open, last_open, limit, now_ms)
+        if start_ms is not None:
+            return self._interval_klines(pair, step_min, first_open, last_open, limit, now_ms)
         if start_ms is None:
             # Walk backwards from the end to find the last `limit` candles.
             opens = range(last_open, first_open - 1, -step_ms)
@@ -222,7 +262,7 @@ class Market:
             last = min(
                 MINUTES_PER_DAY - 1, (last_open - day_start) // MINUTE_MS, (now_ms - day_start) // MINUTE_MS
             )
-            mask = self._listed_mask_cached(pair, day_start)
+            mask = self._minute_mask(pair, day_start, now_ms, minute_stream=True)
             wanted = [int(i) for i in np.flatnonzero(mask[first : last + 1]) + first][: limit - len(rows)]
             if wanted:
                 bars = self.day_bars(pair, int(day_index))
@@ -242,13 +282,74 @@ class Market:
             open_ms = day_start + DAY_MS
         return rows
 
+    def _interval_klines(
+        self, pair: str, step_min: int, first_open: int, last_open: int, limit: int, now_ms: int
+    ) -> list[list]:
+        """Coarser klines (5m ... 1d) aggregated from the day's minutes in one numpy pass per day:
+        the same values as :meth:`_candle`, so 1h/1d klines and archive files always equal
+        their 1m bars resampled (the backfill path for years of history)."""
+        rows: list[list] = []
+        step_ms = step_min * MINUTE_MS
+        per_day = MINUTES_PER_DAY // step_min
+        decimals = price_decimals(profile_for(pair).price)
+        qty = quantity_decimals(profile_for(pair).price)
+        open_ms = first_open
+        while open_ms <= last_open and len(rows) < limit:
+            day_index, offset_ms = divmod(open_ms - EPOCH_MS, DAY_MS)
+            day_start = EPOCH_MS + day_index * DAY_MS
+            mask = self._minute_mask(pair, day_start, now_ms, minute_stream=False).reshape(per_day, step_min)
+            first = offset_ms // step_ms
+            last = min(per_day - 1, (last_open - day_start) // step_ms)
+            live = np.flatnonzero(mask.any(axis=1))
+            live = live[(live >= first) & (live <= last)][: limit - len(rows)]
+            if len(live):
+                bars = self.day_bars(pair, int(day_index))
+                m = mask[live]
+                index = np.arange(len(live))
+
+                def shaped(values: np.ndarray, rows: np.ndarray = live) -> np.ndarray:
+                    return values.reshape(per_day, step_min)[rows]
+
+                o, h, lo, c = (shaped(a) for a in (bars.open, bars.high, bars.low, bars.close))
+                first_minute = m.argmax(axis=1)
+                last_minute = step_min - 1 - m[:, ::-1].argmax(axis=1)
+                columns = {
+                    "open": o[index, first_minute],
+                    "high": np.round(np.where(m, h, -np.inf).max(axis=1), decimals),
+                    "low": np.round(np.where(m, lo, np.inf).min(axis=1), decimals),
+                    "close": c[index, last_minute],
+                    "trades": np.where(m, shaped(bars.trades), 0).sum(axis=1),
+                }
+                places = {"volume": qty, "quote": 8, "taker_base": qty, "taker_quote": 8}
+                sums = {
+                    name: np.where(m, shaped(fixed(values, places[name])), 0).sum(axis=1)
+                    for name, values in (
+                        ("volume", bars.volume), ("quote", bars.quote_volume),
+                        ("taker_base", bars.taker_base), ("taker_quote", bars.taker_quote),
+                    )
+                }  # fmt: skip
+                values = {k: v.tolist() for k, v in columns.items()}
+                totals = {k: v.tolist() for k, v in sums.items()}
+                for j, k in enumerate(live.tolist()):
+                    t = day_start + k * step_ms
+                    rows.append(
+                        [
+                            t, f"{values['open'][j]:.8f}", f"{values['high'][j]:.8f}", f"{values['low'][j]:.8f}",
+                            f"{values['close'][j]:.8f}", format_units(totals["volume"][j], qty), t + step_ms - 1,
+                            format_units(totals["quote"][j]), int(values["trades"][j]),
+                            format_units(totals["taker_base"][j], qty), format_units(totals["taker_quote"][j]), "0",
+                        ]
+                    )  # fmt: skip
+            open_ms = day_start + DAY_MS
+        return rows
+
     def _candle(self, pair: str, open_ms: int, step_min: int, now_ms: int) -> list | None:
         day_index, offset_ms = divmod(open_ms - EPOCH_MS, DAY_MS)
         day_start = EPOCH_MS + day_index * DAY_MS
         first = offset_ms // MINUTE_MS
-        mask = self._listed_mask_cached(pair, day_start)[first : first + step_min].copy()
-        minute_opens = open_ms + MINUTE_MS * np.arange(step_min)
-        mask &= minute_opens <= now_ms
+        mask = self._minute_mask(pair, day_start, now_ms, minute_stream=step_min == 1)[
+            first : first + step_min
+        ]
         if not mask.any():
             return None
         bars = self.day_bars(pair, int(day_index))
@@ -256,19 +357,18 @@ class Market:
         idx = np.flatnonzero(mask)
         decimals = price_decimals(profile_for(pair).price)
         qty = quantity_decimals(profile_for(pair).price)
-        volume = bars.volume[sl][idx].sum()
         return [
             int(open_ms),
             f"{bars.open[sl][idx[0]]:.8f}",
             f"{round(bars.high[sl][idx].max(), decimals):.8f}",
             f"{round(bars.low[sl][idx].min(), decimals):.8f}",
             f"{bars.close[sl][idx[-1]]:.8f}",
-            f"{round(volume, qty):.8f}",
+            format_units(int(fixed(bars.volume[sl][idx], qty).sum()), qty),
             int(open_ms + step_min * MINUTE_MS - 1),
-            f"{bars.quote_volume[sl][idx].sum():.8f}",
+            format_units(int(fixed(bars.quote_volume[sl][idx]).sum())),
             int(bars.trades[sl][idx].sum()),
-            f"{round(bars.taker_base[sl][idx].sum(), qty):.8f}",
-            f"{bars.taker_quote[sl][idx].sum():.8f}",
+            format_units(int(fixed(bars.taker_base[sl][idx], qty).sum()), qty),
+            format_units(int(fixed(bars.taker_quote[sl][idx]).sum())),
             "0",
         ]
 

@@ -26,8 +26,8 @@ from crypto_assets.pipeline_config import DAY_SECONDS, bars_in, load_pipeline_co
 from crypto_assets.publishing import publish
 from crypto_assets.silver import validators as v
 from crypto_assets.silver.assets import PRICE_BOUNDS
-from crypto_assets.silver.config import BAR_COLUMNS, HISTORY, FeaturePlan, feature_plans
-from crypto_assets.silver.utils import in_window
+from crypto_assets.silver.config import BAR_COLUMNS, HISTORY, FeaturePlan, feature_input, feature_plans
+from crypto_assets.silver.utils import bar_at, in_window
 from crypto_assets.universe import load_universe
 
 CONFIG = load_pipeline_config()
@@ -183,7 +183,9 @@ CORRELATION_VALIDATORS = [
 @daily_asset(
     "gold",
     time_column="dt",
-    ins={"silver_features_1h": window_input("silver_features_1h", days_before=CORRELATION_DAYS - 1)},
+    # Bars, not features: the window's returns need 30 days of 1h bars (fetched at the exchange's
+    # 1h grain on a fresh lake), not 30 days of features each with its own 26-day look-back.
+    ins={"silver_bars_1h": window_input("silver_bars_1h", days_before=CORRELATION_DAYS)},
     check_specs=[
         *quality_check_specs("gold_correlations", ohlc=False, keys="(dt, token_a, token_b)"),
         *validator_specs("gold_correlations", CORRELATION_VALIDATORS),
@@ -192,14 +194,16 @@ CORRELATION_VALIDATORS = [
     **WAREHOUSE,
 )
 def gold_correlations(
-    context: AssetExecutionContext, silver_features_1h: DataFrame
+    context: AssetExecutionContext, silver_bars_1h: DataFrame
 ) -> Iterator[Output | AssetCheckResult]:
     """The cross-asset correlation matrix of hourly log returns over the trailing window (config
     gold.correlation_window), one row per day and ordered pair of tokens, in long form."""
     window = context.partition_time_window
     hourly = 24 * CORRELATION_DAYS
+    bars = feature_input(silver_bars_1h)
+    hourly_returns = bars.withColumn("log_return_1h", F.log(F.col("close") / bar_at("close", 1, 3600)))
     matrix = rolling_correlations(
-        silver_features_1h,
+        hourly_returns,
         return_column="log_return_1h",
         window_days=CORRELATION_DAYS,
         min_observations=ceil(hourly * CONFIG.correlation_min_fraction),

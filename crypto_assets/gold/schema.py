@@ -27,6 +27,10 @@ COMMON: dict[str, tuple[str, str]] = {
     "trade_count": ("bigint", "Number of trades; null where the source lacks it."),
     "taker_buy_base_volume": ("double", "Base volume bought by takers; null where the source lacks it."),
     "vwap": ("double", "The bar's own VWAP: quote_volume / volume."),
+    "bar_source": (
+        "string",
+        "Where the bar comes from: native_<interval> (a kline of the bar's own interval, fetched from the exchange or imported; preferred) or resampled_<interval> (from finer bars); null on a gap.",
+    ),
     "bars_observed": ("int", "Source bars the exchange delivered inside this bar."),
     "is_complete": ("boolean", "True when every source bar of the interval was delivered."),
     "is_gap": ("boolean", "True when no source bar was delivered (an outage): features are null."),

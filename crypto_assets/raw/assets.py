@@ -1,14 +1,17 @@
 """Raw layer: what the sources sent, per UTC day, into the lake."""
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pandas as pd
-from dagster import AssetCheckResult, AssetExecutionContext, MetadataValue, Output
+from dagster import AssetCheckResult, AssetExecutionContext, Config, MetadataValue, Output
 from dagster_pyspark import LazyPySparkResource
+from pydantic import Field
 
 from crypto_assets.checks import quality_check_specs
+from crypto_assets.ingestion.binance import INTERVAL_MS
 from crypto_assets.partitions import daily_asset
+from crypto_assets.pipeline_config import load_pipeline_config
 from crypto_assets.publishing import publish
 from crypto_assets.raw.fetch import EXCHANGE_SOURCES, PairReport, fetch_klines, fetch_plan
 from crypto_assets.raw.merge import merge_raw
@@ -17,6 +20,33 @@ from crypto_assets.universe import load_universe
 from resources.exchange import BinanceResource
 from resources.parquet_io import LakeResource
 
+_INTERVALS = load_pipeline_config().ingest_intervals
+
+
+class RawKlinesConfig(Config):
+    """Which kline intervals a run fetches (default ``ingestion.intervals`` of pipeline.yaml).
+
+    ``since`` limits an interval to the days from a date on (``{"1h": "2026-10-28"}``): one
+    warm-up run over 605 days fetches 1d klines for all of them and 1h only for the last 30.
+    """
+
+    intervals: list[str] = Field(default=list(_INTERVALS), description="kline intervals, e.g. [1m, 1h, 1d]")
+    since: dict[str, str] = Field(default={}, description="interval -> first day (YYYY-MM-DD) to fetch it")
+
+    def starts(self, window_start: datetime) -> dict[str, datetime]:
+        """Interval -> the first moment fetched inside a window starting at ``window_start``."""
+        unknown = sorted(set(self.intervals) - set(INTERVAL_MS))
+        if unknown or not self.intervals:
+            raise ValueError(
+                f"intervals {unknown or '[]'} are not Binance kline intervals {list(INTERVAL_MS)}"
+            )
+        starts = {}
+        for interval in self.intervals:
+            first = self.since.get(interval)
+            day = date.fromisoformat(first) if first else window_start.date()
+            starts[interval] = max(window_start, datetime(day.year, day.month, day.day, tzinfo=UTC))
+        return starts
+
 
 @daily_asset(
     "raw",
@@ -24,17 +54,24 @@ from resources.parquet_io import LakeResource
     check_specs=quality_check_specs("raw_klines", ohlc=False, keys="(symbol, interval, open_time)"),
 )
 def raw_klines(
-    context: AssetExecutionContext, binance: BinanceResource, pyspark: LazyPySparkResource, lake: LakeResource
+    context: AssetExecutionContext,
+    config: RawKlinesConfig,
+    binance: BinanceResource,
+    pyspark: LazyPySparkResource,
+    lake: LakeResource,
 ) -> Iterator[Output | AssetCheckResult]:
-    """1-minute klines of every listed token for one UTC day, exactly as Binance sent them.
+    """Klines of every listed token for one UTC day, exactly as Binance sent them, at each
+    configured interval: 1m for the days a run refines, and the exchange's own 1h and 1d klines
+    (the look-back history of the features is fetched at that grain, not as minutes).
 
     Pairs are the universe's dated listings for the day, confirmed against exchangeInfo. Each
-    pair's day comes from the bulk archive (SHA-256 verified, ms or µs timestamps) or, for days
-    the archive does not have yet, from the REST API (pages of 1,000 under the shared weight
-    budget). Prices and volumes stay the exchange's decimal strings; rows carry their source and
-    ingestion time; candles still open are never written.
+    pair's klines come from the bulk archive (SHA-256 verified, ms or µs timestamps; monthly
+    files for whole months) or from the REST API (pages of 1,000 under the shared weight
+    budget). Prices and volumes stay the exchange's decimal strings; rows carry their source,
+    interval and ingestion time; candles still open are never written.
     """
     window = context.partition_time_window
+    starts = config.starts(window.start)
     universe = load_universe()
     use_archive = binance.klines_source == "archive"
     frames: list[pd.DataFrame] = []
@@ -42,21 +79,23 @@ def raw_klines(
     not_listed: set[str] = set()
     with binance.client() as rest, binance.archive_client() as archive:
         listed = rest.trading_symbols()
-        for period_start, period_end, monthly in fetch_plan(window.start, window.end, use_archive):
-            active = universe.active_pairs(period_start, period_end)
-            pairs = sorted(p for p in active if p in listed)
-            not_listed |= set(active) - set(pairs)
-            frame, period_reports = fetch_klines(
-                rest,
-                archive if use_archive else None,
-                pairs,
-                period_start,
-                period_end,
-                datetime.now(UTC),
-                monthly=monthly,
-            )
-            frames.append(frame)
-            reports += period_reports
+        for interval, start in starts.items():
+            for period_start, period_end, monthly in fetch_plan(start, window.end, use_archive, interval):
+                active = universe.active_pairs(period_start, period_end)
+                pairs = sorted(p for p in active if p in listed)
+                not_listed |= set(active) - set(pairs)
+                frame, period_reports = fetch_klines(
+                    rest,
+                    archive if use_archive else None,
+                    pairs,
+                    period_start,
+                    period_end,
+                    datetime.now(UTC),
+                    monthly=monthly,
+                    interval=interval,
+                )
+                frames.append(frame)
+                reports += [PairReport(f"{r.pair} {interval}", r.rows, r.source) for r in period_reports]
         used_weight = rest.used_weight
         rate_limited = rest.http.rate_limited
     if not_listed:
@@ -69,9 +108,15 @@ def raw_klines(
         if len(frame)
         else spark.createDataFrame([], schema=RAW_KLINES_SCHEMA)
     )
-    # Re-delivering a day replaces the exchange's rows and keeps rows a user imported from files.
+    # Re-delivering a day replaces the exchange's rows of the fetched intervals, and keeps other
+    # intervals and rows a user imported from files.
     previous = lake.read_partitions("raw", "raw_klines", list(context.partition_keys))
-    raw = merge_raw(previous, raw, replaced_sources=EXCHANGE_SOURCES)
+    raw = merge_raw(
+        previous,
+        raw,
+        replaced_sources=EXCHANGE_SOURCES,
+        replaced_intervals={i: int(t.timestamp() * 1000) for i, t in starts.items()},
+    )
     sources = sorted({r.source for r in reports if r.rows})
     yield from publish(
         context,
@@ -84,6 +129,7 @@ def raw_klines(
             "rows_per_pair": MetadataValue.json(_total_rows(reports)),
             "source_per_pair": MetadataValue.json({r.pair: r.source for r in reports if r.rows}),
             "sources": MetadataValue.text(", ".join(sources) or "none"),
+            "intervals_fetched": MetadataValue.json({i: t.date().isoformat() for i, t in starts.items()}),
             "pairs_not_on_exchange": MetadataValue.json(sorted(not_listed)),
             "exchange_used_weight_1m": MetadataValue.int(used_weight or 0),
             "http_429_received": MetadataValue.int(rate_limited),

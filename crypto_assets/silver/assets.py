@@ -12,9 +12,14 @@ from dagster_pyspark import LazyPySparkResource
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from crypto_assets.checks import EVERY_TOKEN_HAS_A_SOURCE, quality_check_specs, validator_specs
+from crypto_assets.checks import (
+    EVERY_TOKEN_HAS_A_SOURCE,
+    quality_check_specs,
+    validation_result,
+    validator_specs,
+)
 from crypto_assets.partitions import daily_asset, window_input
-from crypto_assets.pipeline_config import load_pipeline_config
+from crypto_assets.pipeline_config import load_pipeline_config, parse_duration
 from crypto_assets.publishing import publish
 from crypto_assets.raw.coingecko_assets import RAW_COINGECKO_SCHEMA
 from crypto_assets.silver import validators as v
@@ -26,7 +31,12 @@ from crypto_assets.silver.config import (
     feature_input,
     feature_plans,
 )
-from crypto_assets.silver.transformers import hourly_token_markets, resample_bars
+from crypto_assets.silver.transformers import (
+    SOURCE_INTERVALS,
+    hourly_token_markets,
+    interval_mismatches,
+    resample_bars,
+)
 from crypto_assets.silver.utils import in_window
 from crypto_assets.universe import load_universe
 
@@ -34,7 +44,7 @@ CONFIG = load_pipeline_config()
 KEYS = ("token", "open_time")
 BAR_TYPES = {
     "token": "string", "category": "string", "symbol": "string", "open_time": "timestamp",
-    **dict.fromkeys(DOUBLE_BAR_COLUMNS, "double"), "trade_count": "bigint", "vwap": "double",
+    **dict.fromkeys(DOUBLE_BAR_COLUMNS, "double"), "trade_count": "bigint", "vwap": "double", "bar_source": "string",
     "bars_observed": "int", "is_complete": "boolean", "is_gap": "boolean", "realized_vol_intrabar": "double",
 }  # fmt: skip
 PRICE_BOUNDS: dict[str, tuple[float | None, float | None]] = {
@@ -51,6 +61,12 @@ def bars_validators() -> list[v.Validator]:
 def build_bars_asset(interval: str) -> AssetsDefinition:
     name = f"silver_bars_{interval}"
     validators = bars_validators()
+    # Compared only at grains the exchange's own klines are ingested at (1h, 1d by default).
+    consistency = (
+        v.cross_interval_consistency(interval, lambda bronze: interval_mismatches(bronze, interval))
+        if interval in CONFIG.ingest_intervals
+        else None
+    )
 
     @daily_asset(
         "silver",
@@ -59,13 +75,15 @@ def build_bars_asset(interval: str) -> AssetsDefinition:
         ins={"bronze_klines": AssetIn()},
         check_specs=[
             *quality_check_specs(name, keys="(token, open_time)"),
-            *validator_specs(name, validators),
+            *validator_specs(name, [*validators, *([consistency] if consistency else [])]),
         ],
         description=(
-            f"{interval} bars per token, resampled from the finest interval bronze has (1m from the"
-            " exchange, or imported coarser bars): OHLC from observed bars, summed volumes,"
-            " bars observed / expected, is_complete, is_gap, and the annualised volatility of the"
-            " source bars inside each bar (realized_vol_intrabar)."
+            f"{interval} bars per token, one per slot from the best source: the exchange's own"
+            f" {interval} kline when it delivered one, else resampled from the finest interval bronze"
+            " has (1m from the exchange, or imported coarser bars); bar_source names the winner."
+            " OHLC from observed bars, summed volumes, bars observed / expected, is_complete,"
+            " is_gap, and the annualised volatility of the finest source bars inside each bar"
+            " (realized_vol_intrabar)."
         ),
     )
     def _bars(
@@ -79,9 +97,21 @@ def build_bars_asset(interval: str) -> AssetsDefinition:
             keys=KEYS,
             observed=~F.col("is_gap"),
             validators=validators,
+            extra_aggregates={
+                f"bars_from_{source}": F.sum((F.col("bar_source") == source).cast("int"))
+                for source in _bar_sources(interval)
+            },
         )
+        if consistency is not None:
+            yield validation_result(consistency, consistency.run(bronze_klines))
 
     return _bars
+
+
+def _bar_sources(interval: str) -> list[str]:
+    seconds = parse_duration(interval)
+    finer = [i for i in SOURCE_INTERVALS if parse_duration(i) < seconds and seconds % parse_duration(i) == 0]
+    return [f"native_{interval}", *[f"resampled_{i}" for i in finer]]
 
 
 def feature_validators(plan: FeaturePlan) -> list[v.Validator]:

@@ -27,8 +27,8 @@ from crypto_assets.silver.utils import Recursion, bar_at, per_token, time_window
 # Columns every feature table starts with: the bar itself, as doubles.
 BAR_COLUMNS = (
     "token", "category", "symbol", "open_time", "open", "high", "low", "close", "volume",
-    "quote_volume", "trade_count", "taker_buy_base_volume", "vwap", "bars_observed", "is_complete",
-    "is_gap", "realized_vol_intrabar",
+    "quote_volume", "trade_count", "taker_buy_base_volume", "vwap", "bar_source", "bars_observed",
+    "is_complete", "is_gap", "realized_vol_intrabar",
 )  # fmt: skip
 HISTORY = "history_bars"
 # Bar columns that features read as doubles (the bars keep exact decimals).

@@ -381,25 +381,30 @@ SOURCE_INTERVALS = tuple(INTERVAL_MS)
 
 
 def resample_bars(bronze: DataFrame, interval: str) -> DataFrame:
-    """Bronze bars -> ``interval`` bars, one per (token, bucket), from the finest interval bronze
-    has for that bucket (1m from the exchange, or an imported 1h file).
+    """Bronze bars -> ``interval`` bars, one per (token, bucket), from the best source.
+
+    **One rule for which source wins a slot**: the exchange's own bar at that interval (a 1h or
+    1d kline) when it delivered one; otherwise the bars of the finest interval that has data
+    for the slot, resampled (1m from the exchange, or an imported 1h file); otherwise the slot
+    is a gap. The exchange's bar wins because it is the exchange's record of the slot: minutes
+    our ingestion missed or that the exchange corrected later make a resampled bar wrong, never
+    the exchange's (the ``cross_interval_consistency`` check lists the slots where they differ).
+    ``bar_source`` records the winner (``native_1h``, ``resampled_1m``; null on a gap).
 
     OHLC from observed bars, volumes summed (a partial taker or quote volume is null, never an
     undercount), ``bars_observed`` / ``bars_expected`` and ``is_complete`` for partial buckets,
-    ``is_gap`` when no source bar was observed, and the annualised volatility of the source
-    bars' log returns inside the bucket.
+    and the annualised volatility of the finest source bars' log returns inside the bucket
+    (``realized_vol_intrabar``, from the minutes even when the exchange's bar wins).
     """
     target = parse_duration(interval)
     fits = [i for i in SOURCE_INTERVALS if parse_duration(i) <= target and target % parse_duration(i) == 0]
+    names = {parse_duration(i): i for i in SOURCE_INTERVALS}
     source_seconds = interval_seconds(F.col("interval"), SOURCE_INTERVALS)
     bucket_seconds = F.floor(F.unix_timestamp("open_time") / target) * target
     rows = bronze.where(F.col("interval").isin(fits)).select(
         "*", source_seconds.alias("_step"), bucket_seconds.alias("_bucket")
     )
-    # The finest source wins: it carries the most information (and the intrabar volatility).
-    finest = F.min("_step").over(Window.partitionBy("token", "_bucket"))
-    rows = rows.withColumn("_finest", finest).where(F.col("_step") == F.col("_finest"))
-    previous = Window.partitionBy("token", "_bucket").orderBy("open_time")
+    previous = Window.partitionBy("token", "_bucket", "_step").orderBy("open_time")
     contiguous = (
         F.unix_timestamp("open_time") - F.unix_timestamp(F.lag("open_time").over(previous))
     ) == F.col("_step")
@@ -416,7 +421,8 @@ def resample_bars(bronze: DataFrame, interval: str) -> DataFrame:
         # Volumes carried by every priced bar, or none: a partial sum would undercount.
         return F.when(F.count(column) == F.count("close"), F.sum(column))
 
-    grouped = rows.groupBy("token", "_bucket").agg(
+    # Each source's candidate bar for the slot.
+    candidates = rows.groupBy("token", "_bucket", "_step").agg(
         F.first("category").alias("category"),
         F.min("symbol").alias("symbol"),
         F.min_by("open", observed_at).alias("open"),
@@ -428,12 +434,36 @@ def resample_bars(bronze: DataFrame, interval: str) -> DataFrame:
         F.sum("trade_count").alias("trade_count"),
         complete_sum("taker_buy_base_volume").alias("taker_buy_base_volume"),
         complete_sum("taker_buy_quote_volume").alias("taker_buy_quote_volume"),
-        F.first("_step").alias("_step"),
-        F.first("interval").alias("source_interval"),
         F.count(F.when(real, F.lit(1))).alias("bars_observed"),
-        F.stddev_samp("_log_return").alias("_intrabar_std"),
+        (F.stddev_samp("_log_return") * F.sqrt(F.lit(float(SECONDS_PER_YEAR)) / F.first("_step"))).alias(
+            "_intrabar_vol"
+        ),
     )
-    return grouped.select(
+    slot = Window.partitionBy("token", "_bucket")
+    preference = (
+        F.when((F.col("_step") == target) & (F.col("bars_observed") > 0), 0)
+        .when(F.col("bars_observed") > 0, 1)
+        .otherwise(2)
+    )
+    finest_first = slot.orderBy("_step").rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
+    chosen = (
+        candidates.withColumn(
+            "_intrabar",
+            F.first(F.when(F.col("_step") < target, F.col("_intrabar_vol")), ignorenulls=True).over(
+                finest_first
+            ),
+        )
+        .withColumn("_rank", F.row_number().over(slot.orderBy(preference, "_step")))
+        .where("_rank = 1")
+    )
+    source_name = lookup({str(k): v for k, v in names.items()}, F.col("_step").cast("string"))
+    bar_source = F.when(
+        F.col("bars_observed") > 0,
+        F.when(F.col("_step") == target, F.concat(F.lit("native_"), source_name)).otherwise(
+            F.concat(F.lit("resampled_"), source_name)
+        ),
+    )
+    return chosen.select(
         "token", "category", "symbol",
         F.lit(interval).alias("interval"),
         F.timestamp_seconds("_bucket").alias("open_time"),
@@ -441,13 +471,63 @@ def resample_bars(bronze: DataFrame, interval: str) -> DataFrame:
         "trade_count",
         *[F.col(c).cast(AMOUNT).alias(c) for c in ("taker_buy_base_volume", "taker_buy_quote_volume")],
         F.when(F.col("volume") > 0, F.col("quote_volume").cast("double") / F.col("volume").cast("double")).alias("vwap"),
-        "source_interval",
+        bar_source.alias("bar_source"),
         (F.lit(target) / F.col("_step")).cast("int").alias("bars_expected"),
         F.col("bars_observed").cast("int").alias("bars_observed"),
         (F.col("bars_observed") == F.lit(target) / F.col("_step")).alias("is_complete"),
         (F.col("bars_observed") == 0).alias("is_gap"),
-        (F.col("_intrabar_std") * F.sqrt(F.lit(float(SECONDS_PER_YEAR)) / F.col("_step"))).alias("realized_vol_intrabar"),
+        F.col("_intrabar").alias("realized_vol_intrabar"),
     )  # fmt: skip
+
+
+# The exchange prints volumes with 8 decimals: a sum of n rounded source volumes may differ from
+# the exchange's own rounded total by up to n half-units of the last decimal.
+VOLUME_DECIMALS = 8
+CONSISTENCY_PRICES = ("open", "high", "low", "close")
+CONSISTENCY_VOLUMES = ("volume", "quote_volume", "taker_buy_base_volume", "taker_buy_quote_volume")
+
+
+def interval_mismatches(bronze: DataFrame, interval: str) -> DataFrame:
+    """Slots where the exchange's own ``interval`` bar and the finest finer bars resampled to
+    it disagree: open, high, low, close and trade count exactly, volumes to the exchange's 8
+    decimals (within the rounding of the summed source bars). One row per disagreeing slot
+    with the fields that differ and how many finer bars were observed; slots where only one
+    source has data are not compared (``compared`` counts the slots that were)."""
+    target = parse_duration(interval)
+    finer = [i for i in SOURCE_INTERVALS if parse_duration(i) < target and target % parse_duration(i) == 0]
+    own = bronze.where((F.col("interval") == interval) & ~F.col("is_gap")).select(
+        "token",
+        "open_time",
+        *[F.col(c).alias(f"x_{c}") for c in (*CONSISTENCY_PRICES, *CONSISTENCY_VOLUMES, "trade_count")],
+    )
+    if not finer:
+        return own.limit(0).select("token", "open_time")
+    resampled = resample_bars(bronze.where(F.col("interval").isin(finer)), interval).where(~F.col("is_gap"))
+    both = resampled.join(own, on=["token", "open_time"], how="inner")
+    tolerance = F.col("bars_observed") * F.lit(0.5 * 10.0**-VOLUME_DECIMALS)
+    differ = [
+        *[
+            F.when(~F.col(c).eqNullSafe(F.col(f"x_{c}")), F.lit(c))
+            for c in (*CONSISTENCY_PRICES, "trade_count")
+        ],
+        *[
+            F.when(
+                F.col(c).isNotNull()
+                & F.col(f"x_{c}").isNotNull()
+                & (F.abs(F.col(c) - F.col(f"x_{c}")) > tolerance),
+                F.lit(c),
+            )
+            for c in CONSISTENCY_VOLUMES
+        ],
+    ]
+    return both.select(
+        "token",
+        "open_time",
+        F.col("bar_source").alias("resampled_from"),
+        "bars_observed",
+        "bars_expected",
+        F.array_compact(F.array(*differ)).alias("fields"),
+    )
 
 
 def hourly_token_markets(

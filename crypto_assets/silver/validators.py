@@ -32,6 +32,7 @@ VALUE_RANGES = "value_ranges"
 NULL_RATES = "null_rates"
 FEATURE_WARM_UP = "feature_warm_up"
 STABLECOIN_PEG = "stablecoin_peg"
+CROSS_INTERVAL_CONSISTENCY = "cross_interval_consistency"
 
 
 def _bad_number(column: Column) -> Column:
@@ -169,6 +170,45 @@ def stablecoin_peg(price: str, stablecoins: Sequence[str], threshold: float) -> 
     return Validator(
         STABLECOIN_PEG,
         f"Stablecoins within {threshold:.0%} of $1 (deviations are flagged and kept).",
+        False,
+        run,
+    )
+
+
+def cross_interval_consistency(
+    interval: str, mismatches: Callable[[DataFrame], DataFrame], listed: int = 50
+) -> Validator:
+    """Run on bronze: where the exchange's own ``interval`` bar and the finer bars resampled to
+    it both exist they must agree; each slot that does not is listed (missing or corrected
+    minutes). A warning: silver keeps the exchange's bar either way."""
+
+    def run(bronze: DataFrame) -> Validation:
+        slots = mismatches(bronze).cache()
+        try:
+            compared = slots.count()
+            bad = slots.where(F.size("fields") > 0).orderBy("open_time", "token")
+            found = bad.count()
+            listing = [
+                {
+                    "token": r["token"],
+                    "slot": r["open_time"].isoformat(sep=" "),
+                    "fields": list(r["fields"]),
+                    "from": r["resampled_from"],
+                    "bars_observed": f"{r['bars_observed']}/{r['bars_expected']}",
+                }
+                for r in bad.limit(listed).collect()
+            ]
+        finally:
+            slots.unpersist()
+        return Validation(
+            passed=found == 0,
+            details={"slots_compared": compared, "slots_mismatched": found, "mismatches": listing},
+        )
+
+    return Validator(
+        CROSS_INTERVAL_CONSISTENCY,
+        f"Where both exist, finer bars resampled to {interval} equal the exchange's own {interval} bar"
+        " (OHLC and trade count exactly, volumes to 8 decimals); mismatched slots are listed.",
         False,
         run,
     )

@@ -92,3 +92,34 @@ def test_end_time_only_returns_the_last_candles(market: Market):
 def test_precision_helpers():
     assert price_decimals(95_000) == 2 and price_decimals(0.000011) == 8
     assert quantity_decimals(95_000) == 5 and quantity_decimals(0.000011) == 0
+
+
+def test_coarse_klines_are_their_minutes_resampled_over_whole_days(market: Market):
+    """The vectorised 1h/1d path equals the per-candle aggregation, on a listing day too."""
+    pepe_listing = int(datetime(2023, 5, 5, tzinfo=UTC).timestamp() * 1000)
+    for pair, start in (("BTCUSDT", DAY), ("PEPEUSDT", pepe_listing)):
+        for interval in ("5m", "1h", "1d"):
+            rows = market.klines(
+                pair, interval, start_ms=start, end_ms=start + 2 * 86_400_000 - 1, limit=1000, now_ms=NOW
+            )
+            step = INTERVAL_MINUTES[interval]
+            assert rows and rows == [market._candle(pair, r[0], step, NOW) for r in rows]
+    # PEPE opened at 18:00: its first daily kline opens at midnight and holds 6 hours.
+    first_day = market.klines("PEPEUSDT", "1d", start_ms=pepe_listing, end_ms=None, limit=1, now_ms=NOW)[0]
+    hours = market.klines(
+        "PEPEUSDT", "1h", start_ms=pepe_listing, end_ms=pepe_listing + 86_400_000 - 1, limit=24, now_ms=NOW
+    )
+    assert len(hours) == 6 and first_day[1] == hours[0][1] and first_day[4] == hours[-1][4]
+
+
+def test_dropped_minutes_leave_the_exchanges_coarser_klines_whole():
+    market = Market(load_universe())
+    before = market.klines("ETHUSDT", "1h", start_ms=DAY, end_ms=None, limit=2, now_ms=NOW)
+    market.drop_minutes("ETHUSDT", DAY + 10 * 60_000, 5)
+    minutes = market.klines("ETHUSDT", "1m", start_ms=DAY, end_ms=None, limit=60, now_ms=NOW)
+    assert len(minutes) == 60 and minutes[9][0] == DAY + 9 * 60_000 and minutes[10][0] == DAY + 15 * 60_000
+    assert market.klines("ETHUSDT", "1h", start_ms=DAY, end_ms=None, limit=2, now_ms=NOW) == before
+    market.restore_minutes()
+    assert (
+        len(market.klines("ETHUSDT", "1m", start_ms=DAY, end_ms=DAY + 3_599_999, limit=60, now_ms=NOW)) == 60
+    )

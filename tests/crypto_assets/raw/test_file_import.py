@@ -83,3 +83,32 @@ def test_fetch_plan_uses_monthly_files_for_whole_months():
     assert plan[2][1] == datetime(2024, 3, 1, tzinfo=UTC)
     assert all(not m for _, _, m in fetch_plan(start, end, use_archive=False))
     assert len(fetch_plan(start, end, use_archive=False)) == 32
+
+
+def test_fetch_plan_takes_coarse_klines_as_ranges():
+    from datetime import UTC, datetime
+
+    from crypto_assets.raw.fetch import fetch_plan
+
+    start, end = datetime(2024, 1, 30, tzinfo=UTC), datetime(2024, 3, 2, tzinfo=UTC)
+    # REST: one range (a 1d request covers 1,000 days); archive: monthly files between the edges.
+    assert fetch_plan(start, end, use_archive=False, interval="1d") == [(start, end, False)]
+    plan = fetch_plan(start, end, use_archive=True, interval="1h")
+    assert [(s.date().isoformat(), e.date().isoformat(), m) for s, e, m in plan] == [
+        ("2024-01-30", "2024-02-01", False), ("2024-02-01", "2024-03-01", True), ("2024-03-01", "2024-03-02", False),
+    ]  # fmt: skip
+
+
+def test_fetching_one_interval_keeps_the_others(spark):
+    from crypto_assets.raw.merge import merge_raw
+
+    columns = ["symbol", "interval", "open_time", "close", "source", "ingested_at"]
+    old = spark.createDataFrame(
+        [("BTCUSDT", "1m", 0, "1", "binance_archive", 1), ("BTCUSDT", "1d", 0, "1", "binance_archive", 1)],
+        columns,
+    )
+    new = spark.createDataFrame([("BTCUSDT", "1d", 0, "2", "binance_rest", 2)], columns)
+    merged = merge_raw(
+        old, new, replaced_sources=["binance_archive", "binance_rest"], replaced_intervals={"1d": 0}
+    )
+    assert sorted((r["interval"], r["close"]) for r in merged.collect()) == [("1d", "2"), ("1m", "1")]

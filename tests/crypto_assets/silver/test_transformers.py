@@ -8,7 +8,7 @@ import pytest
 from crypto_assets.bronze.transforms import AMOUNT
 from crypto_assets.pipeline_config import PipelineConfigError, load_pipeline_config
 from crypto_assets.silver.config import build_plan
-from crypto_assets.silver.transformers import TRANSFORMERS, resample_bars
+from crypto_assets.silver.transformers import TRANSFORMERS, interval_mismatches, resample_bars
 
 T0 = datetime(2026, 1, 1)
 
@@ -57,13 +57,40 @@ def test_resampling_to_5m_keeps_gaps_visible(spark):
     assert first["realized_vol_intrabar"] == pytest.approx(expected, rel=1e-12)
 
 
-def test_resampling_uses_the_finest_source_and_flags_empty_buckets(spark):
-    minutes = _bronze(spark, {i: 10.0 for i in range(60)})
-    hours = _bronze(spark, {0: 99.0, 1: None}, interval="1h", step=3600)
+def test_the_exchanges_own_bar_wins_then_the_finest_source(spark):
+    # Hour 0: minutes and the exchange's 1h bar; hour 1: minutes only; hour 2: a 1h gap row only.
+    minutes = _bronze(spark, {i: 10.0 + (i % 3) for i in range(120)})
+    hours = _bronze(spark, {0: 99.0, 2: None}, interval="1h", step=3600)
     bars = resample_bars(minutes.unionByName(hours), "1h").orderBy("open_time").collect()
-    assert [b["source_interval"] for b in bars] == ["1m", "1h"]
-    assert bars[0]["close"] == 10 and bars[0]["bars_expected"] == 60 and bars[0]["is_complete"]
-    assert bars[1]["is_gap"] and bars[1]["close"] is None and bars[1]["bars_observed"] == 0
+    assert [b["bar_source"] for b in bars] == ["native_1h", "resampled_1m", None]
+    assert bars[0]["close"] == 99 and bars[0]["bars_expected"] == 1 and bars[0]["is_complete"]
+    # The intrabar volatility still comes from the minutes when the exchange's bar wins.
+    assert bars[0]["realized_vol_intrabar"] == pytest.approx(bars[1]["realized_vol_intrabar"], rel=1e-12)
+    assert bars[1]["close"] == 12 and bars[1]["bars_expected"] == 60 and bars[1]["is_complete"]
+    assert bars[2]["is_gap"] and bars[2]["close"] is None and bars[2]["bars_observed"] == 0
+    # A gap row of the exchange's bar does not hide minutes that were delivered.
+    gap_hour = _bronze(spark, {0: None}, interval="1h", step=3600)
+    first = resample_bars(minutes.unionByName(gap_hour), "1h").orderBy("open_time").first()
+    assert first is not None and first["bar_source"] == "resampled_1m" and not first["is_gap"]
+
+
+def test_mismatches_between_the_exchanges_bar_and_its_minutes_are_listed(spark):
+    minutes = {i: 10.0 for i in range(60)}
+    agree = _bronze(spark, {0: 10.0}, interval="1h", step=3600)
+    # The exchange's 1h bar: open = high - 1 = low + 1 = close, volume 2 (the helper's shape), so a
+    # flat hour of 60 minutes has high 11 and low 9 like the bar: only volumes and trades differ.
+    found = interval_mismatches(_bronze(spark, minutes).unionByName(agree), "1h").collect()
+    assert len(found) == 1 and set(found[0]["fields"]) == {
+        "volume",
+        "quote_volume",
+        "trade_count",
+        "taker_buy_base_volume",
+    }
+    assert found[0]["bars_observed"] == 60
+    # Minutes that add up to the exchange's bar: nothing listed, the slot still compared.
+    one_minute = _bronze(spark, {0: 10.0})
+    same = interval_mismatches(one_minute.unionByName(agree), "1h").collect()
+    assert len(same) == 1 and same[0]["fields"] == []
 
 
 def test_every_configured_feature_is_registered_and_documented():

@@ -1,0 +1,92 @@
+"""How much kline history each grain needs, and which days a run must warm up first.
+
+Features look back (1h: 26 days of bars, 1d: 605 days for the MACD signal to converge); a fresh
+lake has none of it. Rather than fetching the look-back at 1m (~28 M klines for the daily
+features), a run first fetches the exchange's own coarser klines for the days before it, per
+``ingestion.history`` in config/pipeline.yaml. Pure Python: the CLI plans with it, Dagster runs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import lru_cache
+
+from crypto_assets.pipeline_config import DAY_SECONDS, load_pipeline_config, parse_duration
+
+# gold_correlations reads this grain's bars over the correlation window.
+CORRELATION_INTERVAL = "1h"
+
+
+@lru_cache(maxsize=8)
+def history_days(interval: str) -> int:
+    """Days of ``interval`` klines fetched before a run's first day (``ingestion.history``)."""
+    config = load_pipeline_config()
+    span = (config.history or {}).get(interval)
+    if span is None:
+        return 0
+    if span != "auto":
+        return parse_duration(span) // DAY_SECONDS
+    from crypto_assets.silver.config import feature_plans
+
+    plans = feature_plans()
+    days = plans[interval].lookback_days if interval in plans else 0
+    if interval == CORRELATION_INTERVAL:
+        days = max(days, parse_duration(config.correlation_window) // DAY_SECONDS)
+    return days
+
+
+@dataclass(frozen=True)
+class WarmUp:
+    """The history days a run still lacks, per interval (each list ascending)."""
+
+    missing: dict[str, list[date]]
+
+    @property
+    def days(self) -> int:
+        return len({d for days in self.missing.values() for d in days})
+
+    def segments(self) -> list[tuple[list[str], list[str]]]:
+        """Consecutive days that fetch the same intervals, as (partition keys, intervals): on a
+        fresh lake 575 days of 1d only, then 30 days of 1h and 1d; on the next day's run just
+        the one day that slid into the look-back. Each is one run that refines only the bars of
+        its intervals (no 5m or 1h bars for days that have only daily klines)."""
+        wanted: dict[date, list[str]] = {}
+        for interval, days in sorted(self.missing.items()):
+            for day in days:
+                wanted.setdefault(day, []).append(interval)
+        out: list[tuple[list[str], list[str]]] = []
+        previous: date | None = None
+        for day in sorted(wanted):
+            if out and previous == day - timedelta(days=1) and out[-1][1] == wanted[day]:
+                out[-1][0].append(day.isoformat())
+            else:
+                out.append(([day.isoformat()], wanted[day]))
+            previous = day
+        return out
+
+
+def warm_up_plan(
+    first_day: date,
+    have: Callable[[str], set[str]],
+    intervals: Iterable[str] | None = None,
+    earliest: date | None = None,
+) -> WarmUp | None:
+    """The history a run starting on ``first_day`` still lacks, or None when the lake is warm.
+
+    ``have(interval)`` gives the days whose ``silver_bars_<interval>`` partition exists (their
+    history is in the lake already); ``earliest`` is the first day that can exist at all.
+    """
+    config = load_pipeline_config()
+    missing: dict[str, list[date]] = {}
+    for interval in intervals if intervals is not None else (config.history or {}):
+        first = first_day - timedelta(days=history_days(interval))
+        if earliest is not None:
+            first = max(first, earliest)
+        present = have(interval)
+        days = [first + timedelta(days=i) for i in range((first_day - first).days)]
+        days = [d for d in days if d.isoformat() not in present]
+        if days:
+            missing[interval] = days
+    return WarmUp(missing) if missing else None

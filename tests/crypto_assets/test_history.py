@@ -1,0 +1,37 @@
+from datetime import date, timedelta
+
+from crypto_assets.history import history_days, warm_up_plan
+from crypto_assets.silver.config import feature_plans
+
+FIRST = date(2026, 11, 27)
+
+
+def test_auto_history_covers_every_look_back():
+    plans = feature_plans()
+    assert history_days("1d") == plans["1d"].lookback_days == 605
+    # 1h: the features' 26 days, or the correlation window (30 d), whichever is longer.
+    assert history_days("1h") == max(plans["1h"].lookback_days, 30) == 30
+    assert history_days("1m") == 0
+
+
+def test_a_fresh_lake_warms_up_in_two_stretches():
+    plan = warm_up_plan(FIRST, lambda _: set())
+    assert plan is not None
+    assert plan.missing["1d"][0] == FIRST - timedelta(days=605) and len(plan.missing["1d"]) == 605
+    assert plan.missing["1h"][0] == FIRST - timedelta(days=30) and plan.days == 605
+    (daily, daily_intervals), (hourly, hourly_intervals) = plan.segments()
+    assert daily_intervals == ["1d"] and len(daily) == 575
+    assert hourly_intervals == ["1d", "1h"] and len(hourly) == 30 and hourly[-1] == "2026-11-26"
+
+
+def test_a_warm_lake_fetches_only_what_is_missing():
+    def days(n: int) -> set[str]:
+        return {(FIRST - timedelta(days=i)).isoformat() for i in range(1, n + 1)}
+
+    assert warm_up_plan(FIRST, lambda _: days(700)) is None
+    # Yesterday's run left everything but the oldest day of the daily look-back.
+    plan = warm_up_plan(FIRST, lambda i: days(604) if i == "1d" else days(30))
+    assert plan is not None and plan.segments() == [([(FIRST - timedelta(days=605)).isoformat()], ["1d"])]
+    # Never before the first day that can exist.
+    early = warm_up_plan(date(2017, 9, 1), lambda _: set(), earliest=date(2017, 8, 17))
+    assert early is not None and early.segments()[0][0][0] == "2017-08-17"

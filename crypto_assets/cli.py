@@ -22,6 +22,7 @@ from resources.settings import Settings, SettingsError
 
 DEFAULT_DAYS = 2
 PLANNED_SUBSET_ENV = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
+COINGECKO = "raw_coingecko_markets"
 LAYERS = ("raw", "bronze", "silver", "gold")
 
 
@@ -111,6 +112,10 @@ class _Runner:
         self.rows_per_layer: dict[str, int] = {}
         self.warnings: list[str] = []
 
+    def assets(self, job_name: str) -> list[str]:
+        job = self.definitions.resolve_job_def(job_name)
+        return sorted(key.to_user_string() for key in job.asset_layer.executable_asset_keys)
+
     def run(
         self,
         job_name: str,
@@ -182,6 +187,26 @@ def plan_warm_up(settings: Settings, first_day: date) -> Any:
     return warm_up_plan(first_day, have, earliest=date.fromisoformat(FIRST_DAY))
 
 
+class _Background:
+    """A ``crypto-analytics run`` of some assets in a child process, beside this one's runs.
+
+    A child process, not a thread: Dagster captures a run's stdout per process, so two runs at
+    once in one process would leave the output redirected."""
+
+    def __init__(self, keys: list[str], assets: list[str]) -> None:
+        command = [sys.executable, "-m", "crypto_assets.cli", "run", "--start", keys[0], "--end", keys[-1]]
+        command += ["--no-services", "--no-warm-up", "--assets", ",".join(assets)]
+        self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def wait(self) -> None:
+        output, _ = self._process.communicate()
+        if self._process.returncode != 0:
+            raise CliError(f"the background run failed (exit {self._process.returncode}):\n{output[-3000:]}")
+        for line in output.splitlines():
+            if line.startswith("  ") and (" rows " in line or " done in " in line or "FAILED" in line):
+                _say(line)
+
+
 def _warm(runner: _Runner, warm_up: Any) -> None:
     """The warm-up's runs: per stretch of days fetching the same intervals, raw -> bronze -> the
     bars of those intervals. Hundreds of daily partitions in one run: Dagster records one
@@ -233,10 +258,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings, emulator=not (args.no_services or args.no_ingest), warehouse=not args.no_services, say=_say
     ):
         runner = _Runner(settings)
+        chunks = _chunks(keys, days_per_run)
+        selected = args.assets or runner.assets(job_name)
+        unknown = sorted(set(selected) - set(runner.assets(job_name)))
+        if unknown:
+            raise CliError(f"--assets: {unknown} are not assets of {job_name}: {runner.assets(job_name)}")
+        markets = None
+        if not args.no_ingest and warm_up is not None and COINGECKO in selected:
+            # CoinGecko's free plan allows 30 calls a minute (37 tokens: ~75 s of waiting): fetch
+            # the range's USD markets beside the warm-up, which keeps Spark busy meanwhile.
+            markets = _Background(keys, [COINGECKO])
+            selected = [a for a in selected if a != COINGECKO]
         if warm_up is not None:
             _warm(runner, warm_up)
-        for chunk in _chunks(keys, days_per_run):
-            runner.run(job_name, chunk, None if args.no_ingest else {"intervals": intervals})
+        if markets is not None:
+            markets.wait()
+        for chunk in chunks:
+            raw_config = None if args.no_ingest or "raw_klines" not in selected else {"intervals": intervals}
+            runner.run(job_name, chunk, raw_config, selected)
 
     elapsed = time.monotonic() - started
     _say("")
@@ -419,6 +458,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=_intervals,
         help="kline intervals fetched for the range, e.g. 1h,1d for years of history at coarse grain"
         " (default: ingestion.intervals of pipeline.yaml, 1m,1h,1d)",
+    )
+    run.add_argument(
+        "--assets",
+        type=lambda v: [a.strip() for a in v.split(",") if a.strip()],
+        help="materialize only these assets of the job (comma-separated), e.g. raw_coingecko_markets",
     )
     run.add_argument(
         "--no-warm-up",

@@ -90,3 +90,21 @@ def warm_up_plan(
         if days:
             missing[interval] = days
     return WarmUp(missing) if missing else None
+
+
+# What "warm" means for a first run: these hourly indicators, and every daily feature that does
+# not depend on what the source provides, are filled on the rows that are not gaps.
+WARM_HOURLY_FEATURES = ("rsi_14", "macd_signal", "bb_pct_b_20", "realized_vol_7d", "beta_btc_7d")
+
+
+def warm_daily_features() -> list[str]:
+    from crypto_assets.silver.config import feature_plans
+
+    columns = feature_plans()["1d"].columns
+    return [c.name for c in columns if not c.by_source or c.name.startswith("beta_btc_")]
+
+
+def non_null_shares_sql(table: str, columns: list[str] | tuple[str, ...]) -> str:
+    """Per token, the share of non-gap rows of ``table`` where each column is filled."""
+    shares = ", ".join(f"COUNT({c}) / COUNT(*) AS {c}" for c in columns)
+    return f"SELECT TOKEN, {shares} FROM {table} WHERE NOT IS_GAP GROUP BY TOKEN ORDER BY TOKEN"

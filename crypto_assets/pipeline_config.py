@@ -7,6 +7,7 @@ Pure Python (no Dagster, no Spark).
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -149,7 +150,13 @@ def parse_pipeline_config(raw: dict[str, Any]) -> PipelineConfig:
     )
 
 
+def load_pipeline_config(path: str | Path | None = None) -> PipelineConfig:
+    """``path``, else the file named by ``PIPELINE_CONFIG``, else config/pipeline.yaml; parsed
+    once per process and file."""
+    return _load(Path(path or os.environ.get("PIPELINE_CONFIG") or DEFAULT_PIPELINE_PATH).resolve())
+
+
 @lru_cache(maxsize=4)
-def load_pipeline_config(path: str | Path = DEFAULT_PIPELINE_PATH) -> PipelineConfig:
+def _load(path: Path) -> PipelineConfig:
     with open(path, encoding="utf-8") as handle:
         return parse_pipeline_config(yaml.safe_load(handle) or {})

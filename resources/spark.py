@@ -27,6 +27,10 @@ BASE_SPARK_CONF: dict[str, str] = {
     # of one task per folder.
     "spark.sql.sources.parallelPartitionDiscovery.threshold": "4096",
     "spark.log.level": "ERROR",
+    # Tasks commit their files straight into the output folder (one rename, not two): the lake's
+    # own staging + swap makes the write atomic, and a long backfill writes thousands of files.
+    "spark.hadoop.mapreduce.fileoutputcommitter.algorithm.version": "2",
+    "spark.hadoop.parquet.summary.metadata.level": "NONE",
 }
 
 LOOPBACK_CONF: dict[str, str] = {

@@ -58,7 +58,7 @@ def test_dev_serves_lineage_partitions_and_checks(tmp_path: Path):
         "gold_market_features": ["silver_features_1h", "silver_token_markets"],
         "gold_daily_market_features": ["silver_features_1d", "silver_token_markets"],
         "gold_category_index": ["silver_features_1d", "silver_features_1h", "silver_token_markets"],
-        "gold_correlations": ["silver_features_1h"],
+        "gold_correlations": ["silver_bars_1h"],
     }
     for name, node in by_name.items():
         assert node["isPartitioned"] and node["partitionKeys"][0] == "2017-08-17", name
@@ -84,6 +84,10 @@ def test_dev_serves_lineage_partitions_and_checks(tmp_path: Path):
         "feature_warm_up": True,
         "stablecoin_peg": False,
     }
+    bars_checks = {
+        c["name"]: c["blocking"] for c in by_name["silver_bars_1h"]["assetChecksOrError"]["checks"]
+    }
+    assert bars_checks["cross_interval_consistency"] is False  # a warning that lists the slots
     # Stopping `make dev` stops the services it started.
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and (port_open("127.0.0.1", emulator) or port_open("127.0.0.1", ui)):

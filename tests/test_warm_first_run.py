@@ -1,25 +1,27 @@
 """A fresh lake's first run is warm: `crypto-analytics run` fetches the look-back history at the
-exchange's 1h and 1d grain first, so indicators are filled from day one (a small universe and
-a single day keep it fast; the history is the full default look-back)."""
+exchange's 1h and 1d grain first, so indicators are filled from day one.
+
+To stay fast: three tokens, one day, and an EMA tolerance of 1e-2 instead of 1e-12, which shortens
+the look-back the features need (and so the warm-up `auto` derives from it) from 605 to 102 days;
+the warm-up logic is the same. `bench/run_footprint.py` measures the defaults on the whole universe."""
 
 import os
 import subprocess
 import sys
-from datetime import date
 from pathlib import Path
 
 import pytest
 import snowflake.connector
 import yaml
 
-from crypto_assets.silver.config import feature_plans
+from crypto_assets.history import WARM_HOURLY_FEATURES, non_null_shares_sql, warm_daily_features
+from crypto_assets.pipeline_config import DEFAULT_PIPELINE_PATH
 from crypto_assets.universe import DEFAULT_UNIVERSE_PATH
 from resources.settings import Settings
 
 pytestmark = pytest.mark.integration
 DAY = "2024-06-03"
-TOKENS = {"BTC", "ETH", "DOGE", "LINK"}
-HOURLY = ("rsi_14", "macd_signal", "bb_pct_b_20", "realized_vol_7d", "beta_btc_7d")
+TOKENS = {"BTC", "ETH", "DOGE"}
 
 
 def _small_universe(path: Path) -> Path:
@@ -30,28 +32,45 @@ def _small_universe(path: Path) -> Path:
 
 
 def _shares(settings: Settings, table: str, columns: list[str]) -> dict[str, dict[str, float]]:
-    counts = ", ".join(f"COUNT({c}) / COUNT(*)" for c in columns)
     with snowflake.connector.connect(**settings.connector_args()) as conn:
         cursor = conn.cursor()
-        cursor.execute(f"SELECT TOKEN, {counts} FROM {table} WHERE NOT IS_GAP GROUP BY TOKEN ORDER BY TOKEN")
+        cursor.execute(non_null_shares_sql(table, columns))
         return {row[0]: dict(zip(columns, map(float, row[1:]), strict=True)) for row in cursor.fetchall()}
 
 
+def _short_look_back(path: Path) -> Path:
+    raw = yaml.safe_load(DEFAULT_PIPELINE_PATH.read_text())
+    raw["silver"]["ema_tolerance"] = 1.0e-2
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _python(code: str, env: dict[str, str]) -> str:
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.strip()
+
+
 def test_a_fresh_lake_gives_warm_features_on_the_first_run(local_env, tmp_path, monkeypatch):
-    universe = _small_universe(tmp_path / "universe.yaml")
-    monkeypatch.setenv("UNIVERSE_FILE", str(universe))
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster")}
+    monkeypatch.setenv("UNIVERSE_FILE", str(_small_universe(tmp_path / "universe.yaml")))
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(tmp_path / "dagster"),
+        "PIPELINE_CONFIG": str(_short_look_back(tmp_path / "pipeline.yaml")),
+    }
+    look_back = _python("from crypto_assets.history import history_days as h; print(h('1d'), h('1h'))", env)
+    assert look_back == "102 30"
     run = subprocess.run(
         [sys.executable, "-m", "crypto_assets.cli", "run", "--start", DAY, "--end", DAY],
         env=env, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    assert "warm-up: 605 day(s)" in run.stdout and "1h: 30 day(s)" in run.stdout
+    assert "warm-up: 102 day(s)" in run.stdout and "1h: 30 day(s)" in run.stdout
 
     settings = Settings.from_env()
-    hourly = _shares(settings, "GOLD_MARKET_FEATURES", list(HOURLY))
-    daily_columns = [c.name for c in feature_plans()["1d"].columns if not c.by_source] + ["beta_btc_90d"]
-    daily = _shares(settings, "GOLD_DAILY_MARKET_FEATURES", daily_columns)
+    hourly = _shares(settings, "GOLD_MARKET_FEATURES", list(WARM_HOURLY_FEATURES))
+    daily = _shares(settings, "GOLD_DAILY_MARKET_FEATURES", warm_daily_features())
+    assert "beta_btc_90d" in warm_daily_features() and "macd_signal" in warm_daily_features()
     assert set(hourly) == set(daily) == TOKENS
     cold = {
         (token, column, share)
@@ -63,6 +82,5 @@ def test_a_fresh_lake_gives_warm_features_on_the_first_run(local_env, tmp_path, 
     assert cold == set()
 
     # The next run finds the history in the lake: nothing left to warm up.
-    from crypto_assets.cli import plan_warm_up
-
-    assert plan_warm_up(settings, date.fromisoformat(DAY)) is None
+    code = f"from datetime import date; from crypto_assets.cli import plan_warm_up; from resources.settings import Settings; print(plan_warm_up(Settings.from_env(), date.fromisoformat('{DAY}')))"
+    assert _python(code, env) == "None"

@@ -89,7 +89,10 @@ def build_bars_asset(interval: str) -> AssetsDefinition:
     def _bars(
         context: AssetExecutionContext, bronze_klines: DataFrame
     ) -> Iterator[Output | AssetCheckResult]:
-        bars = resample_bars(bronze_klines, interval)
+        # Read once: the bars and the consistency check both scan bronze (hundreds of small daily
+        # files in a history backfill).
+        bronze = bronze_klines.cache() if consistency is not None else bronze_klines
+        bars = resample_bars(bronze, interval)
         yield from publish(
             context,
             bars,
@@ -103,7 +106,8 @@ def build_bars_asset(interval: str) -> AssetsDefinition:
             },
         )
         if consistency is not None:
-            yield validation_result(consistency, consistency.run(bronze_klines))
+            yield validation_result(consistency, consistency.run(bronze))
+            bronze.unpersist()
 
     return _bars
 

@@ -16,7 +16,7 @@ LINEAGE = {
     "gold_market_features": {"silver_features_1h", "silver_token_markets"},
     "gold_daily_market_features": {"silver_features_1d", "silver_token_markets"},
     "gold_category_index": {"silver_features_1h", "silver_features_1d", "silver_token_markets"},
-    "gold_correlations": {"silver_features_1h"},
+    "gold_correlations": {"silver_bars_1h"},
 }
 
 
@@ -67,6 +67,9 @@ def test_every_layer_declares_its_checks():
     for name in ("silver_features_1h", "silver_features_1d"):
         assert {(name, c) for c in ("null_rates", "feature_warm_up", "stablecoin_peg", "schema")} <= checks
     assert ("silver_token_markets", "stablecoin_peg") in checks
+    # Compared where the exchange's own klines are ingested (1h, 1d), not at 5m.
+    consistency = {asset for asset, name in checks if name == "cross_interval_consistency"}
+    assert consistency == {"silver_bars_1h", "silver_bars_1d"}
 
 
 def test_look_backs_and_backfill_policies_follow_the_config():

@@ -128,3 +128,39 @@ def test_only_local_lakes_are_accepted():
 
     with pytest.raises(ValueError, match="only local"):
         SparkParquetIOManager(UPath("memory://lake"), lambda: None)
+
+
+@pytest.mark.parametrize("local_limit", [0, 10**6], ids=["spark-write", "arrow-write"])
+def test_small_ranges_write_and_read_through_arrow_with_spark_s_types(
+    spark, tmp_path: Path, monkeypatch, local_limit
+):
+    """The driver-side Arrow paths for small multi-day outputs and loads give the exact frame
+    (types, decimals, UTC timestamps, nullability) that Spark's own write and read give."""
+    from datetime import datetime
+    from decimal import Decimal
+
+    import resources.parquet_io as lake
+
+    monkeypatch.setattr(lake, "LOCAL_WRITE_MAX_ROWS", local_limit)
+    rows = [
+        (datetime(2026, 1, d, h), "PEPE", Decimal("0.000001234567890123"), None, True)
+        for d in (1, 2)
+        for h in (0, 23)
+    ]
+    frame = spark.createDataFrame(
+        rows, "t timestamp, token string, close decimal(38,18), n bigint, ok boolean"
+    )
+    targets = {f"2026-01-0{d}": tmp_path / f"dt=2026-01-0{d}" for d in (1, 2, 3)}
+    lake.write_partitions_atomically(frame, "t", targets)
+    folders = [str(p) for p in targets.values()]
+    by_spark = spark.read.parquet(*folders)
+    by_arrow = lake.read_parquet_dirs(spark, folders)
+    assert by_arrow.schema == by_spark.schema
+    assert sorted(by_arrow.collect()) == sorted(by_spark.collect()) == sorted(frame.collect())
+    monkeypatch.setattr(lake, "LOCAL_READ_MAX_BYTES", 0)
+    assert lake.read_parquet_dirs(spark, folders).schema == by_spark.schema
+    # A range with no rows at all: every day an empty partition with the schema.
+    lake.write_partitions_atomically(frame.limit(0), "t", targets)
+    assert (
+        spark.read.parquet(*folders).count() == 0 and spark.read.parquet(*folders).schema == by_spark.schema
+    )

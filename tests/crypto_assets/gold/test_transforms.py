@@ -27,7 +27,7 @@ def _bars(spark, days: int = 30, tokens=("BTC", "ETH"), seed: int = 3, bump_afte
             rows.append(
                 {"token": token, "category": "Layer 1", "symbol": f"{token}USDT", "open_time": at, "open": close,
                  "high": close * 1.01, "low": close * 0.99, "close": close, "volume": 10.0 + i % 7, "quote_volume": 1000.0,
-                 "trade_count": 5, "taker_buy_base_volume": 4.0, "vwap": close, "bars_observed": 60, "is_complete": True,
+                 "trade_count": 5, "taker_buy_base_volume": 4.0, "vwap": close, "bar_source": "native_1h", "bars_observed": 60, "is_complete": True,
                  "is_gap": False, "realized_vol_intrabar": 0.5}
             )  # fmt: skip
     return spark.createDataFrame(pd.DataFrame(rows))

@@ -93,7 +93,7 @@ def write_partition_atomically(frame: DataFrame, target: Path) -> None:
 
 # A multi-day output this small (e.g. 600 days of daily bars, ~20 k rows) is written from the
 # driver with pyarrow: Spark's commit protocol costs ~30 ms per file, for hundreds of tiny files.
-LOCAL_WRITE_MAX_ROWS = 250_000
+LOCAL_WRITE_MAX_ROWS = 100_000
 
 
 def _write_days_locally(frame: DataFrame, staging: Path) -> None:
@@ -272,7 +272,7 @@ class SparkParquetIOManager(UPathIOManager):
 
 # Hundreds of small daily partitions (a 605-day look-back of daily bars is ~20 k rows) load faster
 # through Arrow on the driver than through a Spark scan that opens each tiny file in a task.
-LOCAL_READ_MAX_BYTES = 32 * 2**20
+LOCAL_READ_MAX_BYTES = 8 * 2**20
 
 
 def read_parquet_dirs(spark: SparkSession, directories: list[str]) -> DataFrame:

@@ -37,7 +37,7 @@ history_job = define_asset_job(
     description=(
         "Look-back history at the exchange's coarser grain (raw 1h/1d klines -> bronze -> silver"
         " bars) for the days before a range, so its features are warm: `crypto-analytics run` plans"
-        " it from ingestion.history in pipeline.yaml (config: raw_klines.intervals / since)."
+        " it from ingestion.history in pipeline.yaml (config: raw_klines.intervals)."
     ),
 )
 

@@ -1,7 +1,7 @@
 """Raw layer: what the sources sent, per UTC day, into the lake."""
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 import pandas as pd
 from dagster import AssetCheckResult, AssetExecutionContext, Config, MetadataValue, Output
@@ -24,28 +24,19 @@ _INTERVALS = load_pipeline_config().ingest_intervals
 
 
 class RawKlinesConfig(Config):
-    """Which kline intervals a run fetches (default ``ingestion.intervals`` of pipeline.yaml).
-
-    ``since`` limits an interval to the days from a date on (``{"1h": "2026-10-28"}``): one
-    warm-up run over 605 days fetches 1d klines for all of them and 1h only for the last 30.
-    """
+    """Which kline intervals a run fetches (default ``ingestion.intervals`` of pipeline.yaml):
+    a warm-up run of daily history asks for ``[1d]`` only."""
 
     intervals: list[str] = Field(default=list(_INTERVALS), description="kline intervals, e.g. [1m, 1h, 1d]")
-    since: dict[str, str] = Field(default={}, description="interval -> first day (YYYY-MM-DD) to fetch it")
 
     def starts(self, window_start: datetime) -> dict[str, datetime]:
-        """Interval -> the first moment fetched inside a window starting at ``window_start``."""
+        """Interval -> the first moment fetched (the window's start), unknown intervals refused."""
         unknown = sorted(set(self.intervals) - set(INTERVAL_MS))
         if unknown or not self.intervals:
             raise ValueError(
                 f"intervals {unknown or '[]'} are not Binance kline intervals {list(INTERVAL_MS)}"
             )
-        starts = {}
-        for interval in self.intervals:
-            first = self.since.get(interval)
-            day = date.fromisoformat(first) if first else window_start.date()
-            starts[interval] = max(window_start, datetime(day.year, day.month, day.day, tzinfo=UTC))
-        return starts
+        return dict.fromkeys(self.intervals, window_start)
 
 
 @daily_asset(

@@ -19,7 +19,7 @@ from crypto_assets.checks import (
     validator_specs,
 )
 from crypto_assets.partitions import daily_asset, window_input
-from crypto_assets.pipeline_config import load_pipeline_config, parse_duration
+from crypto_assets.pipeline_config import load_pipeline_config
 from crypto_assets.publishing import publish
 from crypto_assets.raw.coingecko_assets import RAW_COINGECKO_SCHEMA
 from crypto_assets.silver import validators as v
@@ -32,7 +32,7 @@ from crypto_assets.silver.config import (
     feature_plans,
 )
 from crypto_assets.silver.transformers import (
-    SOURCE_INTERVALS,
+    finer_intervals,
     hourly_token_markets,
     interval_mismatches,
     resample_bars,
@@ -113,9 +113,7 @@ def build_bars_asset(interval: str) -> AssetsDefinition:
 
 
 def _bar_sources(interval: str) -> list[str]:
-    seconds = parse_duration(interval)
-    finer = [i for i in SOURCE_INTERVALS if parse_duration(i) < seconds and seconds % parse_duration(i) == 0]
-    return [f"native_{interval}", *[f"resampled_{i}" for i in finer]]
+    return [f"native_{interval}", *[f"resampled_{i}" for i in finer_intervals(interval)]]
 
 
 def feature_validators(plan: FeaturePlan) -> list[v.Validator]:

@@ -380,6 +380,12 @@ def build_feature(ctx: FeatureContext, name: str, params: dict[str, Any]) -> Fea
 SOURCE_INTERVALS = tuple(INTERVAL_MS)
 
 
+def finer_intervals(interval: str) -> list[str]:
+    """Source kline intervals strictly finer than ``interval`` that divide it (1h: 1m ... 30m)."""
+    target = parse_duration(interval)
+    return [i for i in SOURCE_INTERVALS if parse_duration(i) < target and target % parse_duration(i) == 0]
+
+
 def resample_bars(bronze: DataFrame, interval: str) -> DataFrame:
     """Bronze bars -> ``interval`` bars, one per (token, bucket), from the best source.
 
@@ -397,7 +403,7 @@ def resample_bars(bronze: DataFrame, interval: str) -> DataFrame:
     (``realized_vol_intrabar``, from the minutes even when the exchange's bar wins).
     """
     target = parse_duration(interval)
-    fits = [i for i in SOURCE_INTERVALS if parse_duration(i) <= target and target % parse_duration(i) == 0]
+    fits = [*finer_intervals(interval), *([interval] if interval in SOURCE_INTERVALS else [])]
     names = {parse_duration(i): i for i in SOURCE_INTERVALS}
     source_seconds = interval_seconds(F.col("interval"), SOURCE_INTERVALS)
     bucket_seconds = F.floor(F.unix_timestamp("open_time") / target) * target
@@ -493,8 +499,7 @@ def interval_mismatches(bronze: DataFrame, interval: str) -> DataFrame:
     decimals (within the rounding of the summed source bars). One row per disagreeing slot
     with the fields that differ and how many finer bars were observed; slots where only one
     source has data are not compared (``compared`` counts the slots that were)."""
-    target = parse_duration(interval)
-    finer = [i for i in SOURCE_INTERVALS if parse_duration(i) < target and target % parse_duration(i) == 0]
+    finer = finer_intervals(interval)
     own = bronze.where((F.col("interval") == interval) & ~F.col("is_gap")).select(
         "token",
         "open_time",

@@ -20,6 +20,8 @@ from typing import Any
 
 from resources.settings import Settings, SettingsError
 
+MARKET_CHOICES = ("spot", "usdm_futures", "coinm_futures")
+
 DEFAULT_DAYS = 2
 PLANNED_SUBSET_ENV = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
 COINGECKO = "raw_coingecko_markets"
@@ -329,7 +331,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    """Land kline files in raw_klines' daily partitions, recorded as materializations in Dagster."""
+    """Validate kline files, then add them to raw_klines' daily partitions (recorded in Dagster)."""
     settings = Settings.from_env()
     prepare_dagster_home(settings)
     from crypto_assets.raw.file_import import ImportError_, find_files, import_files
@@ -338,13 +340,50 @@ def cmd_import(args: argparse.Namespace) -> int:
         files = find_files(Path(args.path))
         if not files:
             raise CliError(f"{args.path}: no .csv, .csv.gz or .parquet files")
-        report = import_files(files, settings, symbol=args.symbol, say=_say)
+        report = import_files(
+            files,
+            settings,
+            symbol=args.symbol,
+            venue=args.venue,
+            market=args.market,
+            dry_run=args.dry_run,
+            say=_say,
+        )
     except ImportError_ as exc:
         raise CliError(str(exc)) from None
+    verb = "Would import" if args.dry_run else "Imported"
     _say(
-        f"Imported {report['rows']:,} rows from {len(files)} file(s) into {report['partitions']} raw_klines"
-        f" partition(s) ({report['first_day']} .. {report['last_day']}) in {report['seconds']:.1f} s"
+        f"{verb} {report['rows']:,} rows from {len(files)} file(s) into {report['partitions']} raw_klines"
+        f" partition(s) ({report['first_day']} .. {report['last_day']}): {report['replaced']:,} earlier rows"
+        f" of the same file(s) replaced, {report['shadowed']:,} slots shared with other sources (kept),"
+        f" nothing else touched; {report['seconds']:.1f} s"
     )
+    if not args.dry_run:
+        _say("Refine them with: crypto-analytics run --start FIRST --end LAST --no-ingest")
+    return 0
+
+
+def cmd_lake_remove(args: argparse.Namespace) -> int:
+    """Undo imports: remove every raw row of the given sources."""
+    settings = Settings.from_env()
+    prepare_dagster_home(settings)
+    from crypto_assets.raw.file_import import ImportError_, remove_source
+
+    sources = [s if ":" in s else f"file:{s}" for s in args.source]
+    try:
+        report = remove_source(sources, settings, dry_run=args.dry_run, say=_say)
+    except ImportError_ as exc:
+        raise CliError(str(exc)) from None
+    verb = "Would remove" if args.dry_run else "Removed"
+    _say(
+        f"{verb} {report['rows']:,} rows of {', '.join(sources)} from {report['partitions']} raw_klines"
+        f" partition(s) ({report['first_day']} .. {report['last_day']}); other sources untouched"
+    )
+    if not args.dry_run:
+        _say(
+            f"Refine the days with: crypto-analytics run --start {report['first_day']}"
+            f" --end {report['last_day']} --no-ingest"
+        )
     return 0
 
 
@@ -471,10 +510,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=cmd_run)
 
-    importer = sub.add_parser("import", help="import kline files (archive CSVs, OHLCV CSV/Parquet) into raw")
+    importer = sub.add_parser(
+        "import",
+        help="validate kline files (archive CSVs, OHLCV CSV/Parquet), then add them to raw (nothing overwritten)",
+    )
     importer.add_argument("path", help="a file or a folder (searched recursively)")
     importer.add_argument("--symbol", help="the pair, when neither the file name nor a column gives it")
+    importer.add_argument(
+        "--venue", default="binance", help="where the klines traded: binance (default), binance_us"
+    )
+    importer.add_argument(
+        "--market",
+        choices=MARKET_CHOICES,
+        help="spot (default), usdm_futures or coinm_futures; the archive folders (data/futures/um/...) say it too",
+    )
+    importer.add_argument(
+        "--dry-run", action="store_true", help="validate and show what would change, write nothing"
+    )
     importer.set_defaults(func=cmd_import)
+
+    lake = sub.add_parser("lake", help="manage the lake")
+    lake_sub = lake.add_subparsers(dest="lake_command", required=True)
+    remove = lake_sub.add_parser("remove", help="undo imports: remove every raw row of a source")
+    remove.add_argument(
+        "--source", action="append", required=True, help="file:<file name> (or the file name); repeatable"
+    )
+    remove.add_argument("--dry-run", action="store_true", help="show what would be removed")
+    remove.set_defaults(func=cmd_lake_remove)
 
     sql = sub.add_parser("sql", help="run a query on the configured warehouse and print the result")
     sql.add_argument("query")

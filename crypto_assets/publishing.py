@@ -6,11 +6,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from dagster import AssetCheckResult, AssetExecutionContext, MetadataValue, Output
-from pyspark.sql import Column, DataFrame
+from dagster import AssetCheckResult, AssetExecutionContext, Failure, MetadataValue, Output
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
 
 from crypto_assets.checks import TOKEN_COVERAGE, quality_results, summary_metadata, validation_result
-from crypto_assets.quality import summarize
+from crypto_assets.quality import QualitySummary, summarize
 from crypto_assets.silver.validators import Validator
 from crypto_assets.universe import load_universe
 
@@ -65,6 +66,7 @@ def publish(
             observed=observed,
             extra_aggregates=extra_aggregates,
         )
+        refuse_blocking_failures(context, cached, summary, keys=keys, observed=observed, ohlc=ohlc)
         preview = cached.orderBy(*keys).limit(5).toPandas()
         metadata: dict[str, Any] = {
             **summary_metadata(summary, preview),
@@ -89,6 +91,65 @@ def publish(
             yield validation_result(validator, validator.run(cached))
     finally:
         cached.unpersist()
+
+
+SHOWN_COLUMNS = ("token", "venue", "market", "symbol", "interval", "open_time", "time", "hour", "source")
+
+
+def refuse_blocking_failures(
+    context: AssetExecutionContext,
+    frame: DataFrame,
+    summary: QualitySummary,
+    *,
+    keys: Sequence[str],
+    observed: Column | None,
+    ohlc: bool,
+    shown: int = 10,
+) -> None:
+    """Fail before the write when a blocking check would fail: the IO manager then never swaps
+    the partition in, so the previous version of the day stays, and the error names the rows."""
+    counts = {
+        "duplicate_key_rows": summary.duplicate_keys,
+        "null_key_rows": summary.null_keys,
+        "ohlc_violations": summary.ohlc_violations if ohlc else 0,
+    }
+    if not any(counts.values()):
+        return
+    null_key = F.lit(False)
+    for key in keys:
+        null_key = null_key | F.col(key).isNull()
+    duplicate = F.count(F.lit(1)).over(Window.partitionBy(*keys)) > 1
+    real = F.lit(True) if observed is None else observed
+    o, h, lo, c = (F.col(n) for n in ("open", "high", "low", "close")) if ohlc else (F.lit(0),) * 4
+    bad_ohlc = real & ((lo > o) | (lo > c) | (h < o) | (h < c) | (lo > h) | o.isNull() | c.isNull())
+    reason = (
+        F.when(null_key, F.lit("null key"))
+        .when(duplicate, F.lit("duplicate key"))
+        .when(F.coalesce(bad_ohlc, F.lit(True)), F.lit("OHLC inconsistent"))
+    )
+    columns = [name for name in SHOWN_COLUMNS if name in frame.columns]
+    offending = (
+        frame.withColumn("problem", reason)
+        .where(F.col("problem").isNotNull())
+        .select("problem", *columns)
+        .limit(shown)
+        .toPandas()
+    )
+    partitions = context.partition_key_range
+    found = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+    rows = "\n".join(
+        "  " + ", ".join(f"{k}={row[k]}" for k in ("problem", *columns)) for _, row in offending.iterrows()
+    )
+    raise Failure(
+        description=(
+            f"{context.asset_key.to_user_string()} {partitions.start}..{partitions.end} not published, the"
+            f" previous version stays: blocking checks fail ({found}). First offending rows:\n{rows}"
+        ),
+        metadata={
+            **{k: MetadataValue.int(v) for k, v in counts.items()},
+            "offending_rows": MetadataValue.md(offending.to_markdown(index=False)),
+        },
+    )
 
 
 def _metadata_value(value: Any) -> Any:

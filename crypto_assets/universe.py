@@ -27,15 +27,21 @@ def _parse_utc(value: str | datetime) -> datetime:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
+CANONICAL = ("binance", "spot")
+MARKETS = ("spot", "usdm_futures", "coinm_futures")
+
+
 @dataclass(frozen=True)
 class Listing:
-    """One period during which a token traded under ``pair`` on ``exchange``; ``end`` exclusive."""
+    """One period during which a token traded under ``pair`` on ``exchange`` (the venue) in
+    ``market``; ``end`` exclusive."""
 
     exchange: str
     pair: str
     start: datetime
     end: datetime | None
     source: str
+    market: str = "spot"
 
     def overlaps(self, start: datetime, end: datetime) -> bool:
         return self.start < end and (self.end is None or self.end > start)
@@ -49,19 +55,29 @@ class Token:
     coingecko_id: str
     listings: tuple[Listing, ...]
     note: str = ""
+    # The (venue, market) whose bars silver and gold are computed from.
+    canonical: tuple[str, str] = CANONICAL
 
-    def pair_on(self, exchange: str, start: datetime, end: datetime) -> str | None:
-        """The pair this token traded under on ``exchange`` at any time in ``[start, end)``."""
+    def pair_on(self, exchange: str, start: datetime, end: datetime, market: str = "spot") -> str | None:
+        """The pair this token traded under on ``exchange``/``market`` at any time in ``[start, end)``."""
         for listing in self.listings:
-            if listing.exchange == exchange and listing.overlaps(start, end):
+            if listing.exchange == exchange and listing.market == market and listing.overlaps(start, end):
                 return listing.pair
         return None
+
+    def canonical_pairs(self) -> set[str]:
+        """Every pair of the token's canonical venue and market."""
+        venue, market = self.canonical
+        return {lst.pair for lst in self.listings if lst.exchange == venue and lst.market == market}
 
 
 @dataclass(frozen=True)
 class Universe:
     quote_asset: str
     tokens: tuple[Token, ...]
+    # (venue, market) -> pair templates such as "{token}USDT": pairs other venues and markets name
+    # the same way, valid for every token with a canonical listing (e.g. Binance USDT-M futures).
+    templates: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
     _by_symbol: dict[str, Token] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -77,17 +93,44 @@ class Universe:
     def symbols(self) -> list[str]:
         return [t.symbol for t in self.tokens]
 
-    def pairs(self, exchange: str = "binance") -> dict[str, Token]:
-        """Every pair the token ever had on ``exchange`` -> its token (for mapping raw rows)."""
-        return {
+    def pairs(self, exchange: str = "binance", market: str = "spot") -> dict[str, Token]:
+        """Every pair known on ``exchange``/``market`` -> its token: the dated listings there,
+        and the market's pair templates applied to every token listed anywhere."""
+        known = {
             listing.pair: token
             for token in self.tokens
             for listing in token.listings
-            if listing.exchange == exchange
+            if listing.exchange == exchange and listing.market == market
+        }
+        for template in self.templates.get((exchange, market), ()):
+            for token in self.tokens:
+                if token.listings:
+                    known.setdefault(template.format(token=token.symbol), token)
+        return known
+
+    def venue_markets(self) -> list[tuple[str, str]]:
+        """Every (venue, market) the universe knows pairs for."""
+        found = {(lst.exchange, lst.market) for t in self.tokens for lst in t.listings}
+        return sorted(found | set(self.templates))
+
+    def series_tokens(self) -> dict[str, str]:
+        """``venue/market/pair`` -> token for every known series (for mapping raw rows)."""
+        return {
+            series_key(venue, market, pair): token.symbol
+            for venue, market in self.venue_markets()
+            for pair, token in self.pairs(venue, market).items()
+        }
+
+    def canonical_series(self) -> dict[str, str]:
+        """``venue/market/pair`` -> token for the series silver and gold are computed from."""
+        return {
+            series_key(*token.canonical, pair): token.symbol
+            for token in self.tokens
+            for pair in token.canonical_pairs()
         }
 
     def active_pairs(self, start: datetime, end: datetime, exchange: str = "binance") -> dict[str, Token]:
-        """Pairs trading at some point in ``[start, end)`` -> token."""
+        """Spot pairs trading at some point in ``[start, end)`` -> token."""
         active: dict[str, Token] = {}
         for token in self.tokens:
             pair = token.pair_on(exchange, start, end)
@@ -116,7 +159,23 @@ class Universe:
         return reasons
 
 
+def series_key(venue: str, market: str, pair: str) -> str:
+    """One series of klines: a pair on a venue's market, e.g. ``binance/usdm_futures/BTCUSDT``."""
+    return f"{venue}/{market}/{pair}"
+
+
+def _market(value: str, where: str) -> str:
+    if value not in MARKETS:
+        raise UniverseError(f"{where}: unknown market {value!r}; one of {MARKETS}")
+    return value
+
+
 def _parse(raw: dict) -> Universe:
+    canonical = raw.get("canonical") or {}
+    default = (
+        canonical.get("venue", CANONICAL[0]),
+        _market(canonical.get("market", CANONICAL[1]), "canonical"),
+    )
     tokens: list[Token] = []
     for entry in raw["tokens"]:
         category = entry["category"]
@@ -129,6 +188,7 @@ def _parse(raw: dict) -> Universe:
                 start=_parse_utc(item["start"]),
                 end=_parse_utc(item["end"]) if item.get("end") else None,
                 source=item.get("source", ""),
+                market=_market(item.get("market", "spot"), f"{entry['symbol']} listing {item['pair']}"),
             )
             for item in entry.get("listings", [])
         )
@@ -143,12 +203,24 @@ def _parse(raw: dict) -> Universe:
                 coingecko_id=entry["coingecko_id"],
                 listings=listings,
                 note=entry.get("note", ""),
+                canonical=(
+                    entry["canonical"].get("venue", default[0]),
+                    _market(entry["canonical"].get("market", default[1]), entry["symbol"]),
+                )
+                if entry.get("canonical")
+                else default,
             )
         )
     symbols = [t.symbol for t in tokens]
     if len(set(symbols)) != len(symbols):
         raise UniverseError("duplicate token symbols in the universe file")
-    return Universe(quote_asset=raw.get("quote_asset", "USDT"), tokens=tuple(tokens))
+    templates = {
+        (item["venue"], _market(item.get("market", "spot"), f"markets: {item['venue']}")): tuple(
+            item["pairs"]
+        )
+        for item in raw.get("markets", [])
+    }
+    return Universe(quote_asset=raw.get("quote_asset", "USDT"), tokens=tuple(tokens), templates=templates)
 
 
 def load_universe(path: str | Path | None = None) -> Universe:

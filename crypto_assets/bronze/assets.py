@@ -1,21 +1,64 @@
 """Bronze layer: typed, UTC, deduplicated klines on a complete grid, gaps flagged, in the lake."""
 
 from collections.abc import Iterator
+from datetime import datetime
 
 from dagster import AssetCheckResult, AssetExecutionContext, Config, MetadataValue, Output
 from pydantic import Field
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from crypto_assets.bronze.transforms import BRONZE_KEY, clean_klines
-from crypto_assets.checks import quality_check_specs
+from crypto_assets.bronze.transforms import BRONZE_KEY, clean_klines, listing_frame, outside_listings
+from crypto_assets.checks import quality_check_specs, validator_specs
 from crypto_assets.ingestion.binance import INTERVAL_MS
 from crypto_assets.partitions import daily_asset, window_input
 from crypto_assets.pipeline_config import GAP_POLICIES, load_pipeline_config
 from crypto_assets.publishing import publish
-from crypto_assets.universe import load_universe
+from crypto_assets.silver.validators import Validation, Validator
+from crypto_assets.universe import load_universe, series_key
 
 _CONFIG = load_pipeline_config()
+BARS_WITHIN_LISTING = "bars_within_listing"
+# The token is part of the checked key: a row whose pair the universe does not map (a null
+# token) is a null key, and blocks the partition before it is published.
+CHECKED_KEY = ("token", *BRONZE_KEY)
+
+
+def _listings() -> list[tuple[str, datetime, datetime | None]]:
+    return [
+        (series_key(listing.exchange, listing.market, listing.pair), listing.start, listing.end)
+        for token in load_universe().tokens
+        for listing in token.listings
+    ]
+
+
+def bars_within_listing(shown: int = 20) -> Validator:
+    """Real bars outside the universe's listing dates: kept, and named (the universe is wrong)."""
+
+    def run(frame: DataFrame) -> Validation:
+        outside = outside_listings(frame, listing_frame(frame.sparkSession, _listings()))
+        found = outside.count()
+        rows = [
+            {
+                "series": r["_series"],
+                "interval": r["interval"],
+                "open_time": str(r["open_time"]),
+                "source": r["source"],
+            }
+            for r in outside.orderBy("_series", "interval", "open_time").limit(shown).collect()
+        ]
+        return Validation(passed=found == 0, details={"bars_outside_listing": found, "bars": rows})
+
+    return Validator(
+        BARS_WITHIN_LISTING,
+        "Every real bar of a series with dated listings (config/universe.yaml) falls inside one:"
+        " a bar outside is kept and named here (warning), since the exchange's data wins.",
+        False,
+        run,
+    )
+
+
+VALIDATORS = [bars_within_listing()]
 
 
 class BronzeConfig(Config):
@@ -29,16 +72,21 @@ class BronzeConfig(Config):
     time_column="open_time",
     # carry_forward fills a gap at 00:00 from the previous day's last close.
     ins={"raw_klines": window_input("raw_klines", days_before=1)},
-    check_specs=quality_check_specs("bronze_klines", keys="(token, interval, open_time)"),
+    check_specs=[
+        *quality_check_specs("bronze_klines", keys="(token, venue, market, symbol, interval, open_time)"),
+        *validator_specs("bronze_klines", VALIDATORS),
+    ],
 )
 def bronze_klines(
     context: AssetExecutionContext, config: BronzeConfig, raw_klines: DataFrame
 ) -> Iterator[Output | AssetCheckResult]:
-    """Klines, one row per (token, interval, open_time): DECIMAL(38,18) prices and volumes (PEPE's
-    1e-8 ticks and 1e13 volumes exact), UTC timestamps, the canonical token and its category,
-    source and ingestion time kept. Dedup: the latest ingestion wins. Every slot of a series'
-    day inside the token's listing is present: a bar the exchange did not deliver (an outage) is
-    a row with ``is_gap = true``, left null or carried forward (``bronze.gap_policy``).
+    """Klines, one row per series and slot (venue, market, pair, interval, open_time): every
+    venue and market kept apart, DECIMAL(38,18) prices and volumes (PEPE's 1e-8 ticks and 1e13
+    volumes exact), UTC timestamps, the token and its category, source and ingestion time kept.
+    Dedup: the latest ingestion of a slot wins, whichever source. Every slot between a series'
+    real first and last bars is present: a bar the exchange did not deliver (an outage) is a row
+    with ``is_gap = true``, left null or carried forward (``bronze.gap_policy``). A day that fails
+    a blocking check is not published: the previous version of the day stays.
     """
     if config.gap_policy not in GAP_POLICIES:
         raise ValueError(f"gap_policy {config.gap_policy!r} is not one of {GAP_POLICIES}")
@@ -46,13 +94,9 @@ def bronze_klines(
     window = context.partition_time_window
     cleaned = clean_klines(
         raw_klines,
-        pair_tokens={pair: token.symbol for pair, token in universe.pairs().items()},
+        series_tokens=universe.series_tokens(),
         token_categories={t.symbol: t.category for t in universe.tokens},
-        listings=[
-            (token.symbol, listing.start, listing.end)
-            for token in universe.tokens
-            for listing in token.listings
-        ],
+        listings=_listings(),
         start=window.start,
         end=window.end,
         intervals=tuple(INTERVAL_MS),
@@ -64,8 +108,9 @@ def bronze_klines(
         context,
         cleaned,
         time_column="open_time",
-        keys=BRONZE_KEY,
+        keys=CHECKED_KEY,
         observed=~F.col("is_gap"),
+        validators=VALIDATORS,
         extra_aggregates={"gap_rows": gaps},
         extra_metadata={"gap_policy": MetadataValue.text(config.gap_policy)},
     )

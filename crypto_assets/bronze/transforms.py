@@ -5,29 +5,37 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from crypto_assets.pipeline_config import DAY_SECONDS, parse_duration
+from crypto_assets.raw.schema import with_provenance
 
 # 38 digits with 18 decimals: PEPE's 1e-8 ticks and 1e13 volumes both fit with no rounding.
 AMOUNT = T.DecimalType(38, 18)
 PRICES = ("open", "high", "low", "close")
 VOLUMES = ("volume", "quote_volume", "taker_buy_base_volume", "taker_buy_quote_volume")
-BRONZE_KEY = ("token", "interval", "open_time")
+# One row per series (a pair on a venue's market) and slot; the token is a function of the series.
+BRONZE_KEY = ("venue", "market", "symbol", "interval", "open_time")
+SERIES = ("venue", "market", "symbol", "token", "interval")
 BRONZE_COLUMNS = (
-    "token", "category", "symbol", "interval", "open_time", "open", "high", "low", "close", "volume",
+    "token", "category", "venue", "market", "symbol", "interval", "open_time", "open", "high", "low", "close", "volume",
     "quote_volume", "trade_count", "taker_buy_base_volume", "taker_buy_quote_volume", "is_gap",
     "source", "ingested_at",
 )  # fmt: skip
 LISTING_SCHEMA = T.StructType(
     [
-        T.StructField("token", T.StringType(), False),
+        T.StructField("_series", T.StringType(), False),
         T.StructField("listed_from", T.TimestampType(), False),
         T.StructField("listed_until", T.TimestampType(), True),
     ]
 )
+
+
+def series_column() -> Column:
+    """``venue/market/pair``, as :func:`crypto_assets.universe.series_key` spells it."""
+    return F.concat_ws("/", "venue", "market", "symbol")
 
 
 def lookup(mapping: Mapping[str, str], key: Column) -> Column:
@@ -42,10 +50,14 @@ def interval_seconds(interval: Column, intervals: Sequence[str]) -> Column:
     return lookup({i: str(parse_duration(i)) for i in intervals}, interval).cast("long")
 
 
-def typed_klines(raw: DataFrame, pair_tokens: Mapping[str, str]) -> DataFrame:
-    """Raw decimal strings and epoch milliseconds as DECIMAL(38,18) and UTC timestamps."""
+def typed_klines(raw: DataFrame, series_tokens: Mapping[str, str]) -> DataFrame:
+    """Raw decimal strings and epoch milliseconds as DECIMAL(38,18) and UTC timestamps; the token
+    of each series (``venue/market/pair``, see ``Universe.series_tokens``)."""
+    raw = with_provenance(raw)
     return raw.select(
-        lookup(pair_tokens, F.col("symbol")).alias("token"),
+        lookup(series_tokens, series_column()).alias("token"),
+        F.col("venue"),
+        F.col("market"),
         F.col("symbol"),
         F.col("interval"),
         F.timestamp_millis(F.col("open_time")).alias("open_time"),
@@ -57,41 +69,86 @@ def typed_klines(raw: DataFrame, pair_tokens: Mapping[str, str]) -> DataFrame:
 
 
 def latest_ingestion(typed: DataFrame) -> DataFrame:
-    """Dedup rule: for one (token, interval, open_time), the most recently ingested row wins (a
-    re-fetch corrects a row, it never adds one). Rows of unknown pairs keep a null token, which
-    the blocking ``no_null_keys`` check reports instead of dropping them silently."""
-    latest_first = Window.partitionBy("token", "symbol", "interval", "open_time").orderBy(
-        F.col("ingested_at").desc(), F.col("source")
-    )
+    """Dedup rule: for one slot of one series (venue, market, pair, interval, open_time), the most
+    recently ingested row wins, whichever source it came from (a re-fetch or a newer file corrects
+    a row, it never adds one). Rows of unknown pairs keep a null token, which the blocking
+    ``no_null_keys`` check reports (before anything is published) instead of dropping them."""
+    latest_first = Window.partitionBy(*BRONZE_KEY).orderBy(F.col("ingested_at").desc(), F.col("source"))
     return typed.withColumn("_rank", F.row_number().over(latest_first)).where("_rank = 1").drop("_rank")
 
 
-def expected_grid(observed: DataFrame, listings: DataFrame, intervals: Sequence[str]) -> DataFrame:
-    """Every interval start a series should have: for each (token, interval, UTC day) with at
-    least one bar, the day's slots inside the token's listings. A series absent for a whole day
-    gets no grid (it is reported by the ``token_coverage`` check, not filled)."""
+def expected_grid(
+    observed: DataFrame, listings: DataFrame, intervals: Sequence[str], start: datetime
+) -> DataFrame:
+    """Every interval start a series should have, between its real first and last bars.
+
+    For each (series, UTC day from ``start``) with at least one bar: the day's slots from the day's
+    start if the series had a bar the day before (``observed`` includes that day), else from its
+    first bar (a listing, or the first day the data has); up to the day's end, or, when the series
+    is no longer listed at the day's end, up to the later of its listing's end and the last real bar. A series absent
+    for a whole day gets no grid (reported by ``token_coverage``, not filled). The universe's start
+    dates never create gap rows: the data says when a series begins.
+    """
     step = interval_seconds(F.col("interval"), intervals)
-    days = (
+    day = F.date_trunc("day", "open_time")
+    per_day = (
         observed.where(F.col("token").isNotNull())
-        .groupBy("token", "interval", F.date_trunc("day", "open_time").alias("day"))
-        .agg(F.min("symbol").alias("symbol"))
+        .groupBy(*SERIES, day.alias("day"))
+        .agg(F.min("open_time").alias("_first"), F.max("open_time").alias("_last"))
     )
-    start = F.unix_timestamp("day")
-    slots = days.select(
-        "token",
-        "interval",
-        "symbol",
-        F.explode(F.sequence(start, start + F.lit(DAY_SECONDS) - step, step)).alias("_slot"),
-    ).withColumn("open_time", F.timestamp_seconds("_slot"))
-    listed = (F.col("open_time") >= F.col("listed_from")) & (
-        F.col("listed_until").isNull() | (F.col("open_time") < F.col("listed_until"))
+    previous = per_day.select(*SERIES, (F.col("day") + F.expr("INTERVAL 1 DAY")).alias("day")).withColumn(
+        "_had_previous", F.lit(True)
     )
-    return (
-        slots.join(F.broadcast(listings), on="token", how="inner")
-        .where(listed)
-        .select("token", "interval", "symbol", "open_time")
-        .distinct()
+    days = (
+        per_day.where(F.col("day") >= F.lit(start))
+        .join(previous, on=[*SERIES, "day"], how="left")
+        .withColumn("_series", series_column())
     )
+    # Where the series is no longer listed at the day's end (a delisting that day, or earlier if
+    # the universe is wrong), the grid stops at the later of the listing's end and the last real
+    # bar: bars after it are kept (and named by the bars_within_listing check), never padded.
+    # Series without dated listings (other venues' templated pairs) run to the day's end.
+    day_start = F.unix_timestamp("day")
+    day_end = day_start + F.lit(DAY_SECONDS)
+    dated = listings.select(
+        F.col("_series").alias("_listed_series"),
+        F.unix_timestamp("listed_from").alias("_from"),
+        F.unix_timestamp("listed_until").alias("_until"),
+    )
+    status = (
+        days.join(F.broadcast(dated), on=F.col("_series") == F.col("_listed_series"), how="left")
+        .groupBy(*SERIES, "day", "_first", "_last", "_had_previous")
+        .agg(
+            F.count("_listed_series").alias("_listings"),
+            F.max(
+                (F.col("_from") < day_end) & (F.col("_until").isNull() | (F.col("_until") >= day_end))
+            ).alias("_listed_at_end"),
+            F.max(F.when(F.col("_until").between(day_start, day_end), F.col("_until"))).alias("_end"),
+        )
+    )
+    lo = F.when(F.col("_had_previous"), day_start).otherwise(F.unix_timestamp("_first"))
+    delisted = (F.col("_listings") > 0) & ~F.coalesce(F.col("_listed_at_end"), F.lit(False))
+    hi = F.when(delisted, F.greatest(F.unix_timestamp("_last") + step, F.col("_end"))).otherwise(day_end)
+    bounds = status.select(*SERIES, lo.alias("_lo"), hi.alias("_hi"))
+    slots = bounds.where(F.col("_hi") > F.col("_lo")).select(
+        *SERIES, F.explode(F.sequence("_lo", F.col("_hi") - step, step)).alias("_slot")
+    )
+    return slots.withColumn("open_time", F.timestamp_seconds("_slot")).select(*SERIES, "open_time")
+
+
+def outside_listings(bars: DataFrame, listings: DataFrame) -> DataFrame:
+    """Observed bars of a series with dated listings that fall outside all of them."""
+    listed = bars.where(~F.col("is_gap")).withColumn("_series", series_column())
+    dated = listings.select("_series").distinct()
+    inside = (
+        listed.join(F.broadcast(listings), on="_series")
+        .where(
+            (F.col("open_time") >= F.col("listed_from"))
+            & (F.col("listed_until").isNull() | (F.col("open_time") < F.col("listed_until")))
+        )
+        .select(*BRONZE_KEY)
+    )
+    return listed.join(F.broadcast(dated), on="_series").join(inside, on=list(BRONZE_KEY), how="left_anti")
 
 
 def fill_gaps(bars: DataFrame, gap_policy: str, max_carry_seconds: int) -> DataFrame:
@@ -100,7 +157,7 @@ def fill_gaps(bars: DataFrame, gap_policy: str, max_carry_seconds: int) -> DataF
     if gap_policy != "carry_forward":
         return bars
     previous = (
-        Window.partitionBy("token", "interval")
+        Window.partitionBy(*SERIES)
         .orderBy(F.unix_timestamp("open_time"))
         .rangeBetween(-max_carry_seconds, -1)
     )
@@ -119,9 +176,22 @@ def fill_gaps(bars: DataFrame, gap_policy: str, max_carry_seconds: int) -> DataF
     )  # fmt: skip
 
 
+def listing_frame(
+    spark: SparkSession, listings: Sequence[tuple[str, datetime, datetime | None]]
+) -> DataFrame:
+    """(``venue/market/pair``, from, until) rows, naive UTC, for joins."""
+    return spark.createDataFrame(
+        [
+            (series, since.replace(tzinfo=None), until.replace(tzinfo=None) if until else None)
+            for series, since, until in listings
+        ],
+        LISTING_SCHEMA,
+    )
+
+
 def clean_klines(
     raw: DataFrame,
-    pair_tokens: Mapping[str, str],
+    series_tokens: Mapping[str, str],
     token_categories: Mapping[str, str],
     listings: Sequence[tuple[str, datetime, datetime | None]],
     start: datetime,
@@ -130,32 +200,28 @@ def clean_klines(
     gap_policy: str = "leave_missing",
     max_carry_seconds: int = DAY_SECONDS,
 ) -> DataFrame:
-    """Bronze rows for bars opening in ``[start, end)``: one per (token, interval, open_time).
+    """Bronze rows for bars opening in ``[start, end)``: one per (venue, market, pair, interval,
+    open_time).
 
-    ``raw`` may hold the previous day too (look-back for ``carry_forward``). Observed bars keep
+    ``raw`` should hold the previous day too: it tells whether a series was already trading
+    (see :func:`expected_grid`) and gives ``carry_forward`` its look-back. Observed bars keep
     their source and ingestion time; every slot of the grid the exchange did not deliver is a
     row with ``is_gap = true`` (null prices, or carried forward: see :func:`fill_gaps`).
+    ``listings`` are (``venue/market/pair``, from, until).
     """
-    lookback_start = start - timedelta(seconds=max_carry_seconds if gap_policy == "carry_forward" else 0)
+    lookback = max(DAY_SECONDS, max_carry_seconds if gap_policy == "carry_forward" else 0)
     observed = latest_ingestion(
-        typed_klines(raw, pair_tokens).where(
-            (F.col("open_time") >= F.lit(lookback_start)) & (F.col("open_time") < F.lit(end))
+        typed_klines(raw, series_tokens).where(
+            (F.col("open_time") >= F.lit(start - timedelta(seconds=lookback)))
+            & (F.col("open_time") < F.lit(end))
         )
     ).withColumn("is_gap", F.lit(False))
-    spark = raw.sparkSession
-    listing_frame = spark.createDataFrame(
-        [
-            (token, since.replace(tzinfo=None), until.replace(tzinfo=None) if until else None)
-            for token, since, until in listings
-        ],
-        LISTING_SCHEMA,
-    )
-    in_window = observed.where(F.col("open_time") >= F.lit(start))
-    missing = expected_grid(in_window, listing_frame, intervals).join(
+    listed = listing_frame(raw.sparkSession, listings)
+    missing = expected_grid(observed, listed, intervals, start).join(
         observed.select(*BRONZE_KEY), on=list(BRONZE_KEY), how="left_anti"
     )
     gaps = missing.select(
-        "token", "symbol", "interval", "open_time",
+        "token", "venue", "market", "symbol", "interval", "open_time",
         *[F.lit(None).cast(AMOUNT).alias(c) for c in (*PRICES, *VOLUMES)],
         F.lit(None).cast("long").alias("trade_count"),
         F.lit(None).cast("string").alias("source"),

@@ -14,8 +14,8 @@ from crypto_assets.partitions import daily_asset
 from crypto_assets.pipeline_config import load_pipeline_config
 from crypto_assets.publishing import publish
 from crypto_assets.raw.fetch import EXCHANGE_SOURCES, PairReport, fetch_klines, fetch_plan
-from crypto_assets.raw.merge import merge_raw
-from crypto_assets.raw.schema import RAW_KLINES_SCHEMA
+from crypto_assets.raw.merge import exchange_rows, merge_raw
+from crypto_assets.raw.schema import RAW_KEY, RAW_KLINES_SCHEMA
 from crypto_assets.universe import load_universe
 from resources.exchange import BinanceResource
 from resources.parquet_io import LakeResource
@@ -42,7 +42,9 @@ class RawKlinesConfig(Config):
 @daily_asset(
     "raw",
     time_column="open_time",
-    check_specs=quality_check_specs("raw_klines", ohlc=False, keys="(symbol, interval, open_time)"),
+    check_specs=quality_check_specs(
+        "raw_klines", ohlc=False, keys="(venue, market, symbol, interval, open_time, source)"
+    ),
 )
 def raw_klines(
     context: AssetExecutionContext,
@@ -105,15 +107,16 @@ def raw_klines(
     raw = merge_raw(
         previous,
         raw,
-        replaced_sources=EXCHANGE_SOURCES,
-        replaced_intervals={i: int(t.timestamp() * 1000) for i, t in starts.items()},
+        exchange_rows(
+            EXCHANGE_SOURCES, {i: int(t.timestamp() * 1000) for i, t in starts.items()}, "binance", "spot"
+        ),
     )
     sources = sorted({r.source for r in reports if r.rows})
     yield from publish(
         context,
         raw,
         time_column="open_time",
-        keys=("symbol", "interval", "open_time"),
+        keys=RAW_KEY,
         token_column="symbol",
         ohlc=False,
         extra_metadata={

@@ -1,22 +1,34 @@
-"""Kline files a user already has, parsed into the raw schema: nothing invented, nothing lost.
+"""Kline files a user already has, validated whole, then added to raw: nothing invented, nothing lost.
 
 Two layouts are recognised:
-- Binance's archive CSVs (12 columns, with or without a header, ms or µs timestamps);
+- Binance's archive CSVs (12 columns, with or without a header, ms or µs timestamps), also in the
+  archive's own folders (``data/spot/...``, ``data/futures/um/...``, ``data/futures/cm/...``,
+  which name the market);
 - generic OHLCV CSV or Parquet files with a time column (``date``, ``timestamp``, ``open_time``,
   ``time`` or ``datetime``: ISO text in UTC, or epoch ms/µs) and ``open, high, low, close, volume``,
   plus ``ticker`` / ``symbol`` if the file has several pairs.
 
-Fields a file lacks (quote volume, trade count, taker volumes) stay null. The pair comes from a
-symbol column, the file name (``BTCUSDT-1h-2023-01.csv``, ``PEPEUSDT_1h.csv.gz``) or ``--symbol``;
-the interval from the file name or the spacing of the rows.
+The pair comes from a symbol column, the file name (``BTCUSDT-1h-2023-01.csv``,
+``PEPEUSDT_1h.csv.gz``, ``BTCUSDC_1m_20230301_20230321.csv``) or ``--symbol``; the interval from
+the file name or the spacing of the rows; the venue and market from ``--venue``/``--market`` or the
+archive folder (Binance spot by default). Every row is checked before anything lands (a known pair
+of that venue and market, numbers, OHLC, the interval's grid, no duplicates); a failure names the
+file, the line and the field.
+
+Landing is additive: a file's rows are stored beside rows of other sources (raw keeps one row per
+source and slot; bronze picks the latest ingestion), and an import replaces only the rows *the same
+file* delivered before for the same venue, market, pair and interval inside the range it covers.
 """
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,21 +36,85 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from crypto_assets.ingestion.binance import INTERVAL_MS
-from crypto_assets.ingestion.binance_archive import archive_frame
-from crypto_assets.raw.schema import RAW_KLINES_SCHEMA, frame_to_raw
+from crypto_assets.raw.merge import Coverage
+from crypto_assets.raw.schema import RAW_KLINES_SCHEMA, with_provenance
+from crypto_assets.universe import MARKETS, Universe, load_universe
 
 if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
     from resources.settings import Settings
 
 TIME_COLUMNS = ("open_time", "date", "timestamp", "time", "datetime")
 SYMBOL_COLUMNS = ("symbol", "ticker", "pair")
 OHLCV = ("open", "high", "low", "close", "volume")
-_NAME = re.compile(r"^(?P<symbol>[A-Z0-9]{2,20})[-_](?P<interval>\d+[mhdw])\b")
+ARCHIVE_COLUMNS = (
+    "open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume", "trade_count",
+    "taker_buy_base_volume", "taker_buy_quote_volume", "ignore",
+)  # fmt: skip
+OPTIONAL_NUMBERS = ("quote_volume", "taker_buy_base_volume", "taker_buy_quote_volume")
+# <PAIR>-<interval>-<date>.csv (the archive), <PAIR>_<interval>[_anything].csv; coin-M pairs carry
+# a suffix (BTCUSD_PERP, BTCUSD_240329).
+_NAME = re.compile(r"^(?P<symbol>[A-Z0-9]{2,20}(?:_PERP|_\d{6})?)[-_](?P<interval>\d+[mhdw])(?=[-_.]|$)")
+_FOLDER_MARKETS = {("futures", "um"): "usdm_futures", ("futures", "cm"): "coinm_futures"}
 SUFFIXES = (".csv", ".csv.gz", ".parquet")
+MAX_PROBLEMS = 10
+MICROSECONDS = 10**14  # archive timestamps from 2025 are µs; ms values stay below this
 
 
 class ImportError_(ValueError):
-    """A file that cannot be imported, with the reason."""
+    """A file that cannot be imported, with the reason (file, line, field)."""
+
+
+@dataclass(frozen=True)
+class ParsedFile:
+    """One file, validated, as raw-schema rows."""
+
+    path: Path
+    venue: str
+    market: str
+    rows: pd.DataFrame
+
+    @property
+    def source(self) -> str:
+        return f"file:{self.path.name}"
+
+    def coverages(self) -> list[Coverage]:
+        return [
+            Coverage(self.source, self.venue, self.market, symbol, interval, int(g.min()), int(g.max()))
+            for (symbol, interval), g in self.rows.groupby(["symbol", "interval"], sort=True)["open_time"]
+        ]
+
+
+@dataclass
+class Problems:
+    """Everything wrong with one file, reported together (first ``MAX_PROBLEMS``)."""
+
+    path: Path
+    found: list[tuple[int, str]] = field(default_factory=list)
+    total: int = 0
+
+    def add(self, where: str, message: str) -> None:
+        self.total += 1
+        if len(self.found) < MAX_PROBLEMS:
+            number = re.search(r"\d+", where)
+            self.found.append((int(number.group()) if number else 0, f"{self.path}:{where}: {message}"))
+
+    def add_rows(self, lines: pd.Series, message: Callable[[int], str]) -> None:
+        for position, line in enumerate(lines.tolist()):
+            if position >= MAX_PROBLEMS:
+                self.total += len(lines) - position
+                break
+            self.add(f"line {line}", message(position))
+
+    def raise_if_any(self) -> None:
+        if self.total:
+            more = f"\n  ... and {self.total - len(self.found)} more" if self.total > len(self.found) else ""
+            raise ImportError_(
+                f"{self.path}: {self.total} problem(s), nothing imported:\n  "
+                + "\n  ".join(text for _, text in sorted(self.found))
+                + more
+            )
 
 
 def find_files(path: Path) -> list[Path]:
@@ -49,129 +125,416 @@ def find_files(path: Path) -> list[Path]:
     raise ImportError_(f"{path}: no such file or directory")
 
 
-def _from_name(path: Path) -> tuple[str | None, str | None]:
+def name_parts(path: Path) -> tuple[str | None, str | None]:
+    """(pair, interval) from the file name, when it follows one of the known patterns."""
     match = _NAME.match(path.name)
     return (match["symbol"], match["interval"]) if match else (None, None)
 
 
-def _to_ms(values: pd.Series) -> pd.Series:
-    if pd.api.types.is_numeric_dtype(values) or values.astype(str).str.fullmatch(r"\d+").all():
-        numbers = values.astype("int64")
-        return numbers.where(numbers < 10**14, numbers // 1000)  # µs (archives from 2025) -> ms
-    parsed = pd.to_datetime(values, utc=True)
-    return (parsed.astype("int64") // 1_000_000).astype("int64")
+def folder_market(path: Path) -> str | None:
+    """The market named by the archive's folder layout (``.../spot/...``, ``.../futures/um/...``)."""
+    parts = [p.lower() for p in path.parts[:-1]]
+    for index, part in enumerate(parts):
+        if part == "futures" and index + 1 < len(parts):
+            found = _FOLDER_MARKETS.get(("futures", parts[index + 1]))
+            if found:
+                return found
+        if part == "spot":
+            return "spot"
+    return None
 
 
-def _interval(open_ms: pd.Series, named: str | None) -> str:
+def resolve_market(path: Path, market: str | None) -> str:
+    from_folder = folder_market(path)
+    if market and from_folder and market != from_folder:
+        raise ImportError_(f"{path}: --market {market} but the archive folder says {from_folder}")
+    resolved = market or from_folder or "spot"
+    if resolved not in MARKETS:
+        raise ImportError_(f"{path}: unknown market {resolved!r}; one of {MARKETS}")
+    return resolved
+
+
+def _lines(path: Path) -> list[list[str]]:
+    if path.name.endswith(".gz"):
+        with gzip.open(path, "rt", encoding="utf-8", newline="") as handle:
+            text = handle.read()
+    else:
+        text = path.read_text(encoding="utf-8")
+    if not text.strip():
+        raise ImportError_(f"{path}: the file is empty")
+    return list(csv.reader(io.StringIO(text)))
+
+
+def _table(path: Path) -> tuple[pd.DataFrame, Problems]:
+    """The file as text columns with a ``_line`` column (the line in the file, 1-based)."""
+    problems = Problems(path)
+    if path.name.endswith(".parquet"):
+        frame = pd.read_parquet(path)
+        if frame.empty:
+            raise ImportError_(f"{path}: no rows")
+        frame.columns = [str(c).strip().lower() for c in frame.columns]
+        frame = frame.astype(object).where(frame.notna(), None)
+        frame["_line"] = range(1, len(frame) + 1)  # Parquet has rows, not lines: row numbers
+        return frame, problems
+    rows = _lines(path)
+    first = [cell.strip() for cell in rows[0]]
+    archive = len(first) >= 11 and (first[0].isdigit() or first[0].lower() == "open_time")
+    header = not first[0].isdigit()
+    if archive:
+        columns = list(ARCHIVE_COLUMNS[: max(len(first), 11)])
+    else:
+        columns = [c.lower() for c in first]
+    body = rows[1:] if header else rows
+    start = 2 if header else 1
+    if not body or all(not any(cell.strip() for cell in row) for row in body):
+        raise ImportError_(f"{path}: only a header, no rows")
+    kept: list[list[str]] = []
+    lines: list[int] = []
+    for offset, row in enumerate(body):
+        line = start + offset
+        if not any(cell.strip() for cell in row):
+            continue  # a blank line (e.g. at the end)
+        if len(row) < len(columns):
+            problems.add(
+                f"line {line}",
+                f"{len(row)} of {len(columns)} fields (truncated row?); missing {', '.join(columns[len(row) :])}",
+            )
+            continue
+        kept.append([cell.strip() for cell in row[: len(columns)]])
+        lines.append(line)
+    frame = pd.DataFrame(kept, columns=columns, dtype=object)
+    frame["_line"] = lines
+    return frame, problems
+
+
+def _epoch_ms(values: pd.Series, problems: Problems, lines: pd.Series, column: str) -> pd.Series:
+    text = values.astype(str).str.strip()
+    digits = text.str.fullmatch(r"\d+")
+    if digits.all():
+        numbers = text.astype("int64")
+        return numbers.where(numbers < MICROSECONDS, numbers // 1000)
+    parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+    bad = parsed.isna()
+    if bad.any():
+        shown = text[bad].tolist()
+        problems.add_rows(
+            lines[bad], lambda i: f"field {column!r}: {shown[i]!r} is not a UTC time or epoch ms"
+        )
+    return (parsed.astype("int64") // 1_000_000).where(~bad, 0).astype("int64")
+
+
+def _interval(open_ms: pd.Series, named: str | None) -> str | None:
     if named in INTERVAL_MS:
         return named
     steps = open_ms.sort_values().diff().dropna()
-    step = int(steps.mode().iloc[0]) if len(steps) else 60_000
-    for name, ms in INTERVAL_MS.items():
-        if ms == step:
-            return name
-    raise ImportError_(
-        f"cannot infer the interval from a row spacing of {step} ms; name the file <PAIR>-<interval>-..."
-    )
+    step = int(steps.mode().iloc[0]) if len(steps) else None
+    return next((name for name, ms in INTERVAL_MS.items() if ms == step), None)
 
 
-def read_file(path: Path, symbol: str | None = None) -> pd.DataFrame:
-    """One file as raw-schema rows (all pairs in it), ``source = file:<name>``."""
-    named_symbol, named_interval = _from_name(path)
-    source = f"file:{path.name}"
-    ingested_at = datetime.now(UTC)
-    if path.name.endswith(".parquet"):
-        frame = pd.read_parquet(path)
-    else:
-        text_head = pd.read_csv(path, nrows=1, header=None, dtype=str)
-        first = str(text_head.iloc[0, 0]).strip()
-        if (first.isdigit() or first == "open_time") and text_head.shape[1] >= 11:
-            # Binance archive layout: parse exactly as the archive client does.
-            pair = symbol or named_symbol
-            if not pair:
-                raise ImportError_(
-                    f"{path}: archive files carry no symbol; name it <PAIR>-<interval>-... or pass --symbol"
-                )
-            opener = gzip.open if path.name.endswith(".gz") else open
-            with opener(path, "rt") as handle:
-                klines = archive_frame(handle.read())
-            interval = _interval(klines["open_time"], named_interval)
-            return frame_to_raw(pair, interval, klines, source, ingested_at)
-        frame = pd.read_csv(path, dtype=str)
-    frame.columns = [str(c).strip().lower() for c in frame.columns]
-    time_column = next((c for c in TIME_COLUMNS if c in frame.columns), None)
-    missing = [c for c in OHLCV if c not in frame.columns]
+def read_file(
+    path: Path,
+    symbol: str | None = None,
+    *,
+    venue: str = "binance",
+    market: str | None = None,
+    universe: Universe | None = None,
+) -> ParsedFile:
+    """One file, parsed and validated whole, as raw-schema rows (``source = file:<name>``).
+
+    Raises :class:`ImportError_` naming the file, the line and the field of every problem found
+    (the first ten): nothing of a bad file is ever returned.
+    """
+    universe = universe or load_universe()
+    market = resolve_market(path, market)
+    known = universe.pairs(venue, market)
+    if symbol is not None and symbol not in known:
+        raise ImportError_(_unknown_pair(symbol, venue, market, known))
+    named_symbol, named_interval = name_parts(path)
+    table, problems = _table(path)
+    lines = table["_line"]
+    time_column = next((c for c in TIME_COLUMNS if c in table.columns), None)
+    missing = [c for c in OHLCV if c not in table.columns]
     if time_column is None or missing:
         raise ImportError_(
-            f"{path}: needs a time column (one of {TIME_COLUMNS}) and {OHLCV}; missing {missing or [time_column]}"
+            f"{path}: needs a time column (one of {', '.join(TIME_COLUMNS)}) and {', '.join(OHLCV)};"
+            f" missing {', '.join(missing or ['a time column'])}"
         )
-    symbol_column = next((c for c in SYMBOL_COLUMNS if c in frame.columns), None)
-    if symbol_column is None and not (symbol or named_symbol):
-        raise ImportError_(f"{path}: no symbol column; name the file <PAIR>_<interval>... or pass --symbol")
-    out = pd.DataFrame(
-        {
-            "symbol": frame[symbol_column].astype(str) if symbol_column else (symbol or named_symbol),
-            "open_time": _to_ms(frame[time_column]),
-        }
-    )
-    for column in OHLCV:
+    symbol_column = next((c for c in SYMBOL_COLUMNS if c in table.columns), None)
+    if symbol_column is not None:
+        pairs = table[symbol_column].astype(str).str.strip().str.upper()
+        expected = symbol or named_symbol
+        if expected is not None:
+            other = pairs != expected
+            shown = pairs[other].tolist()
+            problems.add_rows(
+                lines[other],
+                lambda i: (
+                    f"field {symbol_column!r}: {shown[i]!r}, but "
+                    + ("--symbol" if symbol else "the file name")
+                    + f" says {expected}"
+                ),
+            )
+    elif symbol or named_symbol:
+        pairs = pd.Series(symbol or named_symbol, index=table.index)
+    else:
+        raise ImportError_(
+            f"{path}: no symbol column and the file name gives no pair; name it <PAIR>_<interval>[_...].csv"
+            " or <PAIR>-<interval>-<date>.csv, or pass --symbol"
+        )
+    unknown = ~pairs.isin(list(known))
+    for pair, found in lines[unknown].groupby(pairs[unknown], sort=True):
+        rows = f"line {found.iloc[0]}" + (f" (and {len(found) - 1} more)" if len(found) > 1 else "")
+        problems.add(rows, _unknown_pair(str(pair), venue, market, known, field=symbol_column))
+    open_ms = _epoch_ms(table[time_column], problems, lines, time_column)
+    out = pd.DataFrame({"venue": venue, "market": market, "symbol": pairs, "open_time": open_ms})
+    numbers: dict[str, pd.Series] = {}
+    for column in (*OHLCV, *(c for c in OPTIONAL_NUMBERS if c in table.columns)):
+        text = table[column].map(lambda v: None if v is None or pd.isna(v) else str(v).strip())
+        empty = text.isna() | (text == "")
+        value = pd.to_numeric(text.where(~empty), errors="coerce")
+        if column in OHLCV:
+            problems.add_rows(lines[empty], lambda _i, c=column: f"field {c!r} is empty")
+        bad = value.isna() & ~empty
+        shown = text[bad].tolist()
+        problems.add_rows(lines[bad], lambda i, c=column, s=shown: f"field {c!r}: {s[i]!r} is not a number")
+        negative = value < 0
+        problems.add_rows(lines[negative], lambda _i, c=column: f"field {c!r} is negative")
+        numbers[column] = value
         # Keep the file's own decimal text: bronze decides precision, raw never rounds.
-        out[column] = frame[column].map(
-            lambda v: None if pd.isna(v) else (v if isinstance(v, str) else repr(float(v)))
-        )
-    pieces = []
-    for _, group in out.groupby("symbol", sort=True):
-        interval = _interval(group["open_time"], named_interval)
-        group = group.copy()
-        group["close_time"] = group["open_time"] + INTERVAL_MS[interval] - 1
-        group["interval"] = interval
-        pieces.append(group)
-    result = pd.concat(pieces, ignore_index=True)
-    for column in ("quote_volume", "trade_count", "taker_buy_base_volume", "taker_buy_quote_volume"):
-        result[column] = None  # not in the file: null, never invented
-    result["trade_count"] = result["trade_count"].astype("Int64")
-    result["source"] = source
-    result["ingested_at"] = pd.Timestamp(ingested_at).tz_convert("UTC").tz_localize(None)
-    return result[[f.name for f in RAW_KLINES_SCHEMA.fields]]
+        out[column] = text.where(~empty, None)
+    o, h, lo, c = (numbers[k] for k in ("open", "high", "low", "close"))
+    inconsistent = (h < lo) | (h < o) | (h < c) | (lo > o) | (lo > c)
+    problems.add_rows(
+        lines[inconsistent],
+        lambda _i: "OHLC inconsistent (high below open/close/low, or low above open/close)",
+    )
+    if "trade_count" in table.columns:
+        counts = pd.to_numeric(table["trade_count"], errors="coerce")
+        bad = counts.isna() | (counts < 0) | (counts % 1 != 0)
+        problems.add_rows(lines[bad], lambda _i: "field 'trade_count' is not a whole number")
+        out["trade_count"] = counts.where(~bad).astype("Int64")
+    else:
+        out["trade_count"] = pd.array([None] * len(out), dtype="Int64")
+    for column in OPTIONAL_NUMBERS:
+        if column not in out.columns:
+            out[column] = None  # not in the file: null, never invented
+    intervals: dict[str, str] = {}
+    for pair, group in out.groupby("symbol", sort=True):
+        found = _interval(group["open_time"], named_interval)
+        if found is None:
+            problems.add(
+                "rows",
+                f"{pair}: cannot tell the interval from the row spacing; name the file <PAIR>-<interval>-...",
+            )
+        else:
+            intervals[str(pair)] = found
+    if len(intervals) < out["symbol"].nunique():
+        problems.raise_if_any()  # without an interval there is no grid to check against
+    out["interval"] = out["symbol"].map(intervals)
+    step = out["interval"].map(INTERVAL_MS).astype("int64")
+    off_grid = (out["open_time"] % step) != 0
+    shown_ms = out["open_time"][off_grid].tolist()
+    shown_interval = out["interval"][off_grid].tolist()
+    problems.add_rows(
+        lines[off_grid],
+        lambda i: f"field {time_column!r}: {_iso(shown_ms[i])} is not on the {shown_interval[i]} grid",
+    )
+    duplicated = out.duplicated(["symbol", "open_time"], keep=False)
+    if duplicated.any():
+        for (pair, opened), group in lines[duplicated].groupby(
+            [out["symbol"][duplicated], out["open_time"][duplicated]]
+        ):
+            problems.add(
+                f"lines {', '.join(map(str, group.tolist()))}",
+                f"{pair} {_iso(int(opened))} appears {len(group)} times",
+            )
+    problems.raise_if_any()
+    out["close_time"] = out["open_time"] + step - 1
+    out["source"] = f"file:{path.name}"
+    out["ingested_at"] = pd.Timestamp(datetime.now(UTC)).tz_convert("UTC").tz_localize(None)
+    return ParsedFile(
+        path, venue, market, out[[f.name for f in RAW_KLINES_SCHEMA.fields]].reset_index(drop=True)
+    )
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _unknown_pair(pair: str, venue: str, market: str, known: dict, field: str | None = None) -> str:
+    where = f"field {field!r}: " if field else ""
+    return (
+        f"{where}{pair!r} is not a pair of {venue}/{market} in the universe ({len(known)} known, e.g."
+        f" {', '.join(sorted(known)[:4])}); add it to crypto_assets/config/universe.yaml or pass --venue/--market"
+    )
+
+
+@dataclass(frozen=True)
+class SeriesChange:
+    """What an import does to one series (venue, market, pair, interval) of one file."""
+
+    source: str
+    venue: str
+    market: str
+    symbol: str
+    interval: str
+    first: str
+    last: str
+    rows: int
+    replaced: int  # the same file's earlier rows inside the range, replaced
+    shadowed: int  # other sources' rows at the same slots: kept in raw, bronze takes the newest
+
+
+def plan_changes(
+    existing: DataFrame | None, new: DataFrame, files: Sequence[ParsedFile]
+) -> list[SeriesChange]:
+    """Counts per series, computed before anything is written (``import --dry-run`` prints them)."""
+    from pyspark.sql import functions as F
+
+    from crypto_assets.raw.merge import covered_rows
+
+    series = ["source", "venue", "market", "symbol", "interval"]
+    replaced: dict[tuple, int] = {}
+    shadowed: dict[tuple, int] = {}
+    coverages = [c for f in files for c in f.coverages()]
+    if existing is not None:
+        replaced = {
+            tuple(r[:5]): r["n"]
+            for r in existing.where(covered_rows(coverages))
+            .groupBy(*series)
+            .agg(F.count("*").alias("n"))
+            .collect()
+        }
+        slots = ["venue", "market", "symbol", "interval", "open_time"]
+        others = existing.select(*slots, F.col("source").alias("_other"))
+        shadowed = {
+            tuple(r[:5]): r["n"]
+            for r in new.select(*series, "open_time")
+            .join(others, on=slots)
+            .where(F.col("_other") != F.col("source"))
+            .groupBy(*series)
+            .agg(F.count_distinct("open_time").alias("n"))
+            .collect()
+        }
+    changes = []
+    for parsed in files:
+        for coverage in parsed.coverages():
+            key = (coverage.source, coverage.venue, coverage.market, coverage.symbol, coverage.interval)
+            rows = parsed.rows
+            count = int(((rows["symbol"] == coverage.symbol) & (rows["interval"] == coverage.interval)).sum())
+            changes.append(
+                SeriesChange(
+                    *key,
+                    first=_iso(coverage.first_open_ms),
+                    last=_iso(coverage.last_open_ms),
+                    rows=count,
+                    replaced=int(replaced.get(key, 0)),
+                    shadowed=int(shadowed.get(key, 0)),
+                )
+            )
+    return changes
 
 
 def import_files(
-    files: list[Path], settings: Settings, *, symbol: str | None = None, say: Callable[[str], None] = print
+    files: list[Path],
+    settings: Settings,
+    *,
+    symbol: str | None = None,
+    venue: str = "binance",
+    market: str | None = None,
+    dry_run: bool = False,
+    say: Callable[[str], None] = print,
 ) -> dict[str, object]:
-    """Parse ``files``, merge them into raw_klines' daily partitions, record it in Dagster.
+    """Validate every file, then add their rows to raw_klines' daily partitions and record it in
+    Dagster. Nothing lands unless every file is valid.
 
-    A file imported again replaces its own rows (same ``file:<name>`` source); rows from the
-    exchange or other files stay. Each touched day is swapped in atomically.
+    Rows of other sources are never touched; a file imported again replaces only its own earlier
+    rows of the same series inside the range it covers. Each touched day is swapped in atomically.
     """
+    started = time.monotonic()
+    universe = load_universe()
+    parsed: list[ParsedFile] = []
+    failures: list[str] = []
+    for path in files:
+        try:
+            one = read_file(path, symbol, venue=venue, market=market, universe=universe)
+        except ImportError_ as exc:
+            failures.append(str(exc))
+            continue
+        intervals = ", ".join(sorted(one.rows["interval"].unique()))
+        say(
+            f"  {path.name}: {len(one.rows):,} rows, {one.rows['symbol'].nunique()} pair(s),"
+            f" {one.venue}/{one.market}, interval {intervals}"
+        )
+        parsed.append(one)
+    if failures:
+        raise ImportError_("\n".join(failures))
+    if not parsed:
+        raise ImportError_("no files to import")
+    sources = [p.source for p in parsed]
+    duplicate_names = sorted({s for s in sources if sources.count(s) > 1})
+    if duplicate_names:
+        raise ImportError_(
+            f"files with the same name are the same source and would replace each other: {duplicate_names};"
+            " import them one at a time or rename them"
+        )
+    combined = pd.concat([p.rows for p in parsed], ignore_index=True)
+    lake, spark = _lake(settings)
+    new = spark.createDataFrame(combined, schema=RAW_KLINES_SCHEMA)
+    days = sorted({_iso(int(ms))[:10] for ms in combined["open_time"].unique()})
+    existing = lake.read_partitions("raw", "raw_klines", days)
+    existing = with_provenance(existing) if existing is not None else None
+    changes = plan_changes(existing, new, parsed)
+    for change in changes:
+        say(
+            f"  {change.source} {change.venue}/{change.market} {change.symbol} {change.interval}"
+            f" {change.first} .. {change.last}: {change.rows:,} rows; replaces {change.replaced:,} earlier"
+            f" rows of the same file; {change.shadowed:,} slots also held by other sources (kept)"
+        )
+    report: dict[str, object] = {
+        "rows": len(combined),
+        "partitions": len(days),
+        "first_day": days[0],
+        "last_day": days[-1],
+        "replaced": sum(c.replaced for c in changes),
+        "shadowed": sum(c.shadowed for c in changes),
+        "changes": changes,
+        "dry_run": dry_run,
+    }
+    if not dry_run:
+        _land(lake, existing, new, parsed, days, f"file import: {', '.join(sources)}")
+    report["seconds"] = time.monotonic() - started
+    return report
+
+
+def _lake(settings: Settings) -> tuple[object, SparkSession]:
+    from resources.parquet_io import LakeResource
+    from resources.spark import build_spark_resource
+
+    # The same lake and Spark resources the raw_klines asset uses, outside a Dagster run.
+    lake = LakeResource(root=str(settings.lake_root), pyspark=build_spark_resource(settings))
+    return lake, lake.pyspark.spark_session
+
+
+def _land(lake, existing, new, parsed: Sequence[ParsedFile], days: list[str], description: str) -> None:  # noqa: ANN001
+    from crypto_assets.raw.merge import covered_rows, merge_raw
+
+    coverages = [c for f in parsed for c in f.coverages()]
+    merged = merge_raw(existing, new, covered_rows(coverages)).localCheckpoint()
+    _write_days(lake, merged, days, description, {"imported_files": [f.path.name for f in parsed]})
+
+
+def _write_days(lake, frame, days: list[str], description: str, extra: dict) -> None:  # noqa: ANN001
     from dagster import AssetMaterialization, DagsterInstance, MetadataValue
     from pyspark.sql import functions as F
 
-    from crypto_assets.raw.merge import merge_raw
-    from resources.parquet_io import LakeResource, write_partitions_atomically
-    from resources.spark import build_spark_resource
+    from resources.parquet_io import write_partitions_atomically
 
-    started = time.monotonic()
-    frames = []
-    for path in files:
-        frame = read_file(path, symbol)
-        say(
-            f"  {path.name}: {len(frame):,} rows, {frame['symbol'].nunique()} pair(s), interval {', '.join(sorted(frame['interval'].unique()))}"
-        )
-        frames.append(frame)
-    combined = pd.concat(frames, ignore_index=True)
-    # The same lake and Spark resources the raw_klines asset uses, outside a Dagster run.
-    lake = LakeResource(root=str(settings.lake_root), pyspark=build_spark_resource(settings))
-    new = lake.pyspark.spark_session.createDataFrame(combined, schema=RAW_KLINES_SCHEMA)
-    days = sorted(
-        {datetime.fromtimestamp(ms / 1000, UTC).date().isoformat() for ms in combined["open_time"].unique()}
-    )
     targets = {day: lake.partition_path("raw", "raw_klines", day) for day in days}
-    existing = lake.read_partitions("raw", "raw_klines", days)
-    merged = merge_raw(existing, new, replaced_sources=sorted(combined["source"].unique())).localCheckpoint()
-    write_partitions_atomically(merged, "open_time", targets)
+    write_partitions_atomically(frame, "open_time", targets)
     counts = {
         r["day"]: r["rows"]
-        for r in merged.groupBy(F.date_format(F.timestamp_millis("open_time"), "yyyy-MM-dd").alias("day"))
+        for r in frame.groupBy(F.date_format(F.timestamp_millis("open_time"), "yyyy-MM-dd").alias("day"))
         .agg(F.count("*").alias("rows"))
         .collect()
     }
@@ -181,17 +544,54 @@ def import_files(
             AssetMaterialization(
                 asset_key="raw_klines",
                 partition=day,
-                description="file import",
+                description=description,
                 metadata={
                     "dagster/row_count": MetadataValue.int(int(counts.get(day, 0))),
-                    "imported_files": MetadataValue.json([p.name for p in files]),
+                    **{k: MetadataValue.json(v) for k, v in extra.items()},
                 },
             )
         )
+
+
+def remove_source(
+    sources: Sequence[str], settings: Settings, *, dry_run: bool = False, say: Callable[[str], None] = print
+) -> dict[str, object]:
+    """Undo imports: delete every raw row of ``sources`` (e.g. ``file:BTCUSDT_1h.csv``), day by
+    day, atomically. Rows of other sources they shadowed come back at the next refinement."""
+    from pyspark.sql import functions as F
+
+    started = time.monotonic()
+    lake, spark = _lake(settings)
+    root = Path(settings.lake_root) / "raw" / "raw_klines"
+    if not root.exists():
+        raise ImportError_(f"{root}: the lake has no raw_klines yet")
+    found = (
+        spark.read.parquet(str(root))
+        .where(F.col("source").isin(list(sources)))
+        .groupBy("dt", "source")
+        .agg(F.count("*").alias("rows"))
+        .collect()
+    )
+    if not found:
+        raise ImportError_(f"no raw rows from {', '.join(sources)} (sources look like file:<file name>)")
+    per_day: dict[str, int] = {}
+    per_source: dict[str, int] = {}
+    for row in found:
+        day = str(row["dt"])[:10]
+        per_day[day] = per_day.get(day, 0) + row["rows"]
+        per_source[row["source"]] = per_source.get(row["source"], 0) + row["rows"]
+    for source, rows in sorted(per_source.items()):
+        say(f"  {source}: {rows:,} rows in raw_klines")
+    days = sorted(per_day)
+    if not dry_run:
+        existing = lake.read_partitions("raw", "raw_klines", days)
+        kept = existing.where(~F.col("source").isin(list(sources))).localCheckpoint()
+        _write_days(lake, kept, days, f"removed {', '.join(sources)}", {"removed_sources": list(sources)})
     return {
-        "rows": len(combined),
+        "rows": sum(per_day.values()),
         "partitions": len(days),
         "first_day": days[0],
         "last_day": days[-1],
+        "dry_run": dry_run,
         "seconds": time.monotonic() - started,
     }

@@ -19,7 +19,7 @@ from crypto_assets.checks import (
     validator_specs,
 )
 from crypto_assets.partitions import daily_asset, window_input
-from crypto_assets.pipeline_config import load_pipeline_config
+from crypto_assets.pipeline_config import load_pipeline_config, parse_duration
 from crypto_assets.publishing import publish
 from crypto_assets.raw.coingecko_assets import RAW_COINGECKO_SCHEMA
 from crypto_assets.silver import validators as v
@@ -32,6 +32,7 @@ from crypto_assets.silver.config import (
     feature_plans,
 )
 from crypto_assets.silver.transformers import (
+    canonical_bars,
     finer_intervals,
     hourly_token_markets,
     interval_mismatches,
@@ -91,7 +92,8 @@ def build_bars_asset(interval: str) -> AssetsDefinition:
     ) -> Iterator[Output | AssetCheckResult]:
         # Read once: the bars and the consistency check both scan bronze (hundreds of small daily
         # files in a history backfill).
-        bronze = bronze_klines.cache() if consistency is not None else bronze_klines
+        canonical = canonical_bars(bronze_klines, load_universe().canonical_series())
+        bronze = canonical.cache() if consistency is not None else canonical
         bars = resample_bars(bronze, interval)
         yield from publish(
             context,
@@ -128,7 +130,7 @@ def feature_validators(plan: FeaturePlan) -> list[v.Validator]:
         v.value_ranges({**PRICE_BOUNDS, **{c.name: (c.low, c.high) for c in columns}}),
         v.null_rates([c.name for c in columns if not c.by_source], complete, CONFIG.max_null_rate),
         v.feature_warm_up({c.name: c.warm_up for c in columns if c.warm_up}, HISTORY),
-        v.stablecoin_peg("close", CONFIG.stablecoins, CONFIG.peg_threshold),
+        v.stablecoin_peg(CONFIG.stablecoins, CONFIG.peg_threshold, parse_duration(plan.interval)),
     ]
 
 
@@ -177,7 +179,7 @@ def build_features_asset(plan: FeaturePlan) -> AssetsDefinition:
 
 MARKET_VALIDATORS = [
     v.value_ranges({"price_usd": (0.0, None), "market_cap_usd": (0.0, None), "volume_usd_24h": (0.0, None)}),
-    v.stablecoin_peg("price_usd", CONFIG.stablecoins, CONFIG.peg_threshold),
+    v.usd_peg("price_usd", "hour", CONFIG.stablecoins, CONFIG.peg_threshold),
 ]
 
 

@@ -12,7 +12,7 @@ carried forward) and carry ``_log_return``, the time-based 1-bar log return (nul
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ from pyspark.sql import functions as F
 from crypto_assets.bronze.transforms import AMOUNT, interval_seconds, lookup
 from crypto_assets.ingestion.binance import INTERVAL_MS
 from crypto_assets.pipeline_config import PipelineConfig, bars_in, parse_duration
+from crypto_assets.raw.schema import with_provenance
 from crypto_assets.silver.utils import (
     SECONDS_PER_YEAR,
     Recursion,
@@ -384,6 +385,14 @@ def finer_intervals(interval: str) -> list[str]:
     """Source kline intervals strictly finer than ``interval`` that divide it (1h: 1m ... 30m)."""
     target = parse_duration(interval)
     return [i for i in SOURCE_INTERVALS if parse_duration(i) < target and target % parse_duration(i) == 0]
+
+
+def canonical_bars(bronze: DataFrame, canonical_series: Mapping[str, str]) -> DataFrame:
+    """Bronze rows of each token's canonical series only (``venue/market/pair`` -> token, from
+    ``Universe.canonical_series``: Binance spot by default). Other venues and markets stay in
+    bronze, keyed apart; silver and gold never mix them into a token's bars."""
+    wanted = F.concat_ws("/", "venue", "market", "symbol").isin(sorted(canonical_series))
+    return with_provenance(bronze).where(wanted)
 
 
 def resample_bars(bronze: DataFrame, interval: str) -> DataFrame:

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -152,24 +153,122 @@ def feature_warm_up(warm_ups: Mapping[str, int], history: str) -> Validator:
     )
 
 
-def stablecoin_peg(price: str, stablecoins: Sequence[str], threshold: float) -> Validator:
-    """Stablecoin prices more than ``threshold`` off $1 are flagged (a warning): kept, not dropped."""
+# A consensus of USDT-quoted stablecoins measures USDT itself only with at least this many.
+MIN_CONSENSUS = 3
+
+
+def peg_episodes(breaches: pd.DataFrame, step_seconds: int) -> list[dict[str, Any]]:
+    """Consecutive breach slots per token -> one episode each: start, end (last slot's end),
+    slots, the extreme USD price and whether it was below or above the peg."""
+    episodes: list[dict[str, Any]] = []
+    for token, rows in breaches.sort_values(["token", "time"]).groupby("token", sort=True):
+        times = pd.to_datetime(rows["time"])
+        new = times.diff().dt.total_seconds().fillna(step_seconds * 2) > step_seconds
+        for _, episode in rows.groupby(new.cumsum().to_numpy()):
+            worst = episode.loc[(episode["extreme"] - 1).abs().idxmax()]
+            episodes.append(
+                {
+                    "token": token,
+                    "start": str(pd.Timestamp(episode["time"].iloc[0])),
+                    "end": str(pd.Timestamp(episode["time"].iloc[-1]) + pd.Timedelta(seconds=step_seconds)),
+                    "slots": len(episode),
+                    "extreme_usd": round(float(worst["extreme"]), 6),
+                    "side": "below" if worst["extreme"] < 1 else "above",
+                }
+            )
+    return episodes
+
+
+def stablecoin_peg(
+    stablecoins: Sequence[str], threshold: float, step_seconds: int, shown: int = 50
+) -> Validator:
+    """Stablecoins measured against USD, not USDT (a warning; nothing is dropped).
+
+    Bars are USDT-quoted, so a USDT wobble moves every stablecoin together. The USD price of one
+    USDT is taken as 1 / the median of the stablecoins' USDT closes in the slot (with at least
+    ``MIN_CONSENSUS`` of them; else USDT is assumed at par and the details say so). Each
+    stablecoin's high and low in USD are held to ``1 +- threshold``; USDT itself is reported when
+    the consensus puts it off its peg. Each breach is one episode: start, end, extreme.
+    """
+    coins = [c for c in stablecoins if c != "USDT"]
 
     def run(frame: DataFrame) -> Validation:
-        off = frame.where(
-            F.col("token").isin(list(stablecoins)) & (F.abs(F.col(price) - 1) > F.lit(threshold))
+        bars = frame.where(F.col("token").isin(coins) & ~F.col("is_gap") & F.col("close").isNotNull())
+        consensus = bars.groupBy("open_time").agg(
+            F.percentile_approx(F.col("close").cast("double"), 0.5, 10_000).alias("_median"),
+            F.count(F.lit(1)).alias("_coins"),
         )
-        rows = off.groupBy("token").agg(
-            F.count(F.lit(1)).alias("rows"), F.max(F.abs(F.col(price) - 1)).alias("max_deviation")
+        usd_per_usdt = F.when(F.col("_coins") >= MIN_CONSENSUS, 1 / F.col("_median")).otherwise(F.lit(1.0))
+        priced = bars.join(consensus, on="open_time").select(
+            "token",
+            F.col("open_time").alias("time"),
+            (F.col("low").cast("double") * usd_per_usdt).alias("_low"),
+            (F.col("high").cast("double") * usd_per_usdt).alias("_high"),
         )
-        found = {r["token"]: {"rows": r["rows"], "max_deviation": r["max_deviation"]} for r in rows.collect()}
+        low, high = F.col("_low"), F.col("_high")
+        coin_breaches = priced.where((low < 1 - threshold) | (high > 1 + threshold)).select(
+            "token", "time", F.when(1 - low >= high - 1, low).otherwise(high).alias("extreme")
+        )
+        usdt = consensus.where(F.col("_coins") >= MIN_CONSENSUS).select(
+            F.lit("USDT").alias("token"),
+            F.col("open_time").alias("time"),
+            (1 / F.col("_median")).alias("extreme"),
+        )
+        usdt_breaches = usdt.where(F.abs(F.col("extreme") - 1) > threshold)
+        found = coin_breaches.unionByName(usdt_breaches).toPandas()
+        row = consensus.agg(
+            F.sum((F.col("_coins") >= MIN_CONSENSUS).cast("int")).alias("measured"),
+            F.count("*").alias("slots"),
+        ).first()
+        episodes = peg_episodes(found, step_seconds) if len(found) else []
         return Validation(
-            passed=not found, details={"depegged": found, "threshold": threshold, "price": price}
+            passed=not episodes,
+            details={
+                "episodes": episodes[:shown],
+                "episode_count": len(episodes),
+                "breached_slots": {t: int(n) for t, n in found.groupby("token").size().items()}
+                if len(found)
+                else {},
+                "threshold": threshold,
+                "usdt_measured_slots": int(row["measured"] or 0) if row else 0,
+                "usdt_assumed_at_par_slots": int((row["slots"] or 0) - (row["measured"] or 0)) if row else 0,
+            },
         )
 
     return Validator(
         STABLECOIN_PEG,
-        f"Stablecoins within {threshold:.0%} of $1 (deviations are flagged and kept).",
+        f"Stablecoins within {threshold:.0%} of $1 in USD, highs and lows included: USDT-quoted bars"
+        f" are converted with USDT's USD price (1 / the median stablecoin close, from {MIN_CONSENSUS}"
+        " coins), so a USDT move is reported as USDT's. Each breach is an episode (start, end,"
+        " extreme); flagged, never dropped.",
+        False,
+        run,
+    )
+
+
+def usd_peg(price: str, time_column: str, stablecoins: Sequence[str], threshold: float) -> Validator:
+    """Stablecoin USD prices (CoinGecko) more than ``threshold`` off $1, as episodes (a warning)."""
+
+    def run(frame: DataFrame) -> Validation:
+        off = frame.where(
+            F.col("token").isin(list(stablecoins)) & (F.abs(F.col(price) - 1) > F.lit(threshold))
+        ).select("token", F.col(time_column).alias("time"), F.col(price).cast("double").alias("extreme"))
+        found = off.toPandas()
+        episodes = peg_episodes(found, 3600) if len(found) else []
+        return Validation(
+            passed=not episodes,
+            details={
+                "episodes": episodes[:50],
+                "episode_count": len(episodes),
+                "threshold": threshold,
+                "price": price,
+            },
+        )
+
+    return Validator(
+        STABLECOIN_PEG,
+        f"Stablecoins (USDT included) within {threshold:.0%} of $1 in USD; each breach an episode"
+        " (start, end, extreme), flagged and kept.",
         False,
         run,
     )

@@ -12,19 +12,35 @@ from crypto_assets.raw.schema import RAW_KLINES_SCHEMA
 
 START = datetime(2023, 5, 6, tzinfo=UTC)
 END = datetime(2023, 5, 7, tzinfo=UTC)
-PAIRS = {"PEPEUSDT": "PEPE", "BTCUSDT": "BTC"}
-CATEGORIES = {"PEPE": "Meme", "BTC": "Layer 1"}
+PAIRS = {
+    "binance/spot/PEPEUSDT": "PEPE",
+    "binance/spot/BTCUSDT": "BTC",
+    "binance/usdm_futures/BTCUSDT": "BTC",
+    "binance/spot/USDCUSDT": "USDC",
+    "binance/spot/SHIBUSDT": "SHIB",
+}
+CATEGORIES = {"PEPE": "Meme", "BTC": "Layer 1", "USDC": "Payment", "SHIB": "Meme"}
 LISTINGS = [
-    ("BTC", datetime(2017, 8, 17, tzinfo=UTC), None),
-    ("PEPE", datetime(2023, 5, 5, 18, tzinfo=UTC), None),
+    ("binance/spot/BTCUSDT", datetime(2017, 8, 17, tzinfo=UTC), None),
+    ("binance/spot/PEPEUSDT", datetime(2023, 5, 5, 18, tzinfo=UTC), None),
+    ("binance/spot/SHIBUSDT", datetime(2021, 5, 10, tzinfo=UTC), None),
+    # The universe says 00:00; the exchange delivered two more bars (the universe is wrong).
+    ("binance/spot/USDCUSDT", datetime(2018, 12, 15, tzinfo=UTC), datetime(2023, 5, 6, tzinfo=UTC)),
 ]
 clean_klines = partial(_clean_klines, listings=LISTINGS, intervals=tuple(INTERVAL_MS))
 
 
-def _raw_row(symbol: str, open_time: datetime, close: str, ingested: datetime, interval: str = "1m") -> dict:
+def _raw_row(
+    symbol: str,
+    open_time: datetime,
+    close: str,
+    ingested: datetime,
+    interval: str = "1m",
+    market: str = "spot",
+) -> dict:
     ms = int(open_time.timestamp() * 1000)
     return {
-        "symbol": symbol, "open_time": ms, "open": close, "high": close, "low": close, "close": close,
+        "venue": "binance", "market": market, "symbol": symbol, "open_time": ms, "open": close, "high": close, "low": close, "close": close,
         "volume": "1", "close_time": ms + INTERVAL_MS[interval] - 1, "quote_volume": None, "trade_count": None,
         "taker_buy_base_volume": None, "taker_buy_quote_volume": None, "interval": interval,
         "source": "test", "ingested_at": ingested.replace(tzinfo=None),
@@ -71,9 +87,10 @@ def test_real_pepe_prices_and_volumes_keep_every_digit(spark, real_data):
         assert bronze["category"] == "Meme" and bronze["token"] == "PEPE"
 
 
-def _hourly(spark, hours: list[int], day: datetime = START, symbol: str = "BTCUSDT"):
+def _hourly(spark, hours: list[int], day: datetime = START, symbol: str = "BTCUSDT", market: str = "spot"):
     rows = [
-        _raw_row(symbol, day + timedelta(hours=h), str(100 + h), datetime(2023, 6, 1), "1h") for h in hours
+        _raw_row(symbol, day + timedelta(hours=h), str(100 + h), datetime(2023, 6, 1), "1h", market)
+        for h in hours
     ]
     return spark.createDataFrame(pd.DataFrame(rows), schema=RAW_KLINES_SCHEMA)
 
@@ -125,3 +142,47 @@ def test_grid_starts_at_the_listing(spark):
     rows = out.orderBy("open_time").collect()
     assert [r["open_time"].hour for r in rows] == [18, 19, 20, 21, 22, 23]
     assert [r["open_time"].hour for r in rows if r["is_gap"]] == [19]
+
+
+def test_gap_rows_only_between_the_first_and_last_real_bars(spark):
+    # SHIB's data begins at 11:00 (no bar the day before): no gap rows before its first real bar,
+    # whatever the universe's (older) listing date says. BTC traded the day before: its 00:00 and
+    # 01:00 are gaps (an outage across midnight).
+    day = START
+    raw = (
+        _hourly(spark, [11, 12, 14], symbol="SHIBUSDT")
+        .unionByName(_hourly(spark, [23], day=day - timedelta(days=1)))
+        .unionByName(_hourly(spark, list(range(2, 24))))
+    )
+    out = clean_klines(raw, PAIRS, CATEGORIES, start=day, end=day + timedelta(days=1))
+    shib = out.where("symbol = 'SHIBUSDT'").orderBy("open_time").collect()
+    assert [r["open_time"].hour for r in shib] == list(range(11, 24))
+    assert [r["open_time"].hour for r in shib if r["is_gap"]] == [13, *range(15, 24)]
+    btc = out.where("symbol = 'BTCUSDT'").orderBy("open_time").collect()
+    assert len(btc) == 24 and [r["open_time"].hour for r in btc if r["is_gap"]] == [0, 1]
+
+
+def test_bars_after_a_listing_end_are_kept_and_named(spark):
+    from crypto_assets.bronze.transforms import listing_frame, outside_listings
+
+    # The universe ends USDC at 2023-05-06 00:00, but the exchange delivered 00:00 and 01:00.
+    previous = _hourly(spark, list(range(24)), day=START - timedelta(days=1), symbol="USDCUSDT")
+    raw = previous.unionByName(_hourly(spark, [0, 1], symbol="USDCUSDT"))
+    out = clean_klines(raw, PAIRS, CATEGORIES, start=START, end=END)
+    assert [(r["open_time"].hour, r["is_gap"]) for r in out.orderBy("open_time").collect()] == [
+        (0, False), (1, False),
+    ]  # fmt: skip
+    named = outside_listings(out, listing_frame(spark, LISTINGS)).collect()
+    assert [(r["_series"], r["open_time"].hour) for r in named] == [
+        ("binance/spot/USDCUSDT", 0), ("binance/spot/USDCUSDT", 1),
+    ]  # fmt: skip
+
+
+def test_venues_and_markets_are_separate_series(spark):
+    # The same pair and hour on spot and on USDT-M futures: two rows, neither replaces the other.
+    spot = _hourly(spark, list(range(24)))
+    futures = _hourly(spark, list(range(24)), market="usdm_futures")
+    out = clean_klines(spot.unionByName(futures), PAIRS, CATEGORIES, start=START, end=END)
+    counts = {r["market"]: r["count"] for r in out.groupBy("market").count().collect()}
+    assert counts == {"spot": 24, "usdm_futures": 24}
+    assert out.where("token = 'BTC' AND NOT is_gap").count() == 48

@@ -10,17 +10,18 @@ from resources.settings import Settings
 
 
 def test_generic_ohlcv_keeps_the_file_digits_and_leaves_missing_fields_null(real_data):
-    frame = read_file(real_data / "binance_spot_1h_2023" / "PEPEUSDT_1h.csv.gz")
+    frame = read_file(real_data / "binance_spot_1h_2023" / "PEPEUSDT_1h.csv.gz").rows
     first = frame.iloc[0]
     assert first["symbol"] == "PEPEUSDT" and first["interval"] == "1h"
     assert first["open"] == "0.00000197" and first["volume"] == "18251592538769.00"
     assert first["close_time"] == first["open_time"] + 3_600_000 - 1
     assert first["quote_volume"] is None and pd.isna(first["trade_count"])
     assert first["source"] == "file:PEPEUSDT_1h.csv.gz"
+    assert (first["venue"], first["market"]) == ("binance", "spot")
 
 
 def test_archive_csv_with_header(real_data):
-    frame = read_file(real_data / "binance_spot_archive_1h" / "BTCUSDT-1h-2023-02.csv")
+    frame = read_file(real_data / "binance_spot_archive_1h" / "BTCUSDT-1h-2023-02.csv").rows
     assert len(frame) == 28 * 24 and frame["trade_count"].notna().all()
     assert frame["interval"].unique().tolist() == ["1h"]
 
@@ -31,10 +32,12 @@ def test_files_without_what_is_needed_are_refused(tmp_path: Path):
     with pytest.raises(ImportError_, match="needs a time column"):
         read_file(bad)
     nameless = tmp_path / "prices2.csv"
-    nameless.write_text("date,open,high,low,close,volume\n2023-01-01 00:00:00,1,1,1,1,1\n")
+    nameless.write_text(
+        "date,open,high,low,close,volume\n2023-01-01 00:00:00,1,1,1,1,1\n2023-01-01 01:00:00,1,1,1,1,1\n"
+    )
     with pytest.raises(ImportError_, match="no symbol"):
         read_file(nameless)
-    assert read_file(nameless, symbol="BTCUSDT")["symbol"].iloc[0] == "BTCUSDT"
+    assert read_file(nameless, symbol="BTCUSDT").rows["symbol"].iloc[0] == "BTCUSDT"
 
 
 @pytest.mark.integration
@@ -62,8 +65,9 @@ def test_import_lands_in_raw_partitions_idempotently(local_env, monkeypatch, tmp
     assert day("2023-05-04").where("symbol = 'PEPEUSDT'").count() == 0  # before its listing
     assert day("2023-05-05").where("symbol = 'PEPEUSDT'").count() == 6  # listed at 18:00
     before = day("2023-06-01").count()
-    import_files(copies[:1], settings, say=lambda _: None)  # the same file again: replaces, no duplicates
+    again = import_files(copies[:1], settings, say=lambda _: None)  # the same file again: no duplicates
     assert day("2023-06-01").count() == before == 48
+    assert again["replaced"] == again["rows"] == 8_731 and again["shadowed"] == 0
     materializations = (
         DagsterInstance.get().fetch_materializations(AssetKey("raw_klines"), limit=1000).records
     )
@@ -100,15 +104,21 @@ def test_fetch_plan_takes_coarse_klines_as_ranges():
 
 
 def test_fetching_one_interval_keeps_the_others(spark):
-    from crypto_assets.raw.merge import merge_raw
+    from crypto_assets.raw.merge import exchange_rows, merge_raw
 
-    columns = ["symbol", "interval", "open_time", "close", "source", "ingested_at"]
+    columns = ["venue", "market", "symbol", "interval", "open_time", "close", "source", "ingested_at"]
     old = spark.createDataFrame(
-        [("BTCUSDT", "1m", 0, "1", "binance_archive", 1), ("BTCUSDT", "1d", 0, "1", "binance_archive", 1)],
+        [
+            ("binance", "spot", "BTCUSDT", "1m", 0, "1", "binance_archive", 1),
+            ("binance", "spot", "BTCUSDT", "1d", 0, "1", "binance_archive", 1),
+            ("binance", "spot", "BTCUSDT", "1d", 0, "9", "file:mine.csv", 1),  # a user's file: kept
+        ],
         columns,
     )
-    new = spark.createDataFrame([("BTCUSDT", "1d", 0, "2", "binance_rest", 2)], columns)
+    new = spark.createDataFrame([("binance", "spot", "BTCUSDT", "1d", 0, "2", "binance_rest", 2)], columns)
     merged = merge_raw(
-        old, new, replaced_sources=["binance_archive", "binance_rest"], replaced_intervals={"1d": 0}
+        old, new, exchange_rows(["binance_archive", "binance_rest"], {"1d": 0}, "binance", "spot")
     )
-    assert sorted((r["interval"], r["close"]) for r in merged.collect()) == [("1d", "2"), ("1m", "1")]
+    assert sorted((r["interval"], r["close"], r["source"]) for r in merged.collect()) == [
+        ("1d", "2", "binance_rest"), ("1d", "9", "file:mine.csv"), ("1m", "1", "binance_archive"),
+    ]  # fmt: skip

@@ -50,13 +50,66 @@ def test_warm_up_refuses_a_value_from_a_partial_window(spark):
     assert v.feature_warm_up({"rsi_14": 5}, "history_bars").run(early).passed
 
 
-def test_stablecoin_peg_flags_and_keeps(frame):
-    validator = v.stablecoin_peg("close", ["USDC", "DAI"], 0.02)
-    result = validator.run(frame)
-    assert not validator.blocking and not result.passed
-    assert result.details["depegged"]["USDC"]["rows"] == 1
-    assert frame.count() == 4  # flagged, never dropped
-    assert v.stablecoin_peg("close", ["USDC"], 0.05).run(frame).passed
+def _stable_bars(spark, quotes: dict[str, list[tuple[float, float, float]]]):
+    """USDT-quoted hourly bars from 2022-05-12 00:00: token -> [(low, high, close), ...]."""
+    start = pd.Timestamp("2022-05-12 00:00")
+    rows = [
+        {
+            "token": token,
+            "open_time": start + pd.Timedelta(hours=h),
+            "low": lo,
+            "high": hi,
+            "close": c,
+            "is_gap": False,
+        }
+        for token, bars in quotes.items()
+        for h, (lo, hi, c) in enumerate(bars)
+    ]
+    return spark.createDataFrame(pd.DataFrame(rows))
+
+
+PEG = ["USDT", "USDC", "BUSD", "TUSD", "DAI"]
+
+
+def test_a_usdt_wide_move_is_reported_as_usdt(spark):
+    # 2022-05-12 (UST collapse): USDT fell to ~$0.95, so every USDT-quoted stablecoin rose ~5%
+    # at once. That is USDT's de-peg, not USDC's, BUSD's and TUSD's.
+    par, up = (0.999, 1.001, 1.0), (1.049, 1.056, 1.053)
+    bars = _stable_bars(spark, {c: [par, up, up, par] for c in ("USDC", "BUSD", "TUSD")})
+    result = v.stablecoin_peg(PEG, 0.02, 3600).run(bars)
+    assert not result.passed
+    assert [
+        (e["token"], e["start"], e["end"], e["slots"], e["side"]) for e in result.details["episodes"]
+    ] == [
+        ("USDT", "2022-05-12 01:00:00", "2022-05-12 03:00:00", 2, "below"),
+    ]
+    assert result.details["episodes"][0]["extreme_usd"] == pytest.approx(1 / 1.053, abs=1e-6)
+
+
+def test_one_coin_off_its_peg_is_named_with_start_end_and_extreme_on_lows(spark):
+    # USDC's March 2023 de-peg: its hourly low went to 0.91 while BUSD and TUSD held.
+    par = (0.999, 1.001, 1.0)
+    usdc = [par, (0.95, 1.0, 0.97), (0.9128, 0.96, 0.93), (0.97, 0.99, 0.985), par, (0.975, 1.0, 0.99)]
+    bars = _stable_bars(spark, {"USDC": usdc, "BUSD": [par] * 6, "TUSD": [par] * 6})
+    result = v.stablecoin_peg(PEG, 0.02, 3600).run(bars)
+    assert [(e["token"], e["start"], e["end"], e["extreme_usd"]) for e in result.details["episodes"]] == [
+        ("USDC", "2022-05-12 01:00:00", "2022-05-12 04:00:00", 0.9128),
+        ("USDC", "2022-05-12 05:00:00", "2022-05-12 06:00:00", 0.975),  # a wick below 0.98: on the low
+    ]
+    assert bars.count() == 18  # flagged, never dropped
+    assert v.stablecoin_peg(PEG, 0.10, 3600).run(bars).passed
+
+
+def test_usd_prices_from_coingecko_report_episodes(spark):
+    hours = pd.date_range("2023-03-11 00:00", periods=4, freq="h")
+    frame = spark.createDataFrame(
+        pd.DataFrame({"token": "USDC", "hour": hours, "price_usd": [1.0, 0.95, 0.9, 1.0]})
+    )
+    result = v.usd_peg("price_usd", "hour", PEG, 0.02).run(frame)
+    assert result.details["episodes"] == [
+        {"token": "USDC", "start": "2023-03-11 01:00:00", "end": "2023-03-11 03:00:00", "slots": 2,
+         "extreme_usd": 0.9, "side": "below"},
+    ]  # fmt: skip
 
 
 def test_blocking_is_declared_where_bad_data_must_stop():
@@ -67,7 +120,7 @@ def test_blocking_is_declared_where_bad_data_must_stop():
             v.value_ranges({}),
             v.null_rates([], "true", 0.0),
             v.feature_warm_up({}, "h"),
-            v.stablecoin_peg("p", [], 0.02),
+            v.stablecoin_peg([], 0.02, 3600),
         )
     }
     assert blocking == {

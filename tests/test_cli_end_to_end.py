@@ -1,12 +1,55 @@
-"""The documented commands as a user types them: `crypto-analytics run`, then `sql`."""
+"""The documented commands as a user types them, on a fresh lake: `crypto-analytics run` (which
+first fetches the look-back history at the exchange's 1h and 1d grain, so indicators are filled
+from day one), then `sql`.
+
+To stay fast: three tokens, one day, and an EMA tolerance of 1e-2 instead of 1e-12, which shortens
+the look-back the features need (and so the warm-up `auto` derives from it) from 605 to 102 days;
+the warm-up logic is the same. `bench/run_footprint.py` measures the defaults on the whole universe."""
 
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import snowflake.connector
+import yaml
+
+from crypto_assets.history import WARM_HOURLY_FEATURES, non_null_shares_sql, warm_daily_features
+from crypto_assets.pipeline_config import DEFAULT_PIPELINE_PATH
+from crypto_assets.universe import DEFAULT_UNIVERSE_PATH
+from resources.settings import Settings
 
 pytestmark = pytest.mark.integration
+DAY = "2024-06-03"
+TOKENS = {"BTC", "ETH", "DOGE"}
+
+
+def _small_universe(path: Path) -> Path:
+    raw = yaml.safe_load(DEFAULT_UNIVERSE_PATH.read_text())
+    raw["tokens"] = [t for t in raw["tokens"] if t["symbol"] in TOKENS]
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _shares(settings: Settings, table: str, columns: list[str]) -> dict[str, dict[str, float]]:
+    with snowflake.connector.connect(**settings.connector_args()) as conn:
+        cursor = conn.cursor()
+        cursor.execute(non_null_shares_sql(table, columns))
+        return {row[0]: dict(zip(columns, map(float, row[1:]), strict=True)) for row in cursor.fetchall()}
+
+
+def _short_look_back(path: Path) -> Path:
+    raw = yaml.safe_load(DEFAULT_PIPELINE_PATH.read_text())
+    raw["silver"]["ema_tolerance"] = 1.0e-2
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _python(code: str, env: dict[str, str]) -> str:
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.strip()
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -15,16 +58,23 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
     )
 
 
-def test_run_then_sql(local_env, tmp_path):
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster")}
-    # The look-back warm-up has its own test (test_warm_first_run): this one is about the commands.
-    run = _cli("run", "--start", "2024-05-05", "--end", "2024-05-05", "--no-warm-up", env=env)
-    assert run.returncode == 0, run.stdout + run.stderr
+def test_a_fresh_lake_run_is_warm_then_sql(local_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("UNIVERSE_FILE", str(_small_universe(tmp_path / "universe.yaml")))
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(tmp_path / "dagster"),
+        "PIPELINE_CONFIG": str(_short_look_back(tmp_path / "pipeline.yaml")),
+    }
+    look_back = _python("from crypto_assets.history import history_days as h; print(h('1d'), h('1h'))", env)
+    assert look_back == "102 30"
+    run = _cli("run", "--start", DAY, "--end", DAY, env=env)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     out = run.stdout
+    assert "warm-up: 102 day(s)" in out and "1h: 30 day(s)" in out
     assert "exchange emulator: reusing" in out and "embedded warehouse: reusing" in out
     for asset in (
         "raw_klines",
@@ -37,14 +87,30 @@ def test_run_then_sql(local_env, tmp_path):
         assert asset in out
     assert "Done: 1 partition(s)" in out and "crypto-analytics sql" in out
 
+    settings = Settings.from_env()
+    hourly = _shares(settings, "GOLD_MARKET_FEATURES", list(WARM_HOURLY_FEATURES))
+    daily = _shares(settings, "GOLD_DAILY_MARKET_FEATURES", warm_daily_features())
+    assert "beta_btc_90d" in warm_daily_features() and "macd_signal" in warm_daily_features()
+    assert set(hourly) == set(daily) == TOKENS
+    cold = {
+        (token, column, share)
+        for shares in (hourly, daily)
+        for token, row in shares.items()
+        for column, share in row.items()
+        if share < 0.95
+    }
+    assert cold == set()
+
     sql = _cli(
         "sql", "select count(distinct token) as tokens, count(*) as n from gold_market_features", env=env
     )
     assert sql.returncode == 0, sql.stderr
     header, _, row, footer = sql.stdout.strip().splitlines()
     assert header.split() == ["TOKENS", "|", "N"] and footer == "(1 row)"
-    # 2024-05-05: 37 tokens minus USDT, DAI (no pair) and BUSD (delisted); TAO is listed by then.
-    assert row.split() == ["34", "|", str(34 * 24)]
-
+    assert row.split() == ["3", "|", str(3 * 24)]
     bad = _cli("sql", "select * from no_such_table", env=env)
     assert bad.returncode == 2 and "query failed" in bad.stderr
+
+    # The next run finds the history in the lake: nothing left to warm up.
+    code = f"from datetime import date; from crypto_assets.cli import plan_warm_up; from resources.settings import Settings; print(plan_warm_up(Settings.from_env(), date.fromisoformat('{DAY}')))"
+    assert _python(code, env) == "None"

@@ -25,7 +25,7 @@ MARKET_CHOICES = ("spot", "usdm_futures", "coinm_futures")
 DEFAULT_DAYS = 2
 PLANNED_SUBSET_ENV = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
 COINGECKO = "raw_coingecko_markets"
-LAYERS = ("raw", "bronze", "silver", "gold")
+LAYERS = ("raw", "bronze", "silver", "gold", "ml")
 
 
 def layer_of_asset(asset: str) -> str:
@@ -133,10 +133,12 @@ class _Runner:
         if raw_config is not None:
             run_config["ops"] = {"raw_klines": {"config": raw_config}}
         t0 = time.monotonic()
-        label = keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]}"
+        label = "(unpartitioned)" if not keys else keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]}"
         # A range runs as one Dagster run (the assets' backfill policy): one Spark job per layer.
         selection: dict[str, Any] = (
-            {"partition_key": keys[0]}
+            {}
+            if not keys
+            else {"partition_key": keys[0]}
             if len(keys) == 1
             else {"tags": {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]}}
         )
@@ -154,7 +156,7 @@ class _Runner:
             row_count = materialization.metadata.get("dagster/row_count")
             rows = int(row_count.value) if row_count is not None else 0
             tokens = materialization.metadata.get("tokens")
-            if event.partition not in (None, keys[0]):
+            if keys and event.partition not in (None, keys[0]):
                 continue  # a range run records one materialization per day; report it once
             layer = layer_of_asset(asset)
             self.rows_per_layer[layer] = self.rows_per_layer.get(layer, 0) + rows
@@ -278,6 +280,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         for chunk in chunks:
             raw_config = None if args.no_ingest or "raw_klines" not in selected else {"intervals": intervals}
             runner.run(job_name, chunk, raw_config, selected)
+        if "ml_predictions" in selected and not args.no_train:
+            _train_if_nothing_serves(runner, settings, keys)
 
     elapsed = time.monotonic() - started
     _say("")
@@ -294,6 +298,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     _say("  lineage:    make dev, then open http://127.0.0.1:3000")
     return 0
+
+
+def _train_if_nothing_serves(runner: _Runner, settings: Settings, keys: list[str]) -> None:
+    """While no model serves, train a candidate on what the warehouse holds now; if it passes
+    its promotion gate, predict the range again with it. A candidate that loses (or too little
+    history) leaves the baseline's predictions in place: that is a result, not an error."""
+    from crypto_assets.ml.registry import ModelRegistry
+
+    registry = ModelRegistry(settings.lake_root / "models")
+    if registry.serving() is not None:
+        return
+    _say("  no model serves yet: training a candidate (ml_training_job)")
+    try:
+        runner.run("ml_training_job", [])
+    except CliError as exc:
+        _say(f"  the candidate was not promoted: {exc}")
+    serving = registry.serving()
+    if serving is None:
+        _say("  predictions stay with the best baseline (model_version = baseline:<name>)")
+        return
+    _say(f"  {serving['version']} now serves: predicting the range with it")
+    for chunk in _chunks(keys, len(keys)):
+        runner.run("ml_prediction_job", chunk)
 
 
 def _chunks(keys: list[str], size: int) -> list[list[str]]:
@@ -507,6 +534,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-warm-up",
         action="store_true",
         help="do not fetch the features' look-back history (ingestion.history) before the range",
+    )
+    run.add_argument(
+        "--no-train",
+        action="store_true",
+        help="do not train a model when none serves yet (predictions then come from the best baseline)",
     )
     run.set_defaults(func=cmd_run)
 

@@ -6,7 +6,15 @@ from dagster import Definitions, in_process_executor
 
 from crypto_assets.bronze.assets import bronze_klines
 from crypto_assets.gold.assets import GOLD_ASSETS
-from crypto_assets.jobs import history_job, market_data_job, refinement_job, targets_refresh_job
+from crypto_assets.jobs import (
+    history_job,
+    market_data_job,
+    ml_prediction_job,
+    ml_training_job,
+    refinement_job,
+    targets_refresh_job,
+)
+from crypto_assets.ml.assets import ML_DAILY_ASSETS, ML_TRAINING_ASSETS
 from crypto_assets.raw.assets import raw_klines
 from crypto_assets.raw.coingecko_assets import raw_coingecko_markets
 from crypto_assets.silver.assets import SILVER_ASSETS
@@ -14,13 +22,28 @@ from resources.environment import build_resources
 from resources.settings import Settings
 from sensors import schedules, sensors
 
-ASSETS = [raw_klines, raw_coingecko_markets, bronze_klines, *SILVER_ASSETS, *GOLD_ASSETS]
+ASSETS = [
+    raw_klines,
+    raw_coingecko_markets,
+    bronze_klines,
+    *SILVER_ASSETS,
+    *GOLD_ASSETS,
+    *ML_TRAINING_ASSETS,
+    *ML_DAILY_ASSETS,
+]
 
 
 def build_definitions(settings: Settings | None = None) -> Definitions:
     return Definitions(
         assets=ASSETS,
-        jobs=[market_data_job, refinement_job, history_job, targets_refresh_job],
+        jobs=[
+            market_data_job,
+            refinement_job,
+            history_job,
+            targets_refresh_job,
+            ml_training_job,
+            ml_prediction_job,
+        ],
         schedules=schedules,
         sensors=sensors,
         resources=build_resources(settings),

@@ -11,11 +11,34 @@ from crypto_assets.pipeline_config import DAY_SECONDS, load_pipeline_config, par
 
 LAYERS = ("raw", "bronze", "silver", "gold")
 
+# The model's daily assets (predictions, live performance) follow gold in the same run.
+ML_DAILY = ("ml_predictions", "ml_performance")
+
 market_data_job = define_asset_job(
     name="market_data_job",
-    selection=AssetSelection.groups(*LAYERS),
+    selection=AssetSelection.groups(*LAYERS) | AssetSelection.assets(*ML_DAILY),
     partitions_def=daily_partitions,
-    description="UTC days through every layer: exchange -> raw -> bronze -> silver -> gold (warehouse).",
+    description=(
+        "UTC days through every layer: exchange -> raw -> bronze -> silver -> gold (warehouse),"
+        " then the serving model's predictions and their live performance."
+    ),
+)
+
+ml_training_job = define_asset_job(
+    name="ml_training_job",
+    selection=AssetSelection.assets("ml_candidate_model", "ml_serving_model"),
+    description=(
+        "Train and evaluate a candidate model on the warehouse's gold table; promote it only if"
+        " its blocking promotion_gate check passes (weekly, and by `crypto-analytics run` while"
+        " no model serves)."
+    ),
+)
+
+ml_prediction_job = define_asset_job(
+    name="ml_prediction_job",
+    selection=AssetSelection.assets(*ML_DAILY),
+    partitions_def=daily_partitions,
+    description="Predictions of the serving model (or the best baseline) and their live performance, per day.",
 )
 
 refinement_job = define_asset_job(
@@ -50,7 +73,10 @@ TARGET_LOOKAHEAD_DAYS = math.ceil(
 
 targets_refresh_job = define_asset_job(
     name="targets_refresh_job",
-    selection=AssetSelection.assets("gold_market_features", "gold_daily_market_features"),
+    selection=AssetSelection.assets("gold_market_features", "gold_daily_market_features", "ml_performance"),
     partitions_def=daily_partitions,
-    description="Re-materialize the gold market tables of recent days so their forward targets fill in.",
+    description=(
+        "Re-materialize the gold market tables of recent days so their forward targets fill in,"
+        " and the model's live performance on those outcomes."
+    ),
 )

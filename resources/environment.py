@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 from dagster import EnvVar
+from dagster_snowflake import SnowflakeResource
 
 from resources.exchange import BinanceResource, CoinGeckoResource
 from resources.parquet_io import LakeIOManager, LakeResource
@@ -43,6 +44,29 @@ def warehouse_io_manager(settings: Settings) -> SparkSnowflakeIOManager:
     )
 
 
+def warehouse_resource(settings: Settings) -> SnowflakeResource:
+    """A plain connection to the same warehouse (the model reads its training set with it)."""
+    if settings.environment == LOCAL:
+        args = dict(settings.connector_args())
+        return SnowflakeResource(
+            account=str(args.pop("account")),
+            user=str(args.pop("user")),
+            password=str(args.pop("password")),
+            database=str(args.pop("database")),
+            schema=str(args.pop("schema")),
+            additional_snowflake_connection_args=args,
+        )
+    return SnowflakeResource(
+        account=EnvVar("SNOWFLAKE_ACCOUNT"),
+        user=EnvVar("SNOWFLAKE_USER"),
+        password=EnvVar("SNOWFLAKE_PASSWORD"),
+        database=settings.snowflake_database,
+        schema=settings.snowflake_schema,
+        warehouse=settings.snowflake_warehouse,
+        role=settings.snowflake_role,
+    )
+
+
 def build_resources(settings: Settings | None = None) -> dict[str, Any]:
     settings = settings or Settings.from_env()
     pyspark = build_spark_resource(settings)
@@ -51,6 +75,7 @@ def build_resources(settings: Settings | None = None) -> dict[str, Any]:
         "lake_io_manager": LakeIOManager(lake_root=str(settings.lake_root), pyspark=pyspark),
         "lake": LakeResource(root=str(settings.lake_root), pyspark=pyspark),
         "warehouse_io_manager": warehouse_io_manager(settings),
+        "warehouse": warehouse_resource(settings),
         "binance": BinanceResource(
             rest_url=settings.binance_rest_url,
             ws_url=settings.binance_ws_url,

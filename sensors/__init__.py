@@ -12,7 +12,8 @@ from dagster import (
     schedule,
 )
 
-from crypto_assets.jobs import TARGET_LOOKAHEAD_DAYS, market_data_job, targets_refresh_job
+from crypto_assets.jobs import TARGET_LOOKAHEAD_DAYS, market_data_job, ml_training_job, targets_refresh_job
+from crypto_assets.ml.config import load_ml_config
 
 
 @schedule(
@@ -37,5 +38,18 @@ def daily_market_data_schedule(context: ScheduleEvaluationContext) -> Iterator[R
     )
 
 
-schedules = [daily_market_data_schedule]
+@schedule(
+    job=ml_training_job,
+    cron_schedule=load_ml_config().train_cron,
+    execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.STOPPED,
+    name="weekly_model_training_schedule",
+)
+def weekly_model_training_schedule(context: ScheduleEvaluationContext) -> RunRequest:
+    """Retrain on the latest year of labelled gold rows (ml.train_cron, Mondays 03:00 UTC by
+    default); the candidate serves only if its promotion_gate check passes."""
+    return RunRequest(run_key=context.scheduled_execution_time.strftime("train-%Y-%m-%d"))
+
+
+schedules = [daily_market_data_schedule, weekly_model_training_schedule]
 sensors: list = []

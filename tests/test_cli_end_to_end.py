@@ -86,6 +86,9 @@ def test_a_fresh_lake_run_is_warm_then_sql(local_env, tmp_path, monkeypatch):
     ):
         assert asset in out
     assert "Done: 1 partition(s)" in out and "crypto-analytics sql" in out
+    # One day has no known 24h outcome yet: no model can be trained, the base rate predicts.
+    assert "no model serves yet: training a candidate" in out
+    assert "predictions stay with the best baseline" in out
 
     settings = Settings.from_env()
     hourly = _shares(settings, "GOLD_MARKET_FEATURES", list(WARM_HOURLY_FEATURES))
@@ -108,6 +111,10 @@ def test_a_fresh_lake_run_is_warm_then_sql(local_env, tmp_path, monkeypatch):
     header, _, row, footer = sql.stdout.strip().splitlines()
     assert header.split() == ["TOKENS", "|", "N"] and footer == "(1 row)"
     assert row.split() == ["3", "|", str(3 * 24)]
+    predicted = _cli("sql", "select model_version, count(*) as n from ml_predictions group by 1", env=env)
+    assert predicted.returncode == 0 and predicted.stdout.strip().splitlines()[2].split() == [
+        "baseline:base_rate", "|", str(3 * 24),
+    ]  # fmt: skip
     bad = _cli("sql", "select * from no_such_table", env=env)
     assert bad.returncode == 2 and "query failed" in bad.stderr
 

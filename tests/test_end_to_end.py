@@ -76,6 +76,14 @@ def test_two_days_through_every_layer_and_a_rerun(local_env: Path, spark, tmp_pa
     assert day2.where("return_1h IS NULL").count() == 0
     # Day 1 ran before day 2 existed: its last hour has no 1h target, no hour a 24h one (yet).
     assert _query(settings, TARGETS) == [(expected * 23, 0), (expected * 23, 0)]
+    # No model serves on a fresh lake: every bar gets the base rate's prediction, and says so.
+    predictions = _query(
+        settings,
+        "SELECT DT, MODEL_VERSION, COUNT(*), COUNT(P_UP) FROM ML_PREDICTIONS GROUP BY 1, 2 ORDER BY 1",
+    )
+    assert [(str(d), v, n, m) for d, v, n, m in predictions] == [
+        (day, "baseline:base_rate", expected * 24, expected * 24) for day in DAYS
+    ]
 
     # Both days again as ONE run (the backfill policy's range): a re-run replaces the same
     # partitions, same rows, no duplicates.

@@ -17,6 +17,8 @@ LINEAGE = {
     "gold_daily_market_features": {"silver_features_1d", "silver_token_markets"},
     "gold_category_index": {"silver_features_1h", "silver_features_1d", "silver_token_markets"},
     "gold_correlations": {"silver_bars_1h"},
+    "ml_predictions": {"gold_market_features"},
+    "ml_performance": {"ml_predictions", "gold_market_features"},
 }
 
 
@@ -26,7 +28,14 @@ def test_definitions_load_and_resolve():
     repo = defs.get_repository_def()
     job = defs.resolve_job_def("market_data_job")
     assert job.partitions_def is not None
-    assert {s.name for s in repo.schedule_defs} == {"daily_market_data_schedule"}
+    assert {s.name for s in repo.schedule_defs} == {
+        "daily_market_data_schedule",
+        "weekly_model_training_schedule",
+    }
+    graph = defs.resolve_asset_graph()
+    assert {p.to_user_string() for p in graph.get(AssetKey("ml_serving_model")).parent_keys} == {
+        "ml_candidate_model"
+    }
     assert set(repo.get_top_level_resources()) >= {
         "pyspark",
         "lake_io_manager",
@@ -63,6 +72,7 @@ def test_every_layer_declares_its_checks():
         "schema",
         "value_ranges",
         "feature_warm_up",
+        "promotion_gate",
     }
     for name in ("silver_features_1h", "silver_features_1d"):
         assert {(name, c) for c in ("null_rates", "feature_warm_up", "stablecoin_peg", "schema")} <= checks

@@ -19,4 +19,15 @@ def test_daily_run_then_the_gold_days_whose_targets_it_completes():
     assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == {
         "gold_market_features",
         "gold_daily_market_features",
+        "ml_performance",  # the model's live performance on the outcomes that just arrived
     }
+
+
+def test_weekly_training_schedule():
+    from sensors import weekly_model_training_schedule
+
+    context = build_schedule_context(scheduled_execution_time=datetime(2024, 3, 11, 3, 0, tzinfo=UTC))
+    request = weekly_model_training_schedule(context)
+    assert request.run_key == "train-2024-03-11"
+    assert weekly_model_training_schedule.cron_schedule == "0 3 * * 1"
+    assert weekly_model_training_schedule.job_name == "ml_training_job"

@@ -1,0 +1,483 @@
+"""The model as assets: a candidate trained and evaluated on the warehouse's gold table, promoted
+only past a blocking check, and daily predictions and their live performance in the warehouse.
+
+The modelling itself is in ``ml.model`` (pure pandas / scikit-learn); this module reads the
+warehouse, keeps the registry in the lake, and turns results into metadata and tables.
+"""
+
+import re
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetIn,
+    AssetKey,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    Output,
+    asset,
+)
+from dagster_snowflake import SnowflakeResource
+from pyspark.sql import DataFrame
+from pyspark.sql import types as T
+
+from crypto_assets.ml.baselines import BASE_RATE, YESTERDAYS_SIGN, baseline_probabilities, baseline_returns
+from crypto_assets.ml.config import MlConfig, load_ml_config
+from crypto_assets.ml.metrics import information_coefficient
+from crypto_assets.ml.model import (
+    MODEL,
+    TIME,
+    Evaluation,
+    LeakError,
+    design,
+    evaluate,
+    fit_final,
+    promotion_gate,
+    training_frame,
+)
+from crypto_assets.ml.registry import ModelRegistry, code_version, library_versions
+from crypto_assets.ml.splits import FoldError
+from crypto_assets.partitions import daily_asset
+from resources.parquet_io import LakeResource
+
+GROUP = "ml"
+PROMOTION_GATE = "promotion_gate"
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+PREDICTION_SCHEMA = T.StructType(
+    [
+        T.StructField("dt", T.DateType(), False),
+        T.StructField("bar_time", T.TimestampType(), False),
+        T.StructField("token", T.StringType(), False),
+        T.StructField("category", T.StringType(), True),
+        T.StructField("p_up", T.DoubleType(), True),
+        T.StructField("predicted_return", T.DoubleType(), True),
+        T.StructField("model_version", T.StringType(), False),
+        T.StructField("horizon", T.StringType(), False),
+    ]
+)
+PERFORMANCE_SCHEMA = T.StructType(
+    [
+        T.StructField("dt", T.DateType(), False),
+        T.StructField("scope", T.StringType(), False),
+        T.StructField("predictor", T.StringType(), False),
+        T.StructField("model_version", T.StringType(), False),
+        T.StructField("rows", T.LongType(), False),
+        T.StructField("accuracy", T.DoubleType(), True),
+        T.StructField("brier", T.DoubleType(), True),
+        T.StructField("ic", T.DoubleType(), True),
+    ]
+)
+
+
+def _columns(config: MlConfig) -> list[str]:
+    wanted = ["bar_time", "token", "category", "is_gap", config.target, config.past_return, *config.columns]
+    names = list(dict.fromkeys(wanted))
+    bad = [n for n in [*names, config.table] if not _IDENTIFIER.match(n)]
+    if bad:
+        raise Failure(f"ml config names {bad}, which are not plain column or table names")
+    return names
+
+
+def _query(warehouse: SnowflakeResource, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+    with warehouse.get_connection() as connection:
+        cursor = connection.cursor()
+        cursor.execute(sql, tuple(params))
+        names = [d[0].lower() for d in cursor.description]
+        return pd.DataFrame(cursor.fetchall(), columns=names)
+
+
+def read_training_rows(warehouse: SnowflakeResource, config: MlConfig) -> pd.DataFrame:
+    """The training window: ``training_window`` of labelled rows up to the latest known target."""
+    columns = _columns(config)
+    try:
+        latest = _query(
+            warehouse, f"SELECT max(bar_time) AS latest FROM {config.table} WHERE {config.target} IS NOT NULL"
+        )
+    except Exception as exc:  # the table does not exist yet: nothing to train on
+        raise FoldError(f"{config.table.upper()} cannot be read: {exc}") from None
+    end = latest["latest"].iloc[0]
+    if end is None or pd.isna(end):
+        return pd.DataFrame(columns=columns)
+    start = pd.Timestamp(end) - config.training_window
+    return _query(
+        warehouse,
+        f"SELECT {', '.join(columns)} FROM {config.table} WHERE bar_time > %s AND bar_time <= %s",
+        (start.to_pydatetime(), pd.Timestamp(end).to_pydatetime()),
+    )
+
+
+def _table(frame: pd.DataFrame, digits: int = 4) -> MetadataValue:
+    return MetadataValue.md(frame.astype(float).round(digits).to_markdown())
+
+
+def _card(
+    version: str, frame: pd.DataFrame, evaluation: Evaluation, config: MlConfig, gate: Any
+) -> dict[str, Any]:
+    return {
+        "version": version,
+        "created_at": datetime.now(UTC).isoformat(),
+        "training_window": [str(frame[TIME].min()), str(frame[TIME].max())],
+        "training_rows": len(frame),
+        "tokens": sorted(frame["token"].unique()),
+        "target": config.target,
+        "horizon": str(config.horizon),
+        "features": list(config.features),
+        "categorical": list(config.categorical),
+        "hyper_parameters": {
+            "classifier": config.classifier,
+            "regressor": config.regressor,
+            "seed": config.seed,
+        },
+        "folds": evaluation.folds,
+        "metrics": {
+            k: {m: _number(v) for m, v in col.items()} for k, col in evaluation.overall.to_dict().items()
+        },
+        "metrics_per_category": {
+            f"{category}/{metric}": {k: _number(v) for k, v in row.items()}
+            for (category, metric), row in evaluation.per_category.to_dict("index").items()
+        },
+        "best_baseline": evaluation.best_baseline(),
+        "permutation_importance": evaluation.importance,
+        "gate": {"passed": gate.passed, "reasons": gate.reasons},
+        "library_versions": library_versions(),
+        "code_version": code_version(),
+    }
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) else float(value)
+
+
+def _store_metrics(warehouse: SnowflakeResource, version: str, evaluation: Evaluation) -> int:
+    """ML_MODEL_METRICS: one row per (model version, scope, metric, predictor), replaced per version."""
+    rows: list[tuple[Any, ...]] = []
+    for scope, table in [("all", evaluation.overall)] + [
+        (category, group.droplevel(0)) for category, group in evaluation.per_category.groupby(level=0)
+    ]:
+        for metric, values in table.iterrows():
+            for predictor, value in values.items():
+                rows.append((version, scope, str(metric), str(predictor), _number(value)))
+    with warehouse.get_connection() as connection:
+        cursor = connection.cursor()
+        cursor.execute(
+            "CREATE TABLE IF NOT EXISTS ml_model_metrics (model_version VARCHAR, scope VARCHAR,"
+            " metric VARCHAR, predictor VARCHAR, value FLOAT)"
+        )
+        cursor.execute("BEGIN")
+        cursor.execute("DELETE FROM ml_model_metrics WHERE model_version = %s", (version,))
+        cursor.executemany("INSERT INTO ml_model_metrics VALUES (%s, %s, %s, %s, %s)", rows)
+        cursor.execute("COMMIT")
+    return len(rows)
+
+
+def registry_of(lake: LakeResource) -> ModelRegistry:
+    return ModelRegistry(Path(lake.root) / "models")
+
+
+@asset(
+    group_name=GROUP,
+    kinds={"sklearn", "snowflake"},
+    deps=[AssetKey("gold_market_features")],
+    check_specs=[
+        AssetCheckSpec(
+            PROMOTION_GATE,
+            asset="ml_candidate_model",
+            blocking=True,
+            description="The candidate beats the best naive baseline on the walk-forward validation folds"
+            " (lower Brier, higher ROC-AUC) and is not worse than the serving model: only then is it promoted.",
+        )
+    ],
+)
+def ml_candidate_model(
+    context: AssetExecutionContext, warehouse: SnowflakeResource, lake: LakeResource
+) -> MaterializeResult:
+    """A classifier of the next-24h direction and a regressor of the next-24h return across all
+    tokens (scikit-learn HistGradientBoosting; features and hyper-parameters in pipeline.yaml's
+    ``ml:``), trained on the warehouse's GOLD_MARKET_FEATURES rows whose target is known. Evaluated
+    walk-forward (purged by the horizon, embargoed after each test fold) beside three naive
+    baselines (always up, yesterday's sign, the training base rate), overall and per category;
+    saved in the lake's model registry with its card, metrics in ML_MODEL_METRICS."""
+    ML = load_ml_config()  # read per run: an edited pipeline.yaml applies to the next training
+    registry = registry_of(lake)
+    rows = read_training_rows(warehouse, ML)
+    frame = training_frame(rows, ML) if len(rows) else rows
+    version = f"hgb-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    try:
+        if len(frame) == 0:
+            raise FoldError(f"no labelled rows in {ML.table.upper()} yet")
+        evaluation = evaluate(frame, ML)
+    except FoldError as exc:
+        reason = f"not trained: {exc}"
+        context.log.warning(reason)
+        return MaterializeResult(
+            metadata={"status": MetadataValue.text(reason), "labelled_rows": MetadataValue.int(len(frame))},
+            check_results=[
+                # Nothing to promote is not an error: predictions come from the best baseline.
+                AssetCheckResult(
+                    check_name=PROMOTION_GATE,
+                    passed=False,
+                    severity=AssetCheckSeverity.WARN,
+                    metadata={"reason": MetadataValue.text(reason)},
+                )
+            ],
+        )
+    except LeakError as exc:
+        raise Failure(f"refusing to train: {exc}") from None
+    serving = registry.serving()
+    serving_metrics = registry.card(serving["version"])["metrics"][MODEL] if serving else None
+    gate = promotion_gate(evaluation, serving_metrics, ML.promotion_tolerance)
+    classifier, regressor = fit_final(frame, ML)
+    card = _card(version, frame, evaluation, ML, gate)
+    registry.save(version, classifier, regressor, card)
+    stored = _store_metrics(warehouse, version, evaluation)
+    context.log.info(f"{version}: {'; '.join(gate.reasons)}")
+    return MaterializeResult(
+        metadata={
+            "model_version": MetadataValue.text(version),
+            "training_window": MetadataValue.text(" .. ".join(card["training_window"])),
+            "training_rows": MetadataValue.int(len(frame)),
+            "metrics_vs_baselines": _table(evaluation.overall),
+            "metrics_per_category": _table(evaluation.per_category),
+            "folds": MetadataValue.md(pd.DataFrame(evaluation.folds).to_markdown(index=False)),
+            "permutation_importance": MetadataValue.md(
+                pd.Series(evaluation.importance, name="roc_auc_drop")
+                .sort_values(ascending=False)
+                .to_frame()
+                .to_markdown()
+            ),
+            "best_baseline": MetadataValue.text(evaluation.best_baseline()),
+            "gate": MetadataValue.text("; ".join(gate.reasons)),
+            "warehouse_metric_rows": MetadataValue.int(stored),
+            "code_version": MetadataValue.text(card["code_version"]),
+        },
+        check_results=[
+            AssetCheckResult(
+                check_name=PROMOTION_GATE,
+                passed=gate.passed,
+                severity=AssetCheckSeverity.ERROR,
+                metadata={
+                    "candidate": MetadataValue.text(version),
+                    "serving": MetadataValue.text(serving["version"] if serving else "none (baseline)"),
+                    "reasons": MetadataValue.json(gate.reasons),
+                },
+            )
+        ],
+    )
+
+
+@asset(group_name=GROUP, kinds={"sklearn"}, deps=[ml_candidate_model])
+def ml_serving_model(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
+    """The model that serves predictions: the newest candidate once its promotion gate passed
+    (this asset runs only then); otherwise the serving model stays, and the metadata says why."""
+    registry = registry_of(lake)
+    candidates = [v for v in registry.versions() if registry.card(v)["gate"]["passed"]]
+    serving = registry.serving()
+    if not candidates:
+        reason = "no candidate has passed the promotion gate: predictions come from the best baseline"
+        return MaterializeResult(
+            metadata={
+                "serving": MetadataValue.text(serving["version"] if serving else "baseline"),
+                "why": reason,
+            }
+        )
+    newest = candidates[-1]
+    if serving and serving["version"] == newest:
+        return MaterializeResult(metadata={"serving": MetadataValue.text(newest), "why": "already serving"})
+    card = registry.card(newest)
+    registry.promote(newest, "; ".join(card["gate"]["reasons"]))
+    context.log.info(f"promoted {newest}")
+    return MaterializeResult(
+        metadata={
+            "serving": MetadataValue.text(newest),
+            "why": MetadataValue.text("; ".join(card["gate"]["reasons"])),
+        }
+    )
+
+
+def _prior(warehouse: SnowflakeResource, before: datetime, ML: MlConfig) -> tuple[float, float, int]:
+    """Share of up moves, mean target and rows among targets already known at ``before``."""
+    sql = (
+        f"SELECT avg(CASE WHEN {ML.target} > 0 THEN 1 ELSE 0 END) AS up, avg({ML.target}) AS mean_return,"
+        f" count(*) AS n FROM {ML.table} WHERE {ML.target} IS NOT NULL AND bar_time < %s"
+    )
+    cutoff = pd.Timestamp(before).tz_convert(None) - ML.horizon  # NTZ UTC, as the table stores it
+    try:
+        row = _query(warehouse, sql, (cutoff.to_pydatetime(),)).iloc[0]
+    except Exception:  # no gold table yet: nothing is known
+        return 0.5, 0.0, 0
+    n = int(row["n"] or 0)
+    return (float(row["up"]) if n else 0.5), (float(row["mean_return"]) if n else 0.0), n
+
+
+def predict_frame(
+    gold: pd.DataFrame, registry: ModelRegistry, prior: tuple[float, float, int], config: MlConfig
+) -> tuple[pd.DataFrame, str]:
+    """P(up) and the predicted return for every real bar of ``gold``: from the serving model, or,
+    while none has passed the gate, from the best baseline (named in ``model_version``)."""
+    frame = gold.copy()
+    frame.columns = [c.lower() for c in frame.columns]
+    frame = frame[~frame["is_gap"].astype(bool)].reset_index(drop=True)
+    serving = registry.serving()
+    if serving:
+        loaded = registry.load(serving["version"])
+        matrix = design(frame, loaded.card["features"], loaded.card["categorical"])
+        p_up, predicted = loaded.classifier.predict_proba(matrix)[:, 1], loaded.regressor.predict(matrix)
+        version = loaded.version
+    else:
+        evaluated = [registry.card(v) for v in registry.versions()]
+        baseline = evaluated[-1]["best_baseline"] if evaluated else BASE_RATE
+        up, mean_return, _ = prior
+        train_up = pd.Series([up]) if baseline == BASE_RATE else pd.Series(dtype=float)
+        p_up = baseline_probabilities(baseline, frame, train_up, config.past_return).to_numpy()
+        train_target = pd.Series([mean_return])
+        predicted = baseline_returns(baseline, frame, train_target, config.past_return).to_numpy()
+        version = f"baseline:{baseline}"
+    out = pd.DataFrame(
+        {
+            "dt": pd.to_datetime(frame["bar_time"]).dt.date,
+            "bar_time": pd.to_datetime(frame["bar_time"]),
+            "token": frame["token"],
+            "category": frame["category"],
+            "p_up": np.asarray(p_up, dtype=float),
+            "predicted_return": np.asarray(predicted, dtype=float),
+            "model_version": version,
+            "horizon": str(config.target.removeprefix("target_return_")),
+        }
+    )
+    return out, version
+
+
+@daily_asset(
+    GROUP,
+    time_column="bar_time",
+    io_manager_key="warehouse_io_manager",
+    kinds=("sklearn", "snowflake"),
+    ins={"gold_market_features": AssetIn()},
+    metadata={"partition_expr": "BAR_TIME", "cluster_by": "DT"},
+    name="ml_predictions",
+)
+def ml_predictions(
+    context: AssetExecutionContext,
+    gold_market_features: DataFrame,
+    warehouse: SnowflakeResource,
+    lake: LakeResource,
+) -> Iterator[Output]:
+    """Per token and hour: the probability of an up move over the next 24h and the predicted
+    return, with the model version (``baseline:<name>`` while no model has passed the gate), in
+    the warehouse's ML_PREDICTIONS."""
+    config = load_ml_config()
+    window = context.partition_time_window
+    prior = _prior(warehouse, window.start, config)
+    gold = gold_market_features.toPandas()
+    predictions, version = predict_frame(gold, registry_of(lake), prior, config)
+    spark = gold_market_features.sparkSession
+    frame = (
+        spark.createDataFrame(predictions, PREDICTION_SCHEMA)
+        if len(predictions)
+        else spark.createDataFrame([], PREDICTION_SCHEMA)
+    )
+    yield Output(
+        frame,
+        metadata={
+            "dagster/row_count": MetadataValue.int(len(predictions)),
+            "model_version": MetadataValue.text(version),
+            "tokens": MetadataValue.int(int(predictions["token"].nunique()) if len(predictions) else 0),
+            "mean_p_up": MetadataValue.float(
+                float(predictions["p_up"].mean()) if len(predictions) else float("nan")
+            ),
+        },
+    )
+
+
+def performance_frame(predictions: pd.DataFrame, gold: pd.DataFrame, config: MlConfig) -> pd.DataFrame:
+    """Live accuracy, Brier and IC per day and category (and overall) of the served predictions,
+    beside the always-up and yesterday's-sign baselines, on the bars whose outcome is known."""
+    gold = gold.copy()
+    gold.columns = [c.lower() for c in gold.columns]
+    joined = predictions.merge(
+        gold[["token", "bar_time", config.target, config.past_return]], on=["token", "bar_time"], how="inner"
+    )
+    joined = joined[joined[config.target].notna()]
+    rows: list[dict[str, Any]] = []
+    if joined.empty:
+        return pd.DataFrame(columns=[f.name for f in PERFORMANCE_SCHEMA.fields])
+    joined["up"] = (joined[config.target] > 0).astype(int)
+    joined["p_always_up"] = 1.0
+    joined["p_yesterdays_sign"] = baseline_probabilities(
+        YESTERDAYS_SIGN, joined, pd.Series(dtype=float), config.past_return
+    )
+    joined["r_yesterdays_sign"] = joined[config.past_return]
+    version = str(joined["model_version"].iloc[0])
+    for (dt, scope), group in [((d, "all"), g) for d, g in joined.groupby("dt")] + [
+        ((d, c), g) for (d, c), g in joined.groupby(["dt", "category"])
+    ]:
+        for predictor, p, r in (
+            ("served", "p_up", "predicted_return"),
+            ("always_up", "p_always_up", None),
+            ("yesterdays_sign", "p_yesterdays_sign", "r_yesterdays_sign"),
+        ):
+            rows.append(
+                {
+                    "dt": dt,
+                    "scope": scope,
+                    "predictor": predictor,
+                    "model_version": version,
+                    "rows": len(group),
+                    "accuracy": float(((group[p] >= 0.5).astype(int) == group["up"]).mean()),
+                    "brier": float(((group[p] - group["up"]) ** 2).mean()),
+                    "ic": information_coefficient(group, r, config.target, "bar_time") if r else float("nan"),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+@daily_asset(
+    GROUP,
+    time_column="dt",
+    io_manager_key="warehouse_io_manager",
+    kinds=("snowflake",),
+    ins={"ml_predictions": AssetIn(), "gold_market_features": AssetIn()},
+    metadata={"partition_expr": "DT", "cluster_by": "DT"},
+)
+def ml_performance(
+    context: AssetExecutionContext, ml_predictions: DataFrame, gold_market_features: DataFrame
+) -> Iterator[Output]:
+    """How the served predictions really do: per day, overall and per category, accuracy, Brier
+    and IC against the realised 24h outcome, beside the always-up and yesterday's-sign baselines
+    (ML_PERFORMANCE). Outcomes arrive a day later: the targets refresh re-materializes it."""
+    predictions = ml_predictions.toPandas()
+    predictions["bar_time"] = pd.to_datetime(predictions["bar_time"])
+    gold = gold_market_features.toPandas()
+    gold.columns = [c.lower() for c in gold.columns]
+    gold["bar_time"] = pd.to_datetime(gold["bar_time"])
+    table = performance_frame(predictions, gold, load_ml_config())
+    spark = ml_predictions.sparkSession
+    frame = (
+        spark.createDataFrame(table, PERFORMANCE_SCHEMA)
+        if len(table)
+        else spark.createDataFrame([], PERFORMANCE_SCHEMA)
+    )
+    served = table[(table["scope"] == "all") & (table["predictor"] == "served")] if len(table) else table
+    yield Output(
+        frame,
+        metadata={
+            "dagster/row_count": MetadataValue.int(len(table)),
+            "outcomes_known": MetadataValue.int(int(served["rows"].sum()) if len(served) else 0),
+            "accuracy": MetadataValue.float(
+                float(served["accuracy"].mean()) if len(served) else float("nan")
+            ),
+        },
+    )
+
+
+ML_TRAINING_ASSETS = [ml_candidate_model, ml_serving_model]
+ML_DAILY_ASSETS = [ml_predictions, ml_performance]

@@ -1,0 +1,74 @@
+"""Walk-forward folds over time, purged and embargoed, so overlapping forward targets never leak.
+
+A row at time t carries a target over (t, t + horizon]. A training row whose target window
+reaches into a test fold has seen the test period: training therefore stops ``purge`` (at least
+the horizon) before each test fold, and the ``embargo`` after each earlier test fold is left out
+too (rows just after a test fold share its autocorrelated moves).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One walk-forward step: train on ``train`` times, test on ``[test_start, test_end)``."""
+
+    number: int
+    train_end: pd.Timestamp  # exclusive: test_start - purge
+    test_start: pd.Timestamp
+    test_end: pd.Timestamp
+    embargoed: tuple[tuple[pd.Timestamp, pd.Timestamp], ...]
+
+    def train_mask(self, times: pd.Series) -> pd.Series:
+        mask = times < self.train_end
+        for start, end in self.embargoed:
+            mask &= ~((times >= start) & (times < end))
+        return mask
+
+    def test_mask(self, times: pd.Series) -> pd.Series:
+        return (times >= self.test_start) & (times < self.test_end)
+
+
+NO_EMBARGO = pd.Timedelta(0)
+
+
+class FoldError(ValueError):
+    """The data cannot hold the requested folds (too little history for the windows)."""
+
+
+def walk_forward_folds(
+    times: pd.Series,
+    *,
+    folds: int,
+    min_train: pd.Timedelta,
+    horizon: pd.Timedelta,
+    purge: pd.Timedelta | None = None,
+    embargo: pd.Timedelta = NO_EMBARGO,
+) -> list[Fold]:
+    """``folds`` consecutive, equal test periods after ``min_train`` of history, each trained on
+    everything before it minus the purge gap and the embargoes. ``purge`` defaults to the horizon
+    and may not be shorter (overlapping targets would leak)."""
+    purge = horizon if purge is None else purge
+    if purge < horizon:
+        raise FoldError(f"purge {purge} is shorter than the target horizon {horizon}: targets would leak")
+    if folds < 1:
+        raise FoldError("at least one fold is needed")
+    first, last = pd.Timestamp(times.min()), pd.Timestamp(times.max())
+    test_start = first + min_train + purge
+    span = last - test_start
+    if span <= pd.Timedelta(0):
+        raise FoldError(
+            f"{last - first} of data is too little: training needs {min_train} plus a {purge} purge before testing"
+        )
+    size = span / folds
+    out: list[Fold] = []
+    for number in range(folds):
+        start = test_start + size * number
+        end = last + pd.Timedelta(microseconds=1) if number == folds - 1 else test_start + size * (number + 1)
+        embargoed = tuple((f.test_end, f.test_end + embargo) for f in out if embargo > NO_EMBARGO)
+        out.append(Fold(number, start - purge, start, end, embargoed))
+    return out

@@ -1,0 +1,41 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from crypto_assets.ml.baselines import BASELINES, baseline_probabilities
+from crypto_assets.ml.metrics import classification_metrics, information_coefficient, long_short_spread
+
+
+def _cross_section(seed: int = 7, times: int = 400, tokens: int = 20) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "open_time": np.repeat(pd.date_range("2023-01-01", periods=times, freq="h"), tokens),
+            "signal": rng.normal(size=times * tokens),
+        }
+    )
+    frame["target"] = 0.5 * frame["signal"] + rng.normal(size=len(frame))
+    return frame
+
+
+def test_a_perfect_and_a_useless_classifier():
+    up = pd.Series([1, 0, 1, 0, 1, 1])
+    perfect = classification_metrics(up, up.astype(float))
+    assert perfect["accuracy"] == 1 and perfect["roc_auc"] == 1 and perfect["brier"] < 1e-9
+    coin = classification_metrics(up, pd.Series(0.5, index=up.index))
+    assert coin["roc_auc"] == 0.5 and coin["brier"] == 0.25 and coin["log_loss"] == pytest.approx(np.log(2))
+
+
+def test_information_coefficient_and_spread_see_a_real_signal_and_not_noise():
+    frame = _cross_section()
+    assert information_coefficient(frame, "signal", "target") > 0.3
+    assert long_short_spread(frame, "signal", "target") > 1.0
+    shuffled = frame.assign(signal=np.random.default_rng(1).permutation(frame["signal"].to_numpy()))
+    assert abs(information_coefficient(shuffled, "signal", "target")) < 0.05
+
+
+def test_baselines():
+    test = pd.DataFrame({"return_24h": [0.1, -0.2, None]})
+    train_up = pd.Series([1, 1, 0, 1])
+    got = {name: baseline_probabilities(name, test, train_up, "return_24h").tolist() for name in BASELINES}
+    assert got == {"always_up": [1.0, 1.0, 1.0], "yesterdays_sign": [1.0, 0.0, 0.5], "base_rate": [0.75] * 3}

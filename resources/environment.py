@@ -21,50 +21,37 @@ from resources.snowflake_io import SparkSnowflakeIOManager
 from resources.spark import build_spark_resource
 
 
-def warehouse_io_manager(settings: Settings) -> SparkSnowflakeIOManager:
+def _snowflake_fields(settings: Settings) -> dict[str, Any]:
+    """Connection fields of the configured warehouse, shared by the IO manager and the resource."""
     if settings.environment == LOCAL:
         # The same connection the CLI and the dashboard use; the embedded server takes no secret.
         args = dict(settings.connector_args())
-        return SparkSnowflakeIOManager(
-            account=str(args.pop("account")),
-            user=str(args.pop("user")),
-            password=str(args.pop("password")),
-            database=str(args.pop("database")),
-            schema=str(args.pop("schema")),
-            additional_snowflake_connection_args=args,
-        )
-    return SparkSnowflakeIOManager(
-        account=EnvVar("SNOWFLAKE_ACCOUNT"),
-        user=EnvVar("SNOWFLAKE_USER"),
-        password=EnvVar("SNOWFLAKE_PASSWORD"),
-        database=settings.snowflake_database,
-        schema=settings.snowflake_schema,
-        warehouse=settings.snowflake_warehouse,
-        role=settings.snowflake_role,
-    )
+        return {
+            "account": str(args.pop("account")),
+            "user": str(args.pop("user")),
+            "password": str(args.pop("password")),
+            "database": str(args.pop("database")),
+            "schema": str(args.pop("schema")),
+            "additional_snowflake_connection_args": args,
+        }
+    return {
+        "account": EnvVar("SNOWFLAKE_ACCOUNT"),
+        "user": EnvVar("SNOWFLAKE_USER"),
+        "password": EnvVar("SNOWFLAKE_PASSWORD"),
+        "database": settings.snowflake_database,
+        "schema": settings.snowflake_schema,
+        "warehouse": settings.snowflake_warehouse,
+        "role": settings.snowflake_role,
+    }
+
+
+def warehouse_io_manager(settings: Settings) -> SparkSnowflakeIOManager:
+    return SparkSnowflakeIOManager(**_snowflake_fields(settings))
 
 
 def warehouse_resource(settings: Settings) -> SnowflakeResource:
     """A plain connection to the same warehouse (the model reads its training set with it)."""
-    if settings.environment == LOCAL:
-        args = dict(settings.connector_args())
-        return SnowflakeResource(
-            account=str(args.pop("account")),
-            user=str(args.pop("user")),
-            password=str(args.pop("password")),
-            database=str(args.pop("database")),
-            schema=str(args.pop("schema")),
-            additional_snowflake_connection_args=args,
-        )
-    return SnowflakeResource(
-        account=EnvVar("SNOWFLAKE_ACCOUNT"),
-        user=EnvVar("SNOWFLAKE_USER"),
-        password=EnvVar("SNOWFLAKE_PASSWORD"),
-        database=settings.snowflake_database,
-        schema=settings.snowflake_schema,
-        warehouse=settings.snowflake_warehouse,
-        role=settings.snowflake_role,
-    )
+    return SnowflakeResource(**_snowflake_fields(settings))
 
 
 def build_resources(settings: Settings | None = None) -> dict[str, Any]:

@@ -130,7 +130,8 @@ def _card(
         "tokens": sorted(frame["token"].unique()),
         "target": config.target,
         "horizon": str(config.horizon),
-        "features": list(config.features),
+        "features": list(evaluation.features),
+        "features_left_out": evaluation.left_out,
         "categorical": list(config.categorical),
         "hyper_parameters": {
             "classifier": config.classifier,
@@ -235,7 +236,7 @@ def ml_candidate_model(
     serving = registry.serving()
     serving_metrics = registry.card(serving["version"])["metrics"][MODEL] if serving else None
     gate = promotion_gate(evaluation, serving_metrics, ML.promotion_tolerance)
-    classifier, regressor = fit_final(frame, ML)
+    classifier, regressor = fit_final(frame, ML, evaluation.features)
     card = _card(version, frame, evaluation, ML, gate)
     registry.save(version, classifier, regressor, card)
     stored = _store_metrics(warehouse, version, evaluation)
@@ -255,6 +256,7 @@ def ml_candidate_model(
                 .to_markdown()
             ),
             "best_baseline": MetadataValue.text(evaluation.best_baseline()),
+            "features_left_out": MetadataValue.json(evaluation.left_out),
             "gate": MetadataValue.text("; ".join(gate.reasons)),
             "warehouse_metric_rows": MetadataValue.int(stored),
             "code_version": MetadataValue.text(card["code_version"]),

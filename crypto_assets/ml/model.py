@@ -52,6 +52,17 @@ def design(frame: pd.DataFrame, features: Sequence[str], categorical: Sequence[s
     return matrix
 
 
+def usable_features(frame: pd.DataFrame, config: MlConfig) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The configured features the data can carry: one with fewer than two distinct values (e.g.
+    taker volumes, absent from 6-column files) is left out, and named with the reason."""
+    left_out = {
+        f: "all null" if frame[f].isna().all() else "a single value"
+        for f in config.features
+        if frame[f].nunique(dropna=True) < 2
+    }
+    return tuple(f for f in config.features if f not in left_out), left_out
+
+
 def leaking_features(frame: pd.DataFrame, config: MlConfig) -> dict[str, float]:
     """Features whose rank correlation with the target is implausibly high: built from the future."""
     found: dict[str, float] = {}
@@ -65,8 +76,10 @@ def leaking_features(frame: pd.DataFrame, config: MlConfig) -> dict[str, float]:
     return found
 
 
-def _models(config: MlConfig) -> tuple[HistGradientBoostingClassifier, HistGradientBoostingRegressor]:
-    categorical = [len(config.features) + i for i in range(len(config.categorical))] or None
+def _models(
+    config: MlConfig, features: Sequence[str]
+) -> tuple[HistGradientBoostingClassifier, HistGradientBoostingRegressor]:
+    categorical = [len(features) + i for i in range(len(config.categorical))] or None
     common = {"random_state": config.seed, "early_stopping": False, "categorical_features": categorical}
     return (
         HistGradientBoostingClassifier(**common, **config.classifier),
@@ -79,6 +92,8 @@ class Evaluation:
     """Out-of-fold predictions of the model and the baselines, and their metrics."""
 
     folds: list[dict[str, Any]]
+    features: tuple[str, ...]  # the features used (see usable_features)
+    left_out: dict[str, str]
     predictions: pd.DataFrame  # one row per test row: time, token, category, target, model and baselines
     overall: pd.DataFrame  # metric rows x predictor columns
     per_category: pd.DataFrame  # (category, metric) rows x predictor columns
@@ -118,7 +133,8 @@ def evaluate(frame: pd.DataFrame, config: MlConfig, importance: bool = True) -> 
         horizon=config.horizon,
         embargo=config.embargo,
     )
-    matrix = design(frame, config.features, config.categorical)
+    features, left_out = usable_features(frame, config)
+    matrix = design(frame, features, config.categorical)
     up = (frame[config.target] > 0).astype(int)
     pieces, described = [], []
     last_fit = None
@@ -126,7 +142,7 @@ def evaluate(frame: pd.DataFrame, config: MlConfig, importance: bool = True) -> 
         train, test = fold.train_mask(frame[TIME]), fold.test_mask(frame[TIME])
         if up[train].nunique() < 2 or not test.any():
             continue
-        classifier, regressor = _models(config)
+        classifier, regressor = _models(config, features)
         classifier.fit(matrix[train], up[train])
         regressor.fit(matrix[train], frame.loc[train, config.target])
         rows = frame.loc[test, [TIME, "token", "category", config.past_return]].copy()
@@ -170,7 +186,7 @@ def evaluate(frame: pd.DataFrame, config: MlConfig, importance: bool = True) -> 
             weights = {
                 c: round(float(m), 5) for c, m in zip(x_test.columns, found.importances_mean, strict=True)
             }
-    return Evaluation(described, predictions, overall, per_category, weights)
+    return Evaluation(described, features, left_out, predictions, overall, per_category, weights)
 
 
 @dataclass(frozen=True)
@@ -204,11 +220,13 @@ def promotion_gate(evaluation: Evaluation, serving: dict[str, float] | None, tol
 
 
 def fit_final(
-    frame: pd.DataFrame, config: MlConfig
+    frame: pd.DataFrame, config: MlConfig, features: Sequence[str] | None = None
 ) -> tuple[HistGradientBoostingClassifier, HistGradientBoostingRegressor]:
-    """Both models refit on every labelled row of the training window (what serves predictions)."""
-    classifier, regressor = _models(config)
-    matrix = design(frame, config.features, config.categorical)
+    """Both models refit on every labelled row of the training window (what serves predictions),
+    on ``features`` (default: the usable ones)."""
+    features = tuple(features) if features is not None else usable_features(frame, config)[0]
+    classifier, regressor = _models(config, features)
+    matrix = design(frame, features, config.categorical)
     classifier.fit(matrix, (frame[config.target] > 0).astype(int))
     regressor.fit(matrix, frame[config.target])
     return classifier, regressor

@@ -59,9 +59,17 @@ def test_dev_serves_lineage_partitions_and_checks(tmp_path: Path):
         "gold_daily_market_features": ["silver_features_1d", "silver_token_markets"],
         "gold_category_index": ["silver_features_1d", "silver_features_1h", "silver_token_markets"],
         "gold_correlations": ["silver_bars_1h"],
+        "ml_candidate_model": ["gold_market_features"],
+        "ml_serving_model": ["ml_candidate_model"],
+        "ml_predictions": ["gold_market_features"],
+        "ml_performance": ["gold_market_features", "ml_predictions"],
     }
+    unpartitioned = {"ml_candidate_model", "ml_serving_model"}  # a model is trained on a window, not a day
     for name, node in by_name.items():
-        assert node["isPartitioned"] and node["partitionKeys"][0] == "2017-08-17", name
+        if name in unpartitioned:
+            assert not node["isPartitioned"], name
+        else:
+            assert node["isPartitioned"] and node["partitionKeys"][0] == "2017-08-17", name
         assert node["groupName"] == name.split("_")[0]
         assert node["description"]
     gold_checks = {
@@ -84,6 +92,10 @@ def test_dev_serves_lineage_partitions_and_checks(tmp_path: Path):
         "feature_warm_up": True,
         "stablecoin_peg": False,
     }
+    model_checks = {
+        c["name"]: c["blocking"] for c in by_name["ml_candidate_model"]["assetChecksOrError"]["checks"]
+    }
+    assert model_checks == {"promotion_gate": True}
     bars_checks = {
         c["name"]: c["blocking"] for c in by_name["silver_bars_1h"]["assetChecksOrError"]["checks"]
     }
@@ -102,7 +114,7 @@ def _wait_for_assets(url: str, process: subprocess.Popen, timeout: float = 120) 
         try:
             body = httpx.post(url, json={"query": QUERY}, timeout=10).json()
             nodes = body.get("data", {}).get("assetNodes") or []
-            if len(nodes) == 13:  # every asset of the code location
+            if len(nodes) == 17:  # every asset of the code location
                 return nodes
         except (httpx.HTTPError, ValueError):
             pass

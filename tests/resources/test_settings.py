@@ -48,9 +48,12 @@ def test_real_snowflake_exchange_and_cluster_are_settings(clean_env):
     assert settings.binance_archive_url == "https://data.binance.vision"
     assert settings.coingecko_url == "https://api.coingecko.com/api/v3"
     assert settings.binance_ws_url == "wss://stream.binance.com:9443"
-    assert set(build_resources(settings)) == {
-        "pyspark", "lake_io_manager", "lake", "warehouse_io_manager", "binance", "coingecko",
+    resources = build_resources(settings)
+    assert set(resources) == {
+        "pyspark", "lake_io_manager", "lake", "warehouse_io_manager", "warehouse", "binance", "coingecko",
     }  # fmt: skip
+    # The model's plain connection reads the same secrets from the environment, never a copy.
+    assert type(resources["warehouse"].password).__name__ == "EnvVar"
 
 
 @pytest.mark.parametrize(

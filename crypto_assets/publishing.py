@@ -11,7 +11,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from crypto_assets.checks import TOKEN_COVERAGE, quality_results, summary_metadata, validation_result
-from crypto_assets.quality import QualitySummary, summarize
+from crypto_assets.quality import QualitySummary, any_null, ohlc_violation, summarize
 from crypto_assets.silver.validators import Validator
 from crypto_assets.universe import load_universe
 
@@ -115,13 +115,10 @@ def refuse_blocking_failures(
     }
     if not any(counts.values()):
         return
-    null_key = F.lit(False)
-    for key in keys:
-        null_key = null_key | F.col(key).isNull()
+    null_key = any_null(keys)
     duplicate = F.count(F.lit(1)).over(Window.partitionBy(*keys)) > 1
     real = F.lit(True) if observed is None else observed
-    o, h, lo, c = (F.col(n) for n in ("open", "high", "low", "close")) if ohlc else (F.lit(0),) * 4
-    bad_ohlc = real & ((lo > o) | (lo > c) | (h < o) | (h < c) | (lo > h) | o.isNull() | c.isNull())
+    bad_ohlc = real & ohlc_violation(frame) if ohlc else F.lit(False)
     reason = (
         F.when(null_key, F.lit("null key"))
         .when(duplicate, F.lit("duplicate key"))

@@ -5,7 +5,7 @@ Pure Spark (no Dagster): the asset checks in ``checks.py`` turn a summary into c
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,6 +26,23 @@ class QualitySummary:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def any_null(keys: Sequence[str]) -> Column:
+    """True where any of ``keys`` is null."""
+    null = F.lit(False)
+    for key in keys:
+        null = null | F.col(key).isNull()
+    return null
+
+
+def ohlc_violation(frame: DataFrame) -> Column:
+    """True where low > open/close, high < open/close, low > high, or open/close is missing;
+    always False for a frame without OHLC columns."""
+    if not {"open", "high", "low", "close"} <= set(frame.columns):
+        return F.lit(False)
+    o, h, lo, c = (F.col(n) for n in ("open", "high", "low", "close"))
+    return (lo > o) | (lo > c) | (h < o) | (h < c) | (lo > h) | o.isNull() | c.isNull()
+
+
 def summarize(
     frame: DataFrame,
     keys: tuple[str, ...],
@@ -42,15 +59,8 @@ def summarize(
     coverage. ``extra_aggregates`` ride along in the same pass, into ``summary.extra``.
     """
     real = F.lit(True) if observed is None else observed
-    null_key = F.lit(False)
-    for key in keys:
-        null_key = null_key | F.col(key).isNull()
-    has_ohlc = {"open", "high", "low", "close"} <= set(frame.columns)
-    if has_ohlc:
-        o, h, lo, c = (F.col(n) for n in ("open", "high", "low", "close"))
-        bad_ohlc = (lo > o) | (lo > c) | (h < o) | (h < c) | (lo > h) | o.isNull() | c.isNull()
-    else:
-        bad_ohlc = F.lit(False)
+    null_key = any_null(keys)
+    bad_ohlc = ohlc_violation(frame)
     row = frame.agg(
         F.count(F.lit(1)).alias("rows"),
         F.count_distinct(F.when(~null_key, F.struct(*[F.col(k) for k in keys]))).alias("distinct_keys"),

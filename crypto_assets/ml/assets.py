@@ -207,15 +207,15 @@ def ml_candidate_model(
     walk-forward (purged by the horizon, embargoed after each test fold) beside three naive
     baselines (always up, yesterday's sign, the training base rate), overall and per category;
     saved in the lake's model registry with its card, metrics in ML_MODEL_METRICS."""
-    ML = load_ml_config()  # read per run: an edited pipeline.yaml applies to the next training
+    config = load_ml_config()  # read per run: an edited pipeline.yaml applies to the next training
     registry = registry_of(lake)
-    rows = read_training_rows(warehouse, ML)
-    frame = training_frame(rows, ML) if len(rows) else rows
+    rows = read_training_rows(warehouse, config)
+    frame = training_frame(rows, config) if len(rows) else rows
     version = f"hgb-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     try:
         if len(frame) == 0:
-            raise FoldError(f"no labelled rows in {ML.table.upper()} yet")
-        evaluation = evaluate(frame, ML)
+            raise FoldError(f"no labelled rows in {config.table.upper()} yet")
+        evaluation = evaluate(frame, config)
     except FoldError as exc:
         reason = f"not trained: {exc}"
         context.log.warning(reason)
@@ -235,9 +235,9 @@ def ml_candidate_model(
         raise Failure(f"refusing to train: {exc}") from None
     serving = registry.serving()
     serving_metrics = registry.card(serving["version"])["metrics"][MODEL] if serving else None
-    gate = promotion_gate(evaluation, serving_metrics, ML.promotion_tolerance)
-    classifier, regressor = fit_final(frame, ML, evaluation.features)
-    card = _card(version, frame, evaluation, ML, gate)
+    gate = promotion_gate(evaluation, serving_metrics, config.promotion_tolerance)
+    classifier, regressor = fit_final(frame, config, evaluation.features)
+    card = _card(version, frame, evaluation, config, gate)
     registry.save(version, classifier, regressor, card)
     stored = _store_metrics(warehouse, version, evaluation)
     context.log.info(f"{version}: {'; '.join(gate.reasons)}")
@@ -281,7 +281,8 @@ def ml_serving_model(context: AssetExecutionContext, lake: LakeResource) -> Mate
     """The model that serves predictions: the newest candidate once its promotion gate passed
     (this asset runs only then); otherwise the serving model stays, and the metadata says why."""
     registry = registry_of(lake)
-    candidates = [v for v in registry.versions() if registry.card(v)["gate"]["passed"]]
+    cards = {v: registry.card(v) for v in registry.versions()}
+    candidates = [v for v, card in cards.items() if card["gate"]["passed"]]
     serving = registry.serving()
     if not candidates:
         reason = "no candidate has passed the promotion gate: predictions come from the best baseline"
@@ -294,7 +295,7 @@ def ml_serving_model(context: AssetExecutionContext, lake: LakeResource) -> Mate
     newest = candidates[-1]
     if serving and serving["version"] == newest:
         return MaterializeResult(metadata={"serving": MetadataValue.text(newest), "why": "already serving"})
-    card = registry.card(newest)
+    card = cards[newest]
     registry.promote(newest, "; ".join(card["gate"]["reasons"]))
     context.log.info(f"promoted {newest}")
     return MaterializeResult(
@@ -305,13 +306,13 @@ def ml_serving_model(context: AssetExecutionContext, lake: LakeResource) -> Mate
     )
 
 
-def _prior(warehouse: SnowflakeResource, before: datetime, ML: MlConfig) -> tuple[float, float, int]:
+def _prior(warehouse: SnowflakeResource, before: datetime, config: MlConfig) -> tuple[float, float, int]:
     """Share of up moves, mean target and rows among targets already known at ``before``."""
     sql = (
-        f"SELECT avg(CASE WHEN {ML.target} > 0 THEN 1 ELSE 0 END) AS up, avg({ML.target}) AS mean_return,"
-        f" count(*) AS n FROM {ML.table} WHERE {ML.target} IS NOT NULL AND bar_time < %s"
+        f"SELECT avg(CASE WHEN {config.target} > 0 THEN 1 ELSE 0 END) AS up, avg({config.target}) AS mean_return,"
+        f" count(*) AS n FROM {config.table} WHERE {config.target} IS NOT NULL AND bar_time < %s"
     )
-    cutoff = pd.Timestamp(before).tz_convert(None) - ML.horizon  # NTZ UTC, as the table stores it
+    cutoff = pd.Timestamp(before).tz_convert(None) - config.horizon  # NTZ UTC, as the table stores it
     try:
         row = _query(warehouse, sql, (cutoff.to_pydatetime(),)).iloc[0]
     except Exception:  # no gold table yet: nothing is known
@@ -338,8 +339,7 @@ def predict_frame(
         evaluated = [registry.card(v) for v in registry.versions()]
         baseline = evaluated[-1]["best_baseline"] if evaluated else BASE_RATE
         up, mean_return, _ = prior
-        train_up = pd.Series([up]) if baseline == BASE_RATE else pd.Series(dtype=float)
-        p_up = baseline_probabilities(baseline, frame, train_up, config.past_return).to_numpy()
+        p_up = baseline_probabilities(baseline, frame, pd.Series([up]), config.past_return).to_numpy()
         train_target = pd.Series([mean_return])
         predicted = baseline_returns(baseline, frame, train_target, config.past_return).to_numpy()
         version = f"baseline:{baseline}"
@@ -405,6 +405,8 @@ def performance_frame(predictions: pd.DataFrame, gold: pd.DataFrame, config: MlC
     beside the always-up and yesterday's-sign baselines, on the bars whose outcome is known."""
     gold = gold.copy()
     gold.columns = [c.lower() for c in gold.columns]
+    gold["bar_time"] = pd.to_datetime(gold["bar_time"])
+    predictions = predictions.assign(bar_time=pd.to_datetime(predictions["bar_time"]))
     joined = predictions.merge(
         gold[["token", "bar_time", config.target, config.past_return]], on=["token", "bar_time"], how="inner"
     )
@@ -456,12 +458,7 @@ def ml_performance(
     """How the served predictions really do: per day, overall and per category, accuracy, Brier
     and IC against the realised 24h outcome, beside the always-up and yesterday's-sign baselines
     (ML_PERFORMANCE). Outcomes arrive a day later: the targets refresh re-materializes it."""
-    predictions = ml_predictions.toPandas()
-    predictions["bar_time"] = pd.to_datetime(predictions["bar_time"])
-    gold = gold_market_features.toPandas()
-    gold.columns = [c.lower() for c in gold.columns]
-    gold["bar_time"] = pd.to_datetime(gold["bar_time"])
-    table = performance_frame(predictions, gold, load_ml_config())
+    table = performance_frame(ml_predictions.toPandas(), gold_market_features.toPandas(), load_ml_config())
     spark = ml_predictions.sparkSession
     frame = (
         spark.createDataFrame(table, PERFORMANCE_SCHEMA)

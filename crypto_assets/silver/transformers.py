@@ -21,7 +21,7 @@ import pandas as pd
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from crypto_assets.bronze.transforms import AMOUNT, interval_seconds, lookup
+from crypto_assets.bronze.transforms import AMOUNT, interval_seconds, lookup, series_column
 from crypto_assets.ingestion.binance import INTERVAL_MS
 from crypto_assets.pipeline_config import PipelineConfig, bars_in, parse_duration
 from crypto_assets.raw.schema import with_provenance
@@ -391,7 +391,7 @@ def canonical_bars(bronze: DataFrame, canonical_series: Mapping[str, str]) -> Da
     """Bronze rows of each token's canonical series only (``venue/market/pair`` -> token, from
     ``Universe.canonical_series``: Binance spot by default). Other venues and markets stay in
     bronze, keyed apart; silver and gold never mix them into a token's bars."""
-    wanted = F.concat_ws("/", "venue", "market", "symbol").isin(sorted(canonical_series))
+    wanted = series_column().isin(sorted(canonical_series))
     return with_provenance(bronze).where(wanted)
 
 

@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 export LAKE_ROOT ?= $(CURDIR)/lake
 
-.PHONY: install run test dev lint format bench clean
+.PHONY: install run test dev dashboard browser lint format bench clean
 
 install: $(STAMP)
 
@@ -23,14 +23,25 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/crypto-analytics run $(ARGS)
 
-## make test: lint + the whole test suite
-test: $(STAMP)
+## make test: lint + the whole test suite (the dashboard's browser test needs chromium)
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## make dev: Dagster UI + daemon on http://127.0.0.1:3000 with the embedded services
 dev: $(STAMP)
 	$(BIN)/crypto-analytics dev
+
+## make dashboard: the Streamlit dashboard on http://127.0.0.1:8501 (starts the embedded warehouse)
+dashboard: $(STAMP)
+	$(BIN)/crypto-analytics dashboard
+
+# Debian's chromium for the dashboard's real-browser test (Playwright drives it; it never
+# downloads a browser of its own).
+browser:
+	@command -v chromium >/dev/null || { \
+		echo "installing chromium for the dashboard's browser test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

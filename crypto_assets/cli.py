@@ -474,20 +474,53 @@ def cmd_dev(args: argparse.Namespace) -> int:
             str(args.port),
         ]
         _say(f"Dagster UI on http://{args.host}:{args.port} (Ctrl-C to stop)")
-        # Own session: Dagster ignores SIGINT when started in the background from a script.
-        process = subprocess.Popen(command, start_new_session=True)
-        try:
-            return process.wait()
-        except KeyboardInterrupt:
-            return 0
-        finally:
-            if process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
+        return _serve(command)
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    """The Streamlit dashboard on the configured warehouse (the embedded one is started if needed)."""
+    settings = Settings.from_env()
+    from crypto_assets.services import local_services
+
+    app = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
+    if not app.is_file():
+        raise CliError(f"the dashboard is not installed beside the package ({app} is missing)")
+    with local_services(settings, emulator=False, say=_say):
+        command = [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(app),
+            "--server.address",
+            args.host,
+            "--server.port",
+            str(args.port),
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ]
+        _say(f"Dashboard on http://{args.host}:{args.port} (Ctrl-C to stop)")
+        return _serve(command)
+
+
+def _serve(command: list[str]) -> int:
+    """Run a server in the foreground until it exits or we are stopped; then stop its whole group."""
+    # Own session: servers ignore SIGINT when started in the background from a script.
+    process = subprocess.Popen(command, start_new_session=True)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -607,6 +640,11 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=3000)
     dev.add_argument("--workspace", default="workspace.yaml")
     dev.set_defaults(func=cmd_dev)
+
+    dashboard = sub.add_parser("dashboard", help="the Streamlit dashboard on the configured warehouse")
+    dashboard.add_argument("--host", default="127.0.0.1")
+    dashboard.add_argument("--port", type=int, default=8501)
+    dashboard.set_defaults(func=cmd_dashboard)
     return parser
 
 

@@ -70,7 +70,7 @@ PERFORMANCE_SCHEMA = T.StructType(
         T.StructField("scope", T.StringType(), False),
         T.StructField("predictor", T.StringType(), False),
         T.StructField("model_version", T.StringType(), False),
-        T.StructField("rows", T.LongType(), False),
+        T.StructField("outcomes", T.LongType(), False),
         T.StructField("accuracy", T.DoubleType(), True),
         T.StructField("brier", T.DoubleType(), True),
         T.StructField("ic", T.DoubleType(), True),
@@ -435,7 +435,7 @@ def performance_frame(predictions: pd.DataFrame, gold: pd.DataFrame, config: MlC
                     "scope": scope,
                     "predictor": predictor,
                     "model_version": version,
-                    "rows": len(group),
+                    "outcomes": len(group),
                     "accuracy": float(((group[p] >= 0.5).astype(int) == group["up"]).mean()),
                     "brier": float(((group[p] - group["up"]) ** 2).mean()),
                     "ic": information_coefficient(group, r, config.target, "bar_time") if r else float("nan"),
@@ -470,7 +470,7 @@ def ml_performance(
         frame,
         metadata={
             "dagster/row_count": MetadataValue.int(len(table)),
-            "outcomes_known": MetadataValue.int(int(served["rows"].sum()) if len(served) else 0),
+            "outcomes_known": MetadataValue.int(int(served["outcomes"].sum()) if len(served) else 0),
             "accuracy": MetadataValue.float(
                 float(served["accuracy"].mean()) if len(served) else float("nan")
             ),

@@ -1,0 +1,140 @@
+"""Data health beyond the warehouse: the lake's partitions on disk and Dagster's own record of
+materializations and asset-check results, read over the webserver's GraphQL API (``make dev``).
+
+Both are optional: the dashboard also runs where only the warehouse is reachable, and says so.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pandas as pd
+
+DEFAULT_DAGSTER_URL = "http://127.0.0.1:3000"
+LAKE_LAYERS = ("raw", "bronze", "silver")
+
+# Assets, their latest materialization and the latest result of each of their checks.
+ASSETS_QUERY = """
+query DashboardAssets {
+  assetNodes {
+    assetKey { path }
+    groupName
+    assetMaterializations(limit: 1) { timestamp partition runId }
+    assetChecksOrError {
+      ... on AssetChecks {
+        checks {
+          name
+          blocking
+          executionForLatestMaterialization {
+            runId
+            status
+            timestamp
+            evaluation { severity partition }
+          }
+        }
+      }
+    }
+  }
+}
+"""
+
+
+def dagster_url() -> str:
+    return os.getenv("DAGSTER_URL", DEFAULT_DAGSTER_URL).rstrip("/")
+
+
+@dataclass(frozen=True)
+class DagsterStatus:
+    url: str
+    assets: pd.DataFrame  # asset, group, last_materialized (UTC), partition, run_id, link
+    checks: pd.DataFrame  # asset, check, blocking, status, severity, partition, when, run_id, link
+    error: str | None = None
+
+    @property
+    def reachable(self) -> bool:
+        return self.error is None
+
+
+def _utc(timestamp: float | str | None, millis: bool = False) -> datetime | None:
+    if timestamp in (None, ""):
+        return None
+    value = float(timestamp) / (1000.0 if millis else 1.0)
+    return datetime.fromtimestamp(value, tz=UTC).replace(tzinfo=None)
+
+
+def dagster_status(url: str | None = None, timeout: float = 3.0) -> DagsterStatus:
+    """Asset and check status from the Dagster webserver; a status with ``error`` when it is down."""
+    url = (url or dagster_url()).rstrip("/")
+    try:
+        response = httpx.post(f"{url}/graphql", json={"query": ASSETS_QUERY}, timeout=timeout)
+        response.raise_for_status()
+        body = response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        return DagsterStatus(url, pd.DataFrame(), pd.DataFrame(), f"{type(exc).__name__}: {exc}")
+    if body.get("errors"):
+        return DagsterStatus(url, pd.DataFrame(), pd.DataFrame(), body["errors"][0].get("message", "error"))
+    assets, checks = [], []
+    for node in body["data"]["assetNodes"]:
+        name = "/".join(node["assetKey"]["path"])
+        link = f"{url}/assets/{quote(name)}"
+        latest = (node.get("assetMaterializations") or [None])[0] or {}
+        assets.append(
+            {
+                "asset": name,
+                "group": node.get("groupName"),
+                "last_materialized": _utc(latest.get("timestamp"), millis=True),
+                "partition": latest.get("partition"),
+                "run_id": latest.get("runId"),
+                "link": link,
+            }
+        )
+        for check in (node.get("assetChecksOrError") or {}).get("checks", []):
+            execution = check.get("executionForLatestMaterialization") or {}
+            evaluation = execution.get("evaluation") or {}
+            checks.append(
+                {
+                    "asset": name,
+                    "check": check["name"],
+                    "blocking": check.get("blocking"),
+                    "status": execution.get("status", "NOT_RUN"),
+                    "severity": evaluation.get("severity"),
+                    "partition": evaluation.get("partition"),
+                    "when": _utc(execution.get("timestamp")),
+                    "run_id": execution.get("runId"),
+                    "link": f"{url}/runs/{execution['runId']}" if execution.get("runId") else link,
+                }
+            )
+    return DagsterStatus(url, pd.DataFrame(assets), pd.DataFrame(checks))
+
+
+def lake_freshness(lake_root: Path, today: date | None = None) -> pd.DataFrame:
+    """The newest daily partition of every asset in the lake, and how many days old it is."""
+    today = today or datetime.now(UTC).date()
+    rows = []
+    for layer in LAKE_LAYERS:
+        folder = lake_root / layer
+        if not folder.is_dir():
+            continue
+        for asset in sorted(p for p in folder.iterdir() if p.is_dir()):
+            days = sorted(p.name[3:] for p in asset.glob("dt=*") if p.is_dir())
+            if not days:
+                continue
+            last = date.fromisoformat(days[-1])
+            rows.append(
+                {
+                    "layer": layer,
+                    "asset": asset.name,
+                    "first_day": date.fromisoformat(days[0]),
+                    "last_day": last,
+                    "partitions": len(days),
+                    "days_behind": (today - last).days,
+                }
+            )
+    return pd.DataFrame(
+        rows, columns=["layer", "asset", "first_day", "last_day", "partitions", "days_behind"]
+    )

@@ -1,0 +1,193 @@
+"""What every page shares: the sidebar's filters, cached queries, friendly errors, tables with a
+CSV download."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data, health
+
+# Bounded caches: at most this many results, each at most five minutes old (the pipeline loads
+# hourly at the fastest, and a reload after `make run` should not wait long).
+CACHE_TTL_SECONDS = 300
+CACHE_MAX_ENTRIES = 256
+DEFAULT_DAYS = 7
+INTERVALS = ("1h", "1d")
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, max_entries=CACHE_MAX_ENTRIES, show_spinner=False)
+def _cached(query: data.Query, source: str) -> pd.DataFrame:
+    # ``source`` keys the cache by warehouse, so two configurations never share results.
+    return query.run(data.backend())
+
+
+def load(query: data.Query) -> pd.DataFrame:
+    """Run a catalogue query through the cache (errors are never cached)."""
+    return _cached(query, data.backend().describe()).copy()
+
+
+@st.cache_data(ttl=30, max_entries=4, show_spinner=False)
+def dagster_status(url: str) -> health.DagsterStatus:
+    """Dagster's view, refreshed at most every 30 s (the UI itself is one click away)."""
+    return health.dagster_status(url)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The sidebar's choices, the same on every page."""
+
+    tokens: tuple[str, ...]  # empty: every token
+    start: date
+    end: date
+    interval: str
+    first_day: date
+    last_day: date
+    all_tokens: tuple[str, ...]
+    categories: dict[str, str]  # token -> category
+
+    @property
+    def shown_tokens(self) -> list[str]:
+        return list(self.tokens or self.all_tokens)
+
+
+@contextmanager
+def friendly_errors() -> Iterator[None]:
+    """Show a data problem as a message a user can act on, never as a traceback."""
+    try:
+        yield
+    except data.TableMissing as exc:
+        st.warning(str(exc), icon=":material/table_view:")
+        st.stop()
+    except data.WarehouseUnavailable as exc:
+        st.error(str(exc), icon=":material/power_off:")
+        st.stop()
+    except data.DashboardDataError as exc:
+        st.error(str(exc))
+        st.stop()
+
+
+def sidebar() -> Filters | None:
+    """The filters, in the sidebar of the entry script (so they keep their values across pages).
+    None, with a message in the page, when the warehouse has nothing to filter yet."""
+    st.sidebar.caption(f"Warehouse: {data.backend().describe()}")
+    try:
+        with st.spinner("Reading the warehouse…"):
+            bounds = load(data.data_bounds())
+            tokens = load(data.token_list())
+    except data.DashboardDataError as exc:
+        st.session_state["data_problem"] = str(exc)
+        return None
+    if bounds.empty or pd.isna(bounds["last_day"].iloc[0]) or tokens.empty:
+        st.session_state["data_problem"] = (
+            "The warehouse holds no gold rows yet. Run `make run` (the last two days on the embedded "
+            "defaults), then reload this page."
+        )
+        return None
+    st.session_state.pop("data_problem", None)
+    first_day, last_day = _as_date(bounds["first_day"].iloc[0]), _as_date(bounds["last_day"].iloc[0])
+    categories = dict(zip(tokens["token"], tokens["category"], strict=True))
+    all_tokens = tuple(sorted(categories))
+
+    st.sidebar.radio("Interval", INTERVALS, key="interval", horizontal=True)
+    default_start = max(first_day, last_day - timedelta(days=DEFAULT_DAYS - 1))
+    picked = st.sidebar.date_input(
+        "Dates (UTC)",
+        value=(default_start, last_day),
+        min_value=first_day,
+        max_value=last_day,
+        key="dates",
+    )
+    start, end = _date_range(picked, default_start, last_day)
+    chosen_categories = st.sidebar.multiselect(
+        "Categories", sorted(set(categories.values())), key="categories", placeholder="All categories"
+    )
+    # Free text only narrows the list of choices, in Python: it never reaches a query.
+    search = st.sidebar.text_input("Find a token", key="token_search", placeholder="e.g. BTC")
+    pattern = re.escape(search.strip().upper())
+    options = [
+        t
+        for t in all_tokens
+        if (not chosen_categories or categories[t] in chosen_categories) and re.search(pattern, t)
+    ]
+    kept = [t for t in st.session_state.get("tokens", []) if t in options]
+    if kept != st.session_state.get("tokens", []):
+        st.session_state["tokens"] = kept
+    chosen = st.sidebar.multiselect("Tokens", options, key="tokens", placeholder="All tokens")
+    if chosen:
+        selected = tuple(chosen)
+    elif chosen_categories or search.strip():
+        selected = tuple(options)
+    else:
+        selected = ()
+    return Filters(
+        tokens=selected,
+        start=start,
+        end=end,
+        interval=st.session_state.get("interval", "1h"),
+        first_day=first_day,
+        last_day=last_day,
+        all_tokens=all_tokens,
+        categories=categories,
+    )
+
+
+def _as_date(value: object) -> date:
+    return pd.Timestamp(value).date()
+
+
+def _date_range(picked: object, default_start: date, last_day: date) -> tuple[date, date]:
+    # While a user is picking, the widget holds one date: use it as both ends.
+    if isinstance(picked, tuple | list):
+        days = [d for d in picked if d is not None]
+        if len(days) == 2:
+            return min(days), max(days)
+        if len(days) == 1:
+            return days[0], days[0]
+        return default_start, last_day
+    if isinstance(picked, date):
+        return picked, picked
+    return default_start, last_day
+
+
+def current_filters() -> Filters | None:
+    """For a page: the filters, or stop with the reason there are none."""
+    filters = st.session_state.get("filters")
+    if filters is None:
+        problem = st.session_state.get("data_problem", "No data yet.")
+        if "not reachable" in problem:
+            st.error(problem, icon=":material/power_off:")
+        else:
+            st.info(problem, icon=":material/table_view:")
+        st.stop()
+    return filters
+
+
+def table(
+    frame: pd.DataFrame, name: str, *, caption: str | None = None, column_config: dict | None = None
+) -> None:
+    """A table with a CSV download of exactly what is shown."""
+    st.dataframe(frame, hide_index=True, width="stretch", column_config=column_config)
+    st.download_button(
+        f"Download {name}.csv",
+        frame.to_csv(index=False).encode(),
+        file_name=f"{name}.csv",
+        mime="text/csv",
+        key=f"download-{name}",
+    )
+    if caption:
+        st.caption(caption)
+
+
+def pct(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Fractions as percentages for display (the CSV keeps the same numbers as shown)."""
+    out = frame.copy()
+    for column in columns:
+        out[column] = (out[column].astype(float) * 100.0).round(2)
+    return out

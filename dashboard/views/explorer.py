@@ -1,0 +1,38 @@
+"""Token explorer: candles with volume, Bollinger and VWAP overlays, MACD / RSI / ATR panels, for
+any token, date range and interval. Outages are drawn as gaps, not as lines across them."""
+
+from datetime import timedelta
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import analytics, charts, data, ui
+
+filters = ui.current_filters()
+st.title("Token explorer")
+tokens = filters.shown_tokens
+left, middle, right = st.columns([1, 2, 2])
+token = left.selectbox(
+    "Token", tokens, index=tokens.index("BTC") if "BTC" in tokens else 0, key="explorer_token"
+)
+overlays = middle.multiselect("Overlays", charts.OVERLAYS, default=["Bollinger"], key="explorer_overlays")
+panels = right.multiselect("Panels", charts.PANELS, default=["RSI", "MACD"], key="explorer_panels")
+
+with ui.friendly_errors(), st.spinner(f"Loading {token} {filters.interval} bars…"):
+    bars = ui.load(data.bars(filters.interval, token, filters.start, filters.end))
+if bars.empty:
+    st.info(f"No {filters.interval} bars for {token} between {filters.start} and {filters.end}.")
+    st.stop()
+start = pd.Timestamp(filters.start)
+end = pd.Timestamp(filters.end + timedelta(days=1))
+grid = analytics.on_grid(bars, filters.interval, start, end)
+missing = int(grid["is_gap"].sum())
+st.caption(
+    f"{len(grid) - missing} of {len(grid)} {filters.interval} bars observed"
+    + (f"; {missing} missing or gap bars are shaded red and left blank." if missing else ".")
+)
+st.plotly_chart(
+    charts.candlestick(grid, token, filters.interval, overlays, panels), width="stretch", key="candles"
+)
+with st.expander("Bars as a table"):
+    ui.table(grid, f"{token}-{filters.interval}-{filters.start}-{filters.end}")

@@ -1,0 +1,46 @@
+"""Market overview: the latest price, 1h/24h/7d change, volume and market cap of every token by
+category, a heat map of the last day's hourly returns, and what changed most since yesterday."""
+
+import streamlit as st
+
+from dashboard import analytics, charts, data, ui
+
+filters = ui.current_filters()
+st.title("Market overview")
+with ui.friendly_errors(), st.spinner("Loading the latest bars…"):
+    recent = ui.load(data.recent_hourly(filters.end, filters.tokens))
+    daily = ui.load(data.daily_on(filters.end, filters.tokens))
+snap = analytics.snapshot(recent, daily)
+if snap.empty:
+    st.info(f"No hourly bars for the chosen tokens on {filters.end} or the day before.")
+    st.stop()
+
+as_of = snap["bar_time"].max()
+st.caption(f"As of the bar opening {as_of:%Y-%m-%d %H:%M} UTC · prices in USDT, caps in USD (CoinGecko)")
+cols = st.columns(4)
+cols[0].metric("Tokens", len(snap))
+cols[1].metric("Total market cap", f"${snap['market_cap_usd'].sum() / 1e9:,.1f} B")
+cols[2].metric("24h volume", f"${snap['volume_24h_usd'].sum() / 1e9:,.2f} B")
+median = snap["change_24h"].median()
+cols[3].metric("Median 24h change", "n/a" if median != median else f"{median * 100:+.2f} %")
+
+shown = ui.pct(snap, ["change_1h", "change_24h", "change_7d", "volume_change", "market_cap_change"])
+for category, rows in shown.groupby("category", sort=True):
+    st.subheader(category)
+    ui.table(rows.drop(columns=["category"]), f"overview-{category.lower().replace(' ', '-')}")
+
+st.subheader("Hourly returns, last 24 bars")
+order = snap.sort_values(["category", "token"])["token"].tolist()
+st.plotly_chart(charts.returns_heatmap(recent, order), width="stretch", key="returns-heatmap")
+
+st.subheader("What changed most since yesterday")
+left, middle, right = st.columns(3)
+with left:
+    st.markdown("**Price (24h)**")
+    ui.table(ui.pct(analytics.movers(snap, "change_24h"), ["change_24h"]), "movers-price")
+with middle:
+    st.markdown("**Volume vs the 24h before**")
+    ui.table(ui.pct(analytics.movers(snap, "volume_change"), ["volume_change"]), "movers-volume")
+with right:
+    st.markdown("**Market cap vs 24h before**")
+    ui.table(ui.pct(analytics.movers(snap, "market_cap_change"), ["market_cap_change"]), "movers-cap")

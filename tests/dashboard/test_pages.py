@@ -1,0 +1,167 @@
+"""Every page through Streamlit's AppTest, on the synthetic warehouse (fakesnow in-process)."""
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard import data
+
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
+PAGES = [
+    "views/overview.py",
+    "views/explorer.py",
+    "views/categories.py",
+    "views/correlations.py",
+    "views/predictions.py",
+    "views/health.py",
+]
+INJECTION = "BTC'); DROP TABLE GOLD_MARKET_FEATURES; --"
+
+
+# The entry script's sidebar, then one view, as `app.py` runs them under st.navigation. (Streamlit
+# 1.67's AppTest runs a navigation page's file alone when switching pages and does not re-run the
+# page it is on, so the pages are driven through this harness; the browser test goes through
+# the real navigation.)
+HARNESS = """
+import runpy
+import streamlit as st
+from dashboard import ui
+st.sidebar.title("crypto-analytics")
+st.session_state["filters"] = ui.sidebar()
+runpy.run_path({page!r}, run_name="__main__")
+"""
+
+
+def _open(page: str | None = None, **widgets: object) -> AppTest:
+    """A session on ``page`` with the widgets set (by key) as a user would have left them."""
+    script = Path(APP).parent / (page or PAGES[0])
+    at = AppTest.from_string(HARNESS.format(page=str(script)), default_timeout=60)
+    for key, value in widgets.items():
+        at.session_state[key] = value
+    return at.run()
+
+
+def _texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [m.value for m in at.caption]
+    parts += [e.value for kind in (at.info, at.warning, at.error, at.success) for e in kind]
+    return "\n".join(str(p) for p in parts)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_on_the_warehouse(warehouse, page):
+    at = _open(page)
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    # A chart on every page, a CSV download under every table.
+    charts = at.get("plotly_chart")
+    tables = at.dataframe
+    assert charts or page == "views/health.py", page
+    assert tables, page
+    assert len(at.get("download_button")) >= len(tables) - (1 if page == "views/health.py" else 0)
+
+
+def test_the_sidebar_drives_the_queries(warehouse):
+    at = _open()
+    # Default: the last 7 days clipped to the data (3 days here), every token (no token filter).
+    assert warehouse.params_of("recent_hourly")[-1] == {"until": "2024-03-03"}
+    assert at.date_input(key="dates").value == (date(2024, 3, 1), date(2024, 3, 3))
+    at.multiselect(key="categories").select("Layer 1").run()
+    assert warehouse.params_of("recent_hourly")[-1] == {"until": "2024-03-03", "tok0": "BTC", "tok1": "ETH"}
+    at.date_input(key="dates").set_value((date(2024, 3, 1), date(2024, 3, 2))).run()
+    assert warehouse.params_of("recent_hourly")[-1]["until"] == "2024-03-02"
+    assert not at.exception
+
+    at = _open("views/explorer.py", categories=["Layer 1"], interval="1d")
+    assert at.selectbox(key="explorer_token").options == ["BTC", "ETH"]
+    at.selectbox(key="explorer_token").set_value("ETH").run()
+    assert warehouse.params_of("bars")[-1] == {"token": "ETH", "start": "2024-03-01", "end": "2024-03-03"}
+    # The interval picks the table from the fixed map, never from the widget's text.
+    sql = [s for n, s, _ in warehouse.calls if n == "bars"][-1]
+    assert "FROM GOLD_DAILY_MARKET_FEATURES" in sql
+    at.radio(key="interval").set_value("1h").run()
+    assert "FROM GOLD_MARKET_FEATURES" in [s for n, s, _ in warehouse.calls if n == "bars"][-1]
+
+    _open("views/categories.py", categories=["Layer 1"], interval="1d")
+    assert warehouse.params_of("category_index")[-1] == {
+        "interval": "1d",
+        "start": "2024-03-01",
+        "end": "2024-03-03",
+    }
+    assert warehouse.params_of("category_dispersion")[-1]["tok1"] == "ETH"
+    at = _open("views/correlations.py")
+    at.selectbox(key="correlation_window").set_value("7 days").run()
+    assert warehouse.params_of("hourly_log_returns")[-1] == {"start": "2024-02-26", "end": "2024-03-03"}
+    assert not at.exception
+
+
+def test_explorer_draws_an_outage_as_a_gap(warehouse):
+    at = _open("views/explorer.py", categories=["Meme"])
+    assert at.selectbox(key="explorer_token").value == "DOGE"
+    assert any("2 missing or gap bars" in c.value for c in at.caption), [c.value for c in at.caption]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_an_injection_attempt_in_every_text_widget_changes_nothing(warehouse, page):
+    at = _open(page)
+    assert at.text_input, "the sidebar's token search is on every page"
+    before = len(warehouse.calls)
+    for widget in at.text_input:
+        widget.set_value(INJECTION)
+    at.run()
+    assert not at.exception
+    assert at.text_input(key="token_search").value == INJECTION
+    for _, sql, params in warehouse.calls[before:]:
+        assert "DROP" not in sql and INJECTION not in str(params)
+    # The table is still there, with its rows.
+    rows = warehouse.fetch("SELECT COUNT(*) AS n FROM GOLD_MARKET_FEATURES", {})
+    assert int(rows["n"].iloc[0]) == 6 * 72
+
+
+def test_a_catalogue_choice_outside_its_fixed_list_is_refused():
+    with pytest.raises(data.DashboardDataError, match="unknown choice"):
+        data.bars("1h; DROP TABLE X", "BTC", date(2024, 3, 1), date(2024, 3, 1))
+    with pytest.raises(data.DashboardDataError, match="only runs single SELECT"):
+        data.SnowflakeBackend.fetch(None, "DELETE FROM GOLD_MARKET_FEATURES", {})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_an_empty_warehouse_says_so(empty_warehouse, page):
+    at = _open(page)
+    assert not at.exception
+    assert "holds no gold rows yet" in _texts(at)
+
+
+def test_a_missing_table_says_which_and_how_to_load_it(warehouse):
+    # Drop the model's table and the category index: a warehouse loaded before they existed.
+    import snowflake.connector
+
+    from resources.settings import Settings
+
+    with snowflake.connector.connect(**Settings.from_env().connector_args()) as conn:
+        conn.cursor().execute("DROP TABLE ML_PREDICTIONS")
+        conn.cursor().execute("DROP TABLE GOLD_CATEGORY_INDEX")
+    at = _open("views/predictions.py")
+    assert not at.exception
+    assert "No predictions yet" in _texts(at)
+    at = _open("views/categories.py")
+    assert not at.exception
+    assert "no table GOLD_CATEGORY_INDEX yet" in _texts(at)
+    at = _open("views/health.py")
+    assert not at.exception and "not loaded yet" in at.dataframe[0].value.to_string()
+
+
+def test_an_unreachable_warehouse_is_a_message_not_a_traceback(monkeypatch):
+    import streamlit as st
+
+    from crypto_assets.services import free_port
+
+    monkeypatch.delenv("SNOWFLAKE_ACCOUNT", raising=False)
+    monkeypatch.setenv("WAREHOUSE_PORT", str(free_port()))  # nothing listens there
+    monkeypatch.setattr(data, "_backend_factory", data._backend_factory)
+    st.cache_data.clear()
+    for page in (None, "views/health.py"):
+        at = _open(page)
+        assert not at.exception
+        assert "is not reachable" in _texts(at) and "make dashboard" in _texts(at)

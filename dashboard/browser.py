@@ -20,7 +20,7 @@ PAGES: dict[str, int] = {
     "explorer": 1,
     "categories": 3,
     "correlations": 2,
-    "predictions": 1,
+    "predictions": 1,  # P(up) per token; the accuracy charts need realised outcomes
     "health": 0,
 }
 DEFAULT_PAGE = "overview"

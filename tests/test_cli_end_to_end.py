@@ -6,30 +6,18 @@ To stay fast: three tokens, one day, and an EMA tolerance of 1e-2 instead of 1e-
 the look-back the features need (and so the warm-up `auto` derives from it) from 605 to 102 days;
 the warm-up logic is the same. `bench/run_footprint.py` measures the defaults on the whole universe."""
 
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import snowflake.connector
-import yaml
 
 from crypto_assets.history import WARM_HOURLY_FEATURES, non_null_shares_sql, warm_daily_features
-from crypto_assets.pipeline_config import DEFAULT_PIPELINE_PATH
-from crypto_assets.universe import DEFAULT_UNIVERSE_PATH
 from resources.settings import Settings
+from tests.conftest import FRESH_RUN_DAY as DAY
+from tests.conftest import FRESH_RUN_TOKENS as TOKENS
 
 pytestmark = pytest.mark.integration
-DAY = "2024-06-03"
-TOKENS = {"BTC", "ETH", "DOGE"}
-
-
-def _small_universe(path: Path) -> Path:
-    raw = yaml.safe_load(DEFAULT_UNIVERSE_PATH.read_text())
-    raw["tokens"] = [t for t in raw["tokens"] if t["symbol"] in TOKENS]
-    path.write_text(yaml.safe_dump(raw))
-    return path
 
 
 def _shares(settings: Settings, table: str, columns: list[str]) -> dict[str, dict[str, float]]:
@@ -37,13 +25,6 @@ def _shares(settings: Settings, table: str, columns: list[str]) -> dict[str, dic
         cursor = conn.cursor()
         cursor.execute(non_null_shares_sql(table, columns))
         return {row[0]: dict(zip(columns, map(float, row[1:]), strict=True)) for row in cursor.fetchall()}
-
-
-def _short_look_back(path: Path) -> Path:
-    raw = yaml.safe_load(DEFAULT_PIPELINE_PATH.read_text())
-    raw["silver"]["ema_tolerance"] = 1.0e-2
-    path.write_text(yaml.safe_dump(raw))
-    return path
 
 
 def _python(code: str, env: dict[str, str]) -> str:
@@ -62,16 +43,13 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     )
 
 
-def test_a_fresh_lake_run_is_warm_then_sql(local_env, tmp_path, monkeypatch):
-    monkeypatch.setenv("UNIVERSE_FILE", str(_small_universe(tmp_path / "universe.yaml")))
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(tmp_path / "dagster"),
-        "PIPELINE_CONFIG": str(_short_look_back(tmp_path / "pipeline.yaml")),
-    }
+def test_a_fresh_lake_run_is_warm_then_sql(fresh_run, monkeypatch):
+    env = fresh_run.env
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
     look_back = _python("from crypto_assets.history import history_days as h; print(h('1d'), h('1h'))", env)
     assert look_back == "102 30"
-    run = _cli("run", "--start", DAY, "--end", DAY, env=env)
+    run = fresh_run.run
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     out = run.stdout
     assert "warm-up: 102 day(s)" in out and "1h: 30 day(s)" in out

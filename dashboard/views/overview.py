@@ -1,6 +1,7 @@
 """Market overview: the latest price, 1h/24h/7d change, volume and market cap of every token by
 category, a heat map of the last day's hourly returns, and what changed most since yesterday."""
 
+import pandas as pd
 import streamlit as st
 
 from dashboard import analytics, charts, data, ui
@@ -24,7 +25,20 @@ cols[2].metric("24h volume", f"${snap['volume_24h_usd'].sum() / 1e9:,.2f} B")
 median = snap["change_24h"].median()
 cols[3].metric("Median 24h change", "n/a" if median != median else f"{median * 100:+.2f} %")
 
-shown = ui.pct(snap, ["change_1h", "change_24h", "change_7d", "volume_change", "market_cap_change"])
+shown = pd.DataFrame(
+    {
+        "token": snap["token"],
+        "category": snap["category"],
+        "price": snap["close"].map(lambda v: float(f"{v:.6g}")),
+        "1h %": (snap["change_1h"] * 100).round(2),
+        "24h %": (snap["change_24h"] * 100).round(2),
+        "7d %": (snap["change_7d"] * 100).round(2),
+        "24h volume $M": (snap["volume_24h_usd"] / 1e6).round(2),
+        "volume vs day before %": (snap["volume_change"] * 100).round(1),
+        "market cap $B": (snap["market_cap_usd"] / 1e9).round(3),
+        "cap vs day before %": (snap["market_cap_change"] * 100).round(2),
+    }
+)
 for category, rows in shown.groupby("category", sort=True):
     st.subheader(category)
     ui.table(rows.drop(columns=["category"]), f"overview-{category.lower().replace(' ', '-')}")

@@ -32,6 +32,12 @@ st.caption(
     f"Probability that the {latest['horizon'].iloc[0]} return is positive, for the bar opening "
     f"{latest['bar_time'].max():%Y-%m-%d %H:%M} UTC, served by {served_by}."
 )
+fig = px.bar(
+    latest.sort_values("p_up"), x="token", y="p_up", color="category", title="P(up) per token, latest bar",
+    range_y=[0, 1],
+)  # fmt: skip
+fig.add_hline(y=0.5, line_dash="dot", line_color="#888")
+st.plotly_chart(fig, width="stretch", key="latest-predictions")
 shown = latest.copy()
 shown["p_up"] = shown["p_up"].astype(float).round(3)
 shown["predicted_return_pct"] = (shown["predicted_return"].astype(float) * 100).round(3)

@@ -25,12 +25,9 @@ def snapshot(recent: pd.DataFrame, daily: pd.DataFrame) -> pd.DataFrame:
     for token, bars in observed.sort_values("bar_time").groupby("token", sort=True):
         last = bars.iloc[-1]
         cutoff = last["bar_time"] - pd.Timedelta(hours=24)
-        last_day = recent[(recent["token"] == token) & (recent["bar_time"] > cutoff)]
-        day_before = recent[
-            (recent["token"] == token)
-            & (recent["bar_time"] <= cutoff)
-            & (recent["bar_time"] > cutoff - pd.Timedelta(hours=24))
-        ]
+        mine = recent[recent["token"] == token]
+        last_day = mine[(mine["bar_time"] > cutoff) & (mine["bar_time"] <= last["bar_time"])]
+        day_before = mine[(mine["bar_time"] <= cutoff) & (mine["bar_time"] > cutoff - pd.Timedelta(hours=24))]
         volume = last_day["quote_volume"].sum(min_count=1)
         volume_before = day_before["quote_volume"].sum(min_count=1)
         caps_before = day_before["market_cap_usd"].dropna()

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from crypto_assets.services import free_port, port_open
+from dashboard.health import dagster_status
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[1]
@@ -41,9 +42,16 @@ def test_dev_serves_lineage_partitions_and_checks(tmp_path: Path):
     try:
         nodes = _wait_for_assets(f"http://127.0.0.1:{ui}/graphql", process)
         assert port_open("127.0.0.1", emulator) and port_open("127.0.0.1", warehouse)
+        # The dashboard's data-health page reads the same API.
+        status = dagster_status(f"http://127.0.0.1:{ui}")
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=60)
+    assert status.reachable, status.error
+    assert len(status.assets) == len(nodes) and status.assets["last_materialized"].isna().all()
+    gate = status.checks[status.checks["check"] == "promotion_gate"].iloc[0]
+    assert gate["asset"] == "ml_candidate_model" and gate["blocking"] and gate["status"] == "NOT_RUN"
+    assert gate["link"] == f"http://127.0.0.1:{ui}/assets/ml_candidate_model"
     by_name = {n["assetKey"]["path"][-1]: n for n in nodes}
     assert {n: sorted(d["path"][-1] for d in node["dependencyKeys"]) for n, node in by_name.items()} == {
         "raw_klines": [],

@@ -65,6 +65,18 @@ def movers(snap: pd.DataFrame, column: str, n: int = 5) -> pd.DataFrame:
     return ranked.head(n)[["token", "category", column]]
 
 
+def biggest_changes(snap: pd.DataFrame, measures: dict[str, str], n: int = 5) -> pd.DataFrame:
+    """One table: for each measure, the ``n`` largest moves either way (token and percent), side by side."""
+    columns: dict[str, list[object]] = {"rank": list(range(1, n + 1))}
+    for column, label in measures.items():
+        top = movers(snap, column, n)
+        tokens = top["token"].tolist() + [None] * (n - len(top))
+        values = (top[column].astype(float) * 100).round(2).tolist() + [None] * (n - len(top))
+        columns[label] = tokens
+        columns[f"{label} %"] = values
+    return pd.DataFrame(columns)
+
+
 def on_grid(bars: pd.DataFrame, interval: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
     """Every slot of the interval's grid between ``start`` and ``end``, missing ones as NaN rows:
     Plotly then draws an outage as a break in each line instead of a straight line across it."""

@@ -18,9 +18,9 @@ from typing import Any
 PAGES: dict[str, int] = {
     "overview": 1,
     "explorer": 1,
-    "categories": 3,
+    "categories": 1,
     "correlations": 2,
-    "predictions": 1,  # P(up) per token; the accuracy charts need realised outcomes
+    "predictions": 1,  # P(up) per token; the accuracy chart needs realised outcomes
     "health": 0,
 }
 DEFAULT_PAGE = "overview"
@@ -73,9 +73,8 @@ def load_page(
     started = time.perf_counter()
     path = "" if name == DEFAULT_PAGE else name  # the default page lives at the root URL
     page.goto(f"{base_url.rstrip('/')}/{path}", wait_until="domcontentloaded")
-    _wait_until_idle(page, charts, timeout_s)
-    seconds = time.perf_counter() - started
-    return _inspect(page, name, seconds, charts, screenshot)
+    ready_at = _wait_until_idle(page, charts, timeout_s)
+    return _inspect(page, name, ready_at - started, charts, screenshot)
 
 
 def click_page(page: Any, title: str, name: str, *, charts: int, screenshot: Path | None) -> PageLoad:
@@ -84,28 +83,49 @@ def click_page(page: Any, title: str, name: str, *, charts: int, screenshot: Pat
     started = time.perf_counter()
     page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
     page.wait_for_url(f"**/{'' if name == DEFAULT_PAGE else name}", timeout=30_000)
-    _wait_until_idle(page, charts, 90)
-    return _inspect(page, name, time.perf_counter() - started, charts, screenshot)
+    ready_at = _wait_until_idle(page, charts, 90, title)
+    return _inspect(page, name, ready_at - started, charts, screenshot)
 
 
-def _wait_until_idle(page: Any, charts: int, timeout_s: float) -> None:
+# Evaluated in the page on every animation frame (no round trip per check): has the run for
+# this page finished, with its own title on screen and nothing spinning?
+_FINISHED = """([title]) => {
+  if (document.querySelector("[data-testid='stException']")) return true;
+  const app = document.querySelector("[data-testid='stApp']");
+  if (!app || app.getAttribute("data-test-script-state") !== "notRunning") return false;
+  if (document.querySelector("[data-testid='stSpinner']")) return false;
+  const h1 = document.querySelector("[data-testid='stMain'] h1");
+  return !!h1 && (!title || h1.innerText.trim() === title);
+}"""
+_DRAWN = """([charts]) => document.querySelectorAll(".js-plotly-plot .main-svg").length >= charts
+  || !!document.querySelector("[data-testid='stException']")"""
+
+
+def _wait_until_idle(page: Any, charts: int, timeout_s: float, title: str | None = None) -> float:
     """Streamlit marks the app ``data-test-script-state="notRunning"`` when a run has finished;
-    a page is ready when that holds with its title and charts drawn, and nothing is spinning."""
+    a page is ready when that holds with its title and charts drawn, and nothing is spinning.
+    (After a click the previous page stays on screen until the new run replaces it, hence the
+    title.) Returns the moment (``time.perf_counter``) it was ready; it must still be so 0.15 s
+    later, which is not counted."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     deadline = time.monotonic() + timeout_s
-    page.wait_for_selector("[data-testid='stApp']", timeout=timeout_s * 1000)
-    quiet_since: float | None = None
     while time.monotonic() < deadline:
-        done = page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").count() > 0
-        titled = page.locator("[data-testid='stMain'] h1").count() > 0
-        drawn = page.locator(".js-plotly-plot .main-svg").count() >= charts
-        spinning = page.locator("[data-testid='stSpinner']").count() > 0
-        if done and titled and drawn and not spinning:
-            quiet_since = quiet_since or time.monotonic()
-            if time.monotonic() - quiet_since >= 0.15:
-                return
-        else:
-            quiet_since = None
-        page.wait_for_timeout(25)
+        remaining_ms = max(1.0, (deadline - time.monotonic()) * 1000)
+        try:
+            page.wait_for_function(_FINISHED, arg=[title], polling="raf", timeout=remaining_ms)
+        except PlaywrightTimeout:
+            break
+        try:
+            # Charts are drawn a moment after the run ends; a page that stays without them is
+            # reported by _inspect rather than waited on.
+            page.wait_for_function(_DRAWN, arg=[charts], polling="raf", timeout=5_000)
+        except PlaywrightTimeout:
+            return time.perf_counter()
+        ready_at = time.perf_counter()
+        page.wait_for_timeout(150)
+        if page.evaluate(_FINISHED, [title]) and page.evaluate(_DRAWN, [charts]):
+            return ready_at
     raise PageProblem(f"page did not finish within {timeout_s:.0f} s")
 
 

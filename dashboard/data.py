@@ -98,8 +98,7 @@ class SnowflakeBackend:
             with snowflake.connector.connect(**args) as connection:
                 cursor = connection.cursor()
                 cursor.execute(sql, params)
-                columns = [d[0].lower() for d in cursor.description or []]
-                return pd.DataFrame(cursor.fetchall(), columns=columns)
+                return _typed(cursor.fetchall(), cursor.description or [])
         except ProgrammingError as exc:
             missing = _MISSING_TABLE.search(str(exc))
             if missing:
@@ -117,6 +116,23 @@ class SnowflakeBackend:
         )
         reason = getattr(exc, "msg", None) or type(exc).__name__
         return f"The {self.describe()} is not reachable ({reason}). {hint}"
+
+
+# Snowflake's type codes (cursor.description): FIXED (NUMBER) and REAL (FLOAT).
+_FIXED, _REAL = 0, 1
+
+
+def _typed(rows: list[tuple], description: Sequence[Any]) -> pd.DataFrame:
+    """Rows as a frame typed from the result's own column types, not from its values: a column
+    that is null on every row (no market caps in an imported year) is still numeric."""
+    frame = pd.DataFrame(rows, columns=[d[0].lower() for d in description])
+    for column in description:
+        name = column[0].lower()
+        if column[1] == _REAL or (column[1] == _FIXED and (column[5] or 0) > 0):
+            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+        elif column[1] == _FIXED:
+            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("Int64")
+    return frame
 
 
 _backend_factory: Callable[[], Backend] = lambda: SnowflakeBackend(Settings.from_env())  # noqa: E731
@@ -309,14 +325,15 @@ def betas(interval: str, day: date, tokens: Sequence[str]) -> Query:
 
 
 def latest_predictions(tokens: Sequence[str]) -> Query:
+    """Each token's prediction for its own latest bar (tokens' data can end at different hours)."""
     where, params = _token_filter(tokens)
     return _query(
         "latest_predictions",
         "SELECT TOKEN AS token, CATEGORY AS category, BAR_TIME AS bar_time, P_UP AS p_up,"
         " PREDICTED_RETURN AS predicted_return, MODEL_VERSION AS model_version, HORIZON AS horizon"
-        " FROM ML_PREDICTIONS WHERE BAR_TIME = (SELECT MAX(BAR_TIME) FROM ML_PREDICTIONS)"
+        " FROM ML_PREDICTIONS WHERE DT >= DATEADD(day, -1, (SELECT MAX(DT) FROM ML_PREDICTIONS))"
         + where
-        + " ORDER BY P_UP DESC",
+        + " QUALIFY ROW_NUMBER() OVER (PARTITION BY TOKEN ORDER BY BAR_TIME DESC) = 1 ORDER BY p_up DESC, token",
         **params,
     )
 
@@ -345,7 +362,7 @@ def gaps(start: date, end: date, tokens: Sequence[str]) -> Query:
     return _query(
         "gaps",
         "SELECT TOKEN AS token, CATEGORY AS category, COUNT(*) AS bars,"
-        " SUM(CASE WHEN IS_GAP THEN 1 ELSE 0 END) AS gap_bars, MIN(BAR_TIME) AS first_bar,"
+        " COUNT(CASE WHEN IS_GAP THEN 1 END) AS gap_bars, MIN(BAR_TIME) AS first_bar,"
         " MAX(BAR_TIME) AS last_bar FROM GOLD_MARKET_FEATURES"
         " WHERE DT BETWEEN %(start)s::DATE AND %(end)s::DATE" + where + " GROUP BY TOKEN, CATEGORY"
         " ORDER BY gap_bars DESC, TOKEN",

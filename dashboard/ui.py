@@ -170,10 +170,16 @@ def current_filters() -> Filters | None:
 
 
 def table(
-    frame: pd.DataFrame, name: str, *, caption: str | None = None, column_config: dict | None = None
+    frame: pd.DataFrame,
+    name: str,
+    *,
+    caption: str | None = None,
+    column_config: dict | None = None,
+    all_rows: bool = False,
 ) -> None:
-    """A table with a CSV download of exactly what is shown."""
-    st.dataframe(frame, hide_index=True, width="stretch", column_config=column_config)
+    """A table with a CSV download of exactly what is shown (``all_rows``: tall enough for every row)."""
+    height: int | str = 35 * (len(frame) + 1) + 3 if all_rows else "auto"
+    st.dataframe(frame, hide_index=True, width="stretch", column_config=column_config, height=height)
     st.download_button(
         f"Download {name}.csv",
         frame.to_csv(index=False).encode(),

@@ -45,8 +45,13 @@ st.caption(
     "Tokens are ordered by average-linkage clustering on 1 - correlation: co-moving tokens sit together."
 )
 pairs = matrix.reindex(index=order, columns=order).round(3).reset_index(names="token")
-with st.expander("Matrix as a table"):
-    ui.table(pairs, f"correlations-{day}-{window.split()[0]}d")
+st.download_button(
+    "Download the matrix (CSV)",
+    pairs.to_csv(index=False).encode(),
+    file_name=f"correlations-{day}-{window.split()[0]}d.csv",
+    mime="text/csv",
+    key="download-correlations",
+)
 
 st.subheader("Beta to BTC")
 with ui.friendly_errors():

@@ -16,7 +16,7 @@ token = left.selectbox(
     "Token", tokens, index=tokens.index("BTC") if "BTC" in tokens else 0, key="explorer_token"
 )
 overlays = middle.multiselect("Overlays", charts.OVERLAYS, default=["Bollinger"], key="explorer_overlays")
-panels = right.multiselect("Panels", charts.PANELS, default=["RSI", "MACD"], key="explorer_panels")
+panels = right.multiselect("Panels", charts.PANELS, default=["RSI"], key="explorer_panels")
 
 with ui.friendly_errors(), st.spinner(f"Loading {token} {filters.interval} bars…"):
     bars = ui.load(data.bars(filters.interval, token, filters.start, filters.end))
@@ -34,5 +34,11 @@ st.caption(
 st.plotly_chart(
     charts.candlestick(grid, token, filters.interval, overlays, panels), width="stretch", key="candles"
 )
-with st.expander("Bars as a table"):
-    ui.table(grid, f"{token}-{filters.interval}-{filters.start}-{filters.end}")
+# The bars behind the chart, as CSV (a grid of every bar would only repeat the chart).
+st.download_button(
+    f"Download these {filters.interval} bars (CSV)",
+    grid.to_csv(index=False).encode(),
+    file_name=f"{token}-{filters.interval}-{filters.start}-{filters.end}.csv",
+    mime="text/csv",
+    key="download-bars",
+)

@@ -20,7 +20,8 @@ as_of = snap["bar_time"].max()
 st.caption(f"As of the bar opening {as_of:%Y-%m-%d %H:%M} UTC · prices in USDT, caps in USD (CoinGecko)")
 cols = st.columns(4)
 cols[0].metric("Tokens", len(snap))
-cols[1].metric("Total market cap", f"${snap['market_cap_usd'].sum() / 1e9:,.1f} B")
+caps = snap["market_cap_usd"].dropna()
+cols[1].metric("Total market cap", f"${caps.sum() / 1e9:,.1f} B" if len(caps) else "n/a (no CoinGecko data)")
 cols[2].metric("24h volume", f"${snap['volume_24h_usd'].sum() / 1e9:,.2f} B")
 median = snap["change_24h"].median()
 cols[3].metric("Median 24h change", "n/a" if median != median else f"{median * 100:+.2f} %")
@@ -39,22 +40,20 @@ shown = pd.DataFrame(
         "cap vs day before %": (snap["market_cap_change"] * 100).round(2),
     }
 )
-for category, rows in shown.groupby("category", sort=True):
-    st.subheader(category)
-    ui.table(rows.drop(columns=["category"]), f"overview-{category.lower().replace(' ', '-')}")
+st.subheader("Tokens by category")
+ui.table(shown.sort_values(["category", "market cap $B"], ascending=[True, False]), "overview", all_rows=True)
 
 st.subheader("Hourly returns, last 24 bars")
 order = snap.sort_values(["category", "token"])["token"].tolist()
 st.plotly_chart(charts.returns_heatmap(recent, order), width="stretch", key="returns-heatmap")
 
 st.subheader("What changed most since yesterday")
-left, middle, right = st.columns(3)
-with left:
-    st.markdown("**Price (24h)**")
-    ui.table(ui.pct(analytics.movers(snap, "change_24h"), ["change_24h"]), "movers-price")
-with middle:
-    st.markdown("**Volume vs the 24h before**")
-    ui.table(ui.pct(analytics.movers(snap, "volume_change"), ["volume_change"]), "movers-volume")
-with right:
-    st.markdown("**Market cap vs 24h before**")
-    ui.table(ui.pct(analytics.movers(snap, "market_cap_change"), ["market_cap_change"]), "movers-cap")
+changes = analytics.biggest_changes(
+    snap,
+    {
+        "change_24h": "price 24h",
+        "volume_change": "volume vs day before",
+        "market_cap_change": "cap vs day before",
+    },
+)
+ui.table(changes, "biggest-changes", caption="The five largest moves either way per measure, in percent.")

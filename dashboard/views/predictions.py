@@ -30,7 +30,7 @@ served_by = (
 )
 st.caption(
     f"Probability that the {latest['horizon'].iloc[0]} return is positive, for the bar opening "
-    f"{latest['bar_time'].max():%Y-%m-%d %H:%M} UTC, served by {served_by}."
+    f"{latest['bar_time'].max():%Y-%m-%d %H:%M} UTC (each token at its latest bar), served by {served_by}."
 )
 fig = px.bar(
     latest.sort_values("p_up"), x="token", y="p_up", color="category", title="P(up) per token, latest bar",
@@ -56,21 +56,18 @@ if perf is None or perf.empty:
     )
     st.stop()
 overall = perf[perf["scope"] == "all"]
-metric = st.radio("Metric", ["accuracy", "ic", "brier"], horizontal=True, key="prediction_metric")
-fig = px.line(
-    overall, x="dt", y=metric, color="predictor", markers=True, title=f"{metric} per day, all tokens"
-)
-st.plotly_chart(fig, width="stretch", key="performance-daily")
 summary = analytics.latest_performance(perf)
-by_category = summary[summary["scope"] != "all"]
-if not by_category.empty:
-    fig = px.bar(
-        by_category,
-        x="scope",
-        y=metric,
-        color="predictor",
-        barmode="group",
-        title=f"{metric} per category, whole range",
+left, right = st.columns(2)
+metric = left.radio("Metric", ["accuracy", "ic", "brier"], horizontal=True, key="prediction_metric")
+by = right.radio("By", ["day", "category"], horizontal=True, key="prediction_breakdown")
+if by == "day":
+    fig = px.line(
+        overall, x="dt", y=metric, color="predictor", markers=True, title=f"{metric} per day, all tokens"
     )
-    st.plotly_chart(fig, width="stretch", key="performance-category")
+else:
+    fig = px.bar(
+        summary[summary["scope"] != "all"], x="scope", y=metric, color="predictor", barmode="group",
+        title=f"{metric} per category, {filters.start} to {filters.end}",
+    )  # fmt: skip
+st.plotly_chart(fig, width="stretch", key="performance-chart")
 ui.table(summary.round(4), f"performance-{filters.start}-{filters.end}")

@@ -4,10 +4,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
+AIRFLOW_VENV  := .venv-airflow
+AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
+
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 export LAKE_ROOT ?= $(CURDIR)/lake
 
-.PHONY: install run test dev dashboard browser lint format bench clean
+.PHONY: install run test dev dashboard browser airflow airflow-venv lint format bench clean
 
 install: $(STAMP)
 
@@ -24,7 +27,7 @@ run: $(STAMP)
 	$(BIN)/crypto-analytics run $(ARGS)
 
 ## make test: lint + the whole test suite (the dashboard's browser test needs chromium)
-test: $(STAMP) browser
+test: $(STAMP) browser $(AIRFLOW_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -43,6 +46,25 @@ browser:
 		echo "installing chromium for the dashboard's browser test"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+## make airflow-venv: Airflow 3 in its own virtualenv (shares nothing with Dagster's)
+airflow-venv: $(AIRFLOW_STAMP)
+
+$(AIRFLOW_STAMP): airflow_bridge/requirements.txt
+	test -d $(AIRFLOW_VENV) || $(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet -r airflow_bridge/requirements.txt
+	touch $(AIRFLOW_STAMP)
+
+## make airflow: Airflow standalone (scheduler, API server, UI on http://127.0.0.1:8080) with the
+## DAGs that trigger the Dagster jobs of `make dev` (DAGSTER_URL, default http://127.0.0.1:3000)
+airflow: $(AIRFLOW_STAMP)
+	AIRFLOW_HOME=$(CURDIR)/.airflow \
+	AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/airflow_bridge/dags \
+	AIRFLOW__CORE__LOAD_EXAMPLES=False \
+	AIRFLOW__API__HOST=127.0.0.1 \
+	PYTHONPATH=$(CURDIR) PATH=$(CURDIR)/$(AIRFLOW_VENV)/bin:$$PATH \
+	$(AIRFLOW_VENV)/bin/airflow standalone
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -55,4 +77,4 @@ bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf .dagster .pytest_cache .ruff_cache lake/raw lake/bronze lake/silver lake/warehouse lake/logs
+	rm -rf .airflow .test-artifacts .dagster .pytest_cache .ruff_cache lake/raw lake/bronze lake/silver lake/warehouse lake/logs

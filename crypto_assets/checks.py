@@ -8,6 +8,7 @@ fact to report, not a reason to stop the pipeline.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 
 import pandas as pd
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, MetadataValue
@@ -102,14 +103,21 @@ def quality_results(
     return results
 
 
+def _readable_time(value: object) -> str:
+    """Raw and bronze key bars by epoch milliseconds (Binance's own unit); the UI shows UTC."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return str(value)
+
+
 def summary_metadata(summary: QualitySummary, preview: pd.DataFrame) -> dict[str, MetadataValue]:
     """The metadata every materialization carries: rows, tokens, time range, a preview."""
     return {
         "dagster/row_count": MetadataValue.int(summary.rows),
         "tokens": MetadataValue.int(len(summary.tokens)),
         "token_list": MetadataValue.text(", ".join(summary.tokens)),
-        "first_time": MetadataValue.text(str(summary.first_time)),
-        "last_time": MetadataValue.text(str(summary.last_time)),
+        "first_time": MetadataValue.text(_readable_time(summary.first_time)),
+        "last_time": MetadataValue.text(_readable_time(summary.last_time)),
         "preview": MetadataValue.md(preview.to_markdown(index=False)),
     }
 

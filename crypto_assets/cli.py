@@ -455,8 +455,21 @@ def cmd_warehouse(args: argparse.Namespace) -> int:
     return 0
 
 
+def resolve_workspace(given: str) -> Path:
+    """The workspace file, absolute: as given, or the repository's own when the default name is
+    not in the current folder (so `crypto-analytics dev` works from anywhere)."""
+    path = Path(given).expanduser()
+    if path.is_file():
+        return path.resolve()
+    bundled = Path(__file__).resolve().parents[1] / "workspace.yaml"
+    if given == DEFAULT_WORKSPACE and bundled.is_file():
+        return bundled
+    raise CliError(f"workspace file {given!r} not found (from {Path.cwd()})")
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
+    workspace = resolve_workspace(args.workspace)
     prepare_dagster_home(settings)
     from crypto_assets.services import local_services
 
@@ -467,7 +480,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
             "dagster",
             "dev",
             "-w",
-            args.workspace,
+            str(workspace),
             "-h",
             args.host,
             "-p",
@@ -521,6 +534,9 @@ def _serve(command: list[str]) -> int:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
+
+
+DEFAULT_WORKSPACE = "workspace.yaml"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -638,7 +654,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev = sub.add_parser("dev", help="Dagster UI + daemon with the embedded services")
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=3000)
-    dev.add_argument("--workspace", default="workspace.yaml")
+    dev.add_argument("--workspace", default=DEFAULT_WORKSPACE)
     dev.set_defaults(func=cmd_dev)
 
     dashboard = sub.add_parser("dashboard", help="the Streamlit dashboard on the configured warehouse")

@@ -51,3 +51,19 @@ def test_cli_reports_bad_input_with_exit_code_2():
         text=True,
     )
     assert future.returncode == 2 and "not a complete UTC day" in future.stderr
+
+
+def test_dev_finds_the_repositorys_workspace_from_any_folder(tmp_path, monkeypatch):
+    from crypto_assets.cli import resolve_workspace
+
+    monkeypatch.chdir(tmp_path)
+    found = resolve_workspace("workspace.yaml")
+    assert (
+        found.is_absolute()
+        and found.name == "workspace.yaml"
+        and found.parent.joinpath("crypto_assets").is_dir()
+    )
+    (tmp_path / "mine.yaml").write_text("load_from: []\n")
+    assert resolve_workspace("mine.yaml") == tmp_path / "mine.yaml"
+    with pytest.raises(CliError, match=r"'missing\.yaml' not found"):
+        resolve_workspace("missing.yaml")

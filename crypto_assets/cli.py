@@ -70,13 +70,19 @@ def partition_keys(start: date | None, end: date | None, days: int, today: date 
     return [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
 
 
+INSTANCE_CONFIG = Path(__file__).resolve().parent / "config" / "dagster.yaml"
+# What earlier versions wrote: replaced by the full instance config, anything else is the user's.
+_OLD_INSTANCE_CONFIG = "telemetry:\n  enabled: false\n"
+
+
 def prepare_dagster_home(settings: Settings) -> None:
-    """Runs launched here show up in ``make dev``'s UI: both use the same DAGSTER_HOME."""
+    """Runs launched here show up in ``make dev``'s UI: both use the same DAGSTER_HOME, whose
+    dagster.yaml (config/dagster.yaml unless the user has their own) queues UI runs one at a time."""
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n")
+    if not config.exists() or config.read_text() == _OLD_INSTANCE_CONFIG:
+        config.write_text(INSTANCE_CONFIG.read_text())
     os.environ["DAGSTER_HOME"] = str(home)
 
 

@@ -6,6 +6,7 @@ Both are optional: the dashboard also runs where only the warehouse is reachable
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -138,3 +139,34 @@ def lake_freshness(lake_root: Path, today: date | None = None) -> pd.DataFrame:
     return pd.DataFrame(
         rows, columns=["layer", "asset", "first_day", "last_day", "partitions", "days_behind"]
     )
+
+
+# Written by the run-failure sensor (sensors/run_failures.py); read as plain JSON lines here.
+FAILURES_FILE = Path("ops") / "run_failures.jsonl"
+
+
+def recorded_failures(lake_root: Path, dagster: str, limit: int = 50) -> pd.DataFrame:
+    """The newest failed runs first: when, job, partition, failed steps with their errors, a link."""
+    columns = ["recorded_at", "job", "partition", "failed_steps", "error", "run_id", "link"]
+    path = lake_root / FAILURES_FILE
+    if not path.is_file():
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines()[-limit:]:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a line being written right now
+        steps = record.get("steps") or []
+        rows.append(
+            {
+                "recorded_at": record.get("recorded_at"),
+                "job": record.get("job"),
+                "partition": record.get("partition"),
+                "failed_steps": ", ".join(str(s.get("step")) for s in steps),
+                "error": " | ".join(str(s.get("error")) for s in steps) or record.get("message"),
+                "run_id": record.get("run_id"),
+                "link": f"{dagster.rstrip('/')}/runs/{record.get('run_id')}",
+            }
+        )
+    return pd.DataFrame(rows[::-1], columns=columns)

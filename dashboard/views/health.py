@@ -69,6 +69,18 @@ else:
     if len(status.checks):
         ui.table(status.checks, "asset-checks", column_config=link)
 
+st.subheader("Failed runs")
+failures = health.recorded_failures(Settings.from_env().lake_root, health.dagster_url())
+if failures.empty:
+    st.success("No failed run recorded (the run_failure_recorder sensor of `make dev` records them).")
+else:
+    st.warning(f"{len(failures)} failed run(s) recorded, newest first.")
+    ui.table(
+        failures,
+        "failed-runs",
+        column_config={"link": st.column_config.LinkColumn("link", display_text="open run")},
+    )
+
 st.subheader("Gaps and unavailable tokens")
 with ui.friendly_errors(), st.spinner("Counting gaps…"):
     gaps = ui.load(data.gaps(filters.start, filters.end, filters.tokens))

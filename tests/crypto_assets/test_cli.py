@@ -67,3 +67,23 @@ def test_dev_finds_the_repositorys_workspace_from_any_folder(tmp_path, monkeypat
     assert resolve_workspace("mine.yaml") == tmp_path / "mine.yaml"
     with pytest.raises(CliError, match=r"'missing\.yaml' not found"):
         resolve_workspace("missing.yaml")
+
+
+def test_the_local_instance_queues_runs_one_at_a_time(tmp_path, monkeypatch):
+    from dagster import DagsterInstance
+
+    from crypto_assets.cli import prepare_dagster_home
+    from resources.settings import Settings
+
+    home = tmp_path / "dagster"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")  # what older versions wrote
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    prepare_dagster_home(Settings.from_env())
+    instance = DagsterInstance.get()
+    assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+    assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 1
+    mine = "telemetry:\n  enabled: true\n"
+    (home / "dagster.yaml").write_text(mine)
+    prepare_dagster_home(Settings.from_env())
+    assert (home / "dagster.yaml").read_text() == mine  # a user's own config is left alone

@@ -182,3 +182,26 @@ def test_prediction_performance_by_day_and_by_category(warehouse):
     summary = at.dataframe[-1].value
     served = summary[(summary["scope"] == "all") & (summary["predictor"] == "served")].iloc[0]
     assert served["outcomes"] == 48 and served["accuracy"] == 0.55
+
+
+def test_the_health_page_lists_the_recorded_failed_runs(warehouse, tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("LAKE_ROOT", str(tmp_path))
+    at = _open("views/health.py")
+    assert "No failed run recorded" in _texts(at)
+    (tmp_path / "ops").mkdir()
+    record = {
+        "run_id": "abc123",
+        "job": "market_data_job",
+        "partition": "2024-03-01",
+        "recorded_at": "2024-03-02T00:20:00+00:00",
+        "message": "run failed",
+        "steps": [{"step": "gold_market_features", "error": "OperationalError: warehouse down"}],
+    }
+    (tmp_path / "ops" / "run_failures.jsonl").write_text(json.dumps(record) + "\n")
+    at = _open("views/health.py")
+    assert not at.exception and "1 failed run(s) recorded" in _texts(at)
+    shown = next(t.value for t in at.dataframe if "failed_steps" in t.value.columns)
+    assert shown.iloc[0]["error"] == "OperationalError: warehouse down"
+    assert shown.iloc[0]["link"] == "http://127.0.0.1:9/runs/abc123"

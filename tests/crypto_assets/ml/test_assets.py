@@ -121,7 +121,7 @@ def test_train_gate_promote_predict_and_measure(local_env, tmp_path, monkeypatch
     assert daily.execute_in_process(partition_key=before, instance=instance).success
     performance = _rows(
         settings,
-        f"select scope, predictor, rows, accuracy from ml_performance where scope = 'all' and dt = '{before}'"
+        f"select scope, predictor, outcomes, accuracy from ml_performance where scope = 'all' and dt = '{before}'"
         " order by predictor",
     )
     assert [(s, p) for s, p, _, _ in performance] == [

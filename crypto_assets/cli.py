@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -240,6 +240,25 @@ def cmd_run(args: argparse.Namespace) -> int:
         os.environ["KLINES_SOURCE"] = args.source
     settings = Settings.from_env()
     keys = partition_keys(args.start, args.end, args.days)
+    with _lake_writer(settings, "crypto-analytics run", (keys[0], keys[-1]), wait=args.wait):
+        return _run(args, settings, keys)
+
+
+@contextlib.contextmanager
+def _lake_writer(
+    settings: Settings, command: str, days: tuple[str, str] | None = None, wait: bool = False
+) -> Iterator[None]:
+    """One writer per lake (crypto_assets/lake_lock.py): a second one waits or gets a clear error."""
+    from crypto_assets.lake_lock import LakeBusy, lake_writer
+
+    try:
+        with lake_writer(settings.lake_root, command, days, wait=wait, say=_say):
+            yield
+    except LakeBusy as exc:
+        raise CliError(str(exc)) from None
+
+
+def _run(args: argparse.Namespace, settings: Settings, keys: list[str]) -> int:
     prepare_dagster_home(settings)
     started = time.monotonic()
     from crypto_assets.pipeline_config import load_pipeline_config
@@ -373,15 +392,16 @@ def cmd_import(args: argparse.Namespace) -> int:
         files = find_files(Path(args.path))
         if not files:
             raise CliError(f"{args.path}: no .csv, .csv.gz or .parquet files")
-        report = import_files(
-            files,
-            settings,
-            symbol=args.symbol,
-            venue=args.venue,
-            market=args.market,
-            dry_run=args.dry_run,
-            say=_say,
-        )
+        with contextlib.nullcontext() if args.dry_run else _lake_writer(settings, "crypto-analytics import"):
+            report = import_files(
+                files,
+                settings,
+                symbol=args.symbol,
+                venue=args.venue,
+                market=args.market,
+                dry_run=args.dry_run,
+                say=_say,
+            )
     except ImportError_ as exc:
         raise CliError(str(exc)) from None
     verb = "Would import" if args.dry_run else "Imported"
@@ -404,7 +424,12 @@ def cmd_lake_remove(args: argparse.Namespace) -> int:
 
     sources = [s if ":" in s else f"file:{s}" for s in args.source]
     try:
-        report = remove_source(sources, settings, dry_run=args.dry_run, say=_say)
+        with (
+            contextlib.nullcontext()
+            if args.dry_run
+            else _lake_writer(settings, "crypto-analytics lake remove")
+        ):
+            report = remove_source(sources, settings, dry_run=args.dry_run, say=_say)
     except ImportError_ as exc:
         raise CliError(str(exc)) from None
     verb = "Would remove" if args.dry_run else "Removed"
@@ -552,6 +577,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="materialize a range of daily partitions through every layer")
     run.add_argument("--start", type=_parse_day, help="first day (YYYY-MM-DD, UTC)")
     run.add_argument("--end", type=_parse_day, help="last day, inclusive (default: yesterday)")
+    run.add_argument(
+        "--wait",
+        action="store_true",
+        help="when another run, import or removal is writing the lake, queue behind it instead of stopping",
+    )
     run.add_argument(
         "--days",
         type=int,

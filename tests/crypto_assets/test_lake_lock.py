@@ -1,0 +1,73 @@
+"""One writer per lake: a second run waits or is refused, and a dead writer never blocks."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from crypto_assets.lake_lock import LakeBusy, lake_writer
+
+
+def test_a_second_writer_is_refused_with_who_holds_the_lake(tmp_path):
+    with lake_writer(tmp_path, "crypto-analytics run", ("2024-03-01", "2024-03-03")):
+        with pytest.raises(LakeBusy) as refused:
+            with lake_writer(tmp_path, "crypto-analytics run", ("2024-03-03", "2024-03-04")):
+                pass
+    message = str(refused.value)
+    assert f"pid {os.getpid()}" in message and "2024-03-01..2024-03-03" in message
+    assert "overlap" in message and "--wait" in message
+    with lake_writer(tmp_path, "crypto-analytics import"):  # free again
+        pass
+
+
+def test_a_waiting_writer_goes_when_the_first_is_done(tmp_path):
+    said: list[str] = []
+    release = threading.Event()
+
+    def first() -> None:
+        with lake_writer(tmp_path, "crypto-analytics run", ("2024-03-01", "2024-03-01")):
+            release.wait(5)
+
+    holder = threading.Thread(target=first)
+    holder.start()
+    time.sleep(0.3)
+    threading.Timer(1.0, release.set).start()
+    started = time.monotonic()
+    with lake_writer(
+        tmp_path, "crypto-analytics run", ("2024-03-01", "2024-03-01"), wait=True, say=said.append, poll=0.1
+    ):
+        waited = time.monotonic() - started
+    holder.join()
+    assert waited >= 0.5 and said and said[0].startswith("waiting for `crypto-analytics run`")
+
+
+def test_a_killed_writer_leaves_no_stale_lock(tmp_path):
+    code = (
+        "import sys, time; from pathlib import Path; from crypto_assets.lake_lock import lake_writer\n"
+        "with lake_writer(Path(sys.argv[1]), 'holder'):\n    print('held', flush=True); time.sleep(60)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(LakeBusy):
+        with lake_writer(tmp_path, "second"):
+            pass
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(timeout=10)
+    with lake_writer(tmp_path, "second"):
+        pass
+
+
+def test_the_cli_refuses_a_second_run_on_the_same_lake(tmp_path):
+    env = {**os.environ, "LAKE_ROOT": str(tmp_path), "DAGSTER_HOME": str(tmp_path / "dagster")}
+    with lake_writer(tmp_path, "crypto-analytics run", ("2024-03-01", "2024-03-02")):
+        second = subprocess.run(
+            [sys.executable, "-m", "crypto_assets.cli", "run", "--start", "2024-03-02", "--end", "2024-03-02"],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert second.returncode == 2
+    assert "is being written by `crypto-analytics run`" in second.stderr and "overlap" in second.stderr
+    assert not (tmp_path / "raw").exists()  # nothing was written

@@ -203,10 +203,15 @@ class _Background:
     A child process, not a thread: Dagster captures a run's stdout per process, so two runs at
     once in one process would leave the output redirected."""
 
-    def __init__(self, keys: list[str], assets: list[str]) -> None:
+    def __init__(self, keys: list[str], assets: list[str], lake_root: Path) -> None:
+        from crypto_assets.lake_lock import child_env
+
         command = [sys.executable, "-m", "crypto_assets.cli", "run", "--start", keys[0], "--end", keys[-1]]
         command += ["--no-services", "--no-warm-up", "--assets", ",".join(assets)]
-        self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        # Part of this run: it writes under this process's lake lock.
+        self._process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=child_env(lake_root)
+        )
 
     def wait(self) -> None:
         output, _ = self._process.communicate()
@@ -296,7 +301,7 @@ def _run(args: argparse.Namespace, settings: Settings, keys: list[str]) -> int:
         if not args.no_ingest and warm_up is not None and COINGECKO in selected:
             # CoinGecko's free plan allows 30 calls a minute (37 tokens: ~75 s of waiting): fetch
             # the range's USD markets beside the warm-up, which keeps Spark busy meanwhile.
-            markets = _Background(keys, [COINGECKO])
+            markets = _Background(keys, [COINGECKO], settings.lake_root)
             selected = [a for a in selected if a != COINGECKO]
         if warm_up is not None:
             _warm(runner, warm_up)

@@ -20,6 +20,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 LOCK_FILE = ".writer.lock"
+# Set by a writer for the child processes it starts as part of its own work (e.g. the CLI's
+# background CoinGecko run): a child whose parent holds the lock writes under it.
+PARENT_ENV = "CRYPTO_ANALYTICS_LAKE_WRITER"
+
+
+def child_env(lake_root: Path) -> dict[str, str]:
+    """The environment for a child process that writes as part of this process's locked work."""
+    return {**os.environ, PARENT_ENV: f"{os.getpid()}:{lake_root.resolve()}"}
 
 
 class LakeBusy(RuntimeError):
@@ -62,6 +70,9 @@ def lake_writer(
     poll: float = 2.0,
 ) -> Iterator[None]:
     """Hold the lake's writer lock for the block; wait for it or raise LakeBusy."""
+    if os.environ.get(PARENT_ENV) == f"{os.getppid()}:{lake_root.resolve()}":
+        yield  # our parent holds this lake's lock for the work we are part of
+        return
     lake_root.mkdir(parents=True, exist_ok=True)
     path = lake_root / LOCK_FILE
     handle = path.open("a+", encoding="utf-8")

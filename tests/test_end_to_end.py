@@ -141,7 +141,9 @@ def _assert_other_gold_tables(settings: Settings, expected: int) -> None:
     comments = dict(
         _query(
             settings,
-            "SELECT COLUMN_NAME, COMMENT FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_NAME = 'GOLD_MARKET_FEATURES'",
+            # This test's schema only: the suite's other tests share the warehouse server.
+            "SELECT COLUMN_NAME, COMMENT FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_NAME = 'GOLD_MARKET_FEATURES'"
+            f" AND TABLE_SCHEMA = '{settings.snowflake_schema}'",
         )
     )
     assert comments["RSI_14"].startswith("RSI(14)") and comments["TARGET_RETURN_4H"].startswith("TARGET")

@@ -71,3 +71,29 @@ def test_the_cli_refuses_a_second_run_on_the_same_lake(tmp_path):
     assert second.returncode == 2
     assert "is being written by `crypto-analytics run`" in second.stderr and "overlap" in second.stderr
     assert not (tmp_path / "raw").exists()  # nothing was written
+
+
+def test_a_child_started_for_the_holders_own_work_writes_under_its_lock(tmp_path):
+    from crypto_assets.lake_lock import child_env
+
+    code = (
+        "import sys; from pathlib import Path; from crypto_assets.lake_lock import lake_writer\n"
+        "with lake_writer(Path(sys.argv[1]), 'child'):\n    print('wrote')\n"
+    )
+    with lake_writer(tmp_path, "crypto-analytics run", ("2024-03-01", "2024-03-01")):
+        ours = subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path)],
+            env=child_env(tmp_path),
+            capture_output=True,
+            text=True,
+        )
+        stranger = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
+        other_lake = subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path)],
+            env=child_env(tmp_path / "elsewhere"),
+            capture_output=True,
+            text=True,
+        )
+    assert ours.returncode == 0 and ours.stdout.strip() == "wrote"
+    assert stranger.returncode != 0 and "LakeBusy" in stranger.stderr
+    assert other_lake.returncode != 0 and "LakeBusy" in other_lake.stderr

@@ -2,8 +2,8 @@
 
 Needs the real year in a warehouse first (it is the model benchmark's working folder):
 
-    .venv/bin/python bench/ml_real_2023.py --keep /tmp/bench-ml-keep      # ~20 min, once
-    .venv/bin/python bench/dashboard_pages.py --keep /tmp/bench-ml-keep
+    .venv/bin/python bench/ml_real_2023.py --keep bench/.work/real-2023      # ~20 min, once
+    .venv/bin/python bench/dashboard_pages.py --keep bench/.work/real-2023
 
 When the folder has no predictions yet, the last 30 days of 2023 are predicted first
 (ml_prediction_job: the best baseline while no model passes the gate).
@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -84,7 +82,7 @@ def main() -> None:
     if not (keep / "lake" / "warehouse").is_dir():
         sys.exit(f"{keep} holds no warehouse: run bench/ml_real_2023.py --keep {keep} first")
 
-    from crypto_assets.services import free_port
+    from crypto_assets.services import free_port, start_service
     from dashboard import browser
 
     os.environ.update(
@@ -99,23 +97,15 @@ def main() -> None:
     _predict_if_missing()
 
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "crypto_assets.cli", "dashboard", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
     url = f"http://127.0.0.1:{port}"
+    server = start_service(
+        "dashboard",
+        ["dashboard", "--port", str(port)],
+        lambda: browser.dashboard_ready(url),
+        keep / "logs",
+        90,
+    )
     try:
-        import httpx
-
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/_stcore/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.25)
         cold: dict[str, float] = {}
         warm: dict[str, list[float]] = {name: [] for name in TITLES}
         tables: dict[str, int] = {}
@@ -136,8 +126,7 @@ def main() -> None:
                     tables[name] = load.tables
             context.close()
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        server.stop(timeout=30)
 
     print("\nDashboard page loads, real 2023 year (33 tokens; 277k hourly rows in GOLD_MARKET_FEATURES)")
     print("default views: last 7 days of data, all tokens, 1h\n")

@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,8 +73,9 @@ class Service:
             self.process.wait(timeout=5)
 
 
-def spawn_service(name: str, args: list[str], log_dir: Path) -> Service:
-    """Run ``crypto-analytics <args>`` in its own session, logging to ``log_dir/<name>.log``."""
+def spawn_service(name: str, args: list[str], log_dir: Path, env: Mapping[str, str] | None = None) -> Service:
+    """Run ``crypto-analytics <args>`` in its own session, logging to ``log_dir/<name>.log``
+    (with ``env`` instead of this process's environment when given)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     with open(log_path, "ab") as log:
@@ -84,6 +85,7 @@ def spawn_service(name: str, args: list[str], log_dir: Path) -> Service:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            env=None if env is None else dict(env),
         )
     return Service(name, process, log_path)
 
@@ -106,10 +108,15 @@ def wait_ready(service: Service, ready: Callable[[], bool], timeout: float = 60.
 
 
 def start_service(
-    name: str, args: list[str], ready: Callable[[], bool], log_dir: Path, timeout: float = 60.0
+    name: str,
+    args: list[str],
+    ready: Callable[[], bool],
+    log_dir: Path,
+    timeout: float = 60.0,
+    env: Mapping[str, str] | None = None,
 ) -> Service:
     """Start a service and wait until ``ready()``."""
-    return wait_ready(spawn_service(name, args, log_dir), ready, timeout)
+    return wait_ready(spawn_service(name, args, log_dir, env), ready, timeout)
 
 
 @contextlib.contextmanager

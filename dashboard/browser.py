@@ -31,6 +31,16 @@ class PageProblem(AssertionError):
     pass
 
 
+def dashboard_ready(url: str) -> bool:
+    """Streamlit's own health endpoint answers once the server can take sessions."""
+    import httpx
+
+    try:
+        return httpx.get(f"{url.rstrip('/')}/_stcore/health", timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def chromium_path() -> str | None:
     for name in CHROMIUM_NAMES:
         found = shutil.which(name)

@@ -141,14 +141,10 @@ def lake_freshness(lake_root: Path, today: date | None = None) -> pd.DataFrame:
     )
 
 
-# Written by the run-failure sensor (sensors/run_failures.py); read as plain JSON lines here.
-FAILURES_FILE = Path("ops") / "run_failures.jsonl"
-
-
-def recorded_failures(lake_root: Path, dagster: str, limit: int = 50) -> pd.DataFrame:
-    """The newest failed runs first: when, job, partition, failed steps with their errors, a link."""
+def recorded_failures(path: Path, dagster: str, limit: int = 50) -> pd.DataFrame:
+    """The newest failed runs first, from the run-failure sensor's JSON lines
+    (``Settings.run_failures_path``): when, job, partition, failed steps with their errors, a link."""
     columns = ["recorded_at", "job", "partition", "failed_steps", "error", "run_id", "link"]
-    path = lake_root / FAILURES_FILE
     if not path.is_file():
         return pd.DataFrame(columns=columns)
     rows = []

@@ -90,6 +90,11 @@ class Settings:
         return self.environment == LOCAL
 
     @property
+    def run_failures_path(self) -> Path:
+        """Where the run-failure sensor records failed runs and the dashboard reads them."""
+        return self.lake_root / "ops" / "run_failures.jsonl"
+
+    @property
     def emulator_address(self) -> tuple[str, int] | None:
         """(host, port) when the exchange is the local emulator, else None (a real exchange)."""
         url = urlparse(self.binance_rest_url)

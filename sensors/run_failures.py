@@ -19,12 +19,6 @@ from dagster import (
 
 from resources.settings import Settings
 
-FAILURES_FILE = Path("ops") / "run_failures.jsonl"
-
-
-def failures_path(settings: Settings) -> Path:
-    return settings.lake_root / FAILURES_FILE
-
 
 def _innermost(error: Any) -> str:
     while error is not None and getattr(error, "cause", None) is not None:
@@ -75,5 +69,5 @@ def run_failure_recorder(context: RunFailureSensorContext) -> None:
     """Records every failed run of this code location (job, partition, failed steps, errors) in
     the lake's ops/run_failures.jsonl, where the dashboard's data-health page lists them."""
     record = failure_record(context)
-    record_failure(failures_path(Settings.from_env()), record)
+    record_failure(Settings.from_env().run_failures_path, record)
     context.log.info(f"recorded failed run {record['run_id']} of {record['job']}")

@@ -12,6 +12,7 @@ from dashboard import data, health, ui
 from resources.settings import Settings
 
 filters = ui.current_filters()
+settings = Settings.from_env()
 st.title("Data health")
 today = datetime.now(UTC).date()
 
@@ -36,7 +37,7 @@ with ui.friendly_errors(), st.spinner("Reading the warehouse tables…"):
                 "days_behind": (today - last_day).days if last_day else None,
             }
         )
-lake = health.lake_freshness(Settings.from_env().lake_root, today)
+lake = health.lake_freshness(settings.lake_root, today)
 if lake.empty:
     st.caption("The lake is not on this machine (or empty): only the warehouse's freshness is shown.")
 freshness = pd.concat([lake, pd.DataFrame(rows)], ignore_index=True)
@@ -70,7 +71,7 @@ else:
         ui.table(status.checks, "asset-checks", column_config=link)
 
 st.subheader("Failed runs")
-failures = health.recorded_failures(Settings.from_env().lake_root, health.dagster_url())
+failures = health.recorded_failures(settings.run_failures_path, health.dagster_url())
 if failures.empty:
     st.success("No failed run recorded (the run_failure_recorder sensor of `make dev` records them).")
 else:

@@ -2,17 +2,11 @@
 `crypto-analytics run` filled, every page opened in headless Chromium (Debian's package, driven by
 Playwright). Screenshots are kept as test artifacts in `.test-artifacts/dashboard/`."""
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from crypto_assets.services import free_port
+from crypto_assets.services import free_port, start_service
 from dashboard import browser
 
 pytestmark = pytest.mark.integration
@@ -23,34 +17,20 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / ".test-artifacts" / "dashboard
 def dashboard_url(fresh_run, tmp_path):
     assert fresh_run.run.returncode == 0, fresh_run.run.stderr[-2000:]
     port = free_port()
-    log = (tmp_path / "dashboard.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "crypto_assets.cli", "dashboard", "--port", str(port)],
-        env=fresh_run.env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
     url = f"http://127.0.0.1:{port}"
+    service = start_service(
+        "dashboard",
+        ["dashboard", "--port", str(port)],
+        lambda: browser.dashboard_ready(url),
+        tmp_path,
+        env=fresh_run.env,
+    )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/_stcore/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None, (tmp_path / "dashboard.log").read_text()[-2000:]
-            time.sleep(0.25)
-        else:
-            pytest.fail("the dashboard did not start within 60 s")
         yield url
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-        log.close()
+        service.stop(timeout=30)
     # It reused the suite's warehouse and left it running for the others.
-    assert "embedded warehouse: reusing" in (tmp_path / "dashboard.log").read_text()
+    assert "embedded warehouse: reusing" in service.log_path.read_text()
 
 
 def test_every_page_renders_its_charts_in_chromium(dashboard_url):

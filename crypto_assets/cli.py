@@ -130,6 +130,7 @@ class _Runner:
         keys: list[str],
         raw_config: dict[str, Any] | None = None,
         assets: list[str] | None = None,
+        tags: dict[str, str] | None = None,
     ) -> None:
         from dagster import AssetKey
         from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
@@ -148,6 +149,8 @@ class _Runner:
             if len(keys) == 1
             else {"tags": {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]}}
         )
+        if tags:
+            selection["tags"] = {**selection.get("tags", {}), **tags}
         result = job.execute_in_process(
             instance=self.instance,
             run_config=run_config,
@@ -227,12 +230,21 @@ def _warm(runner: _Runner, warm_up: Any) -> None:
     bars of those intervals. Hundreds of daily partitions in one run: Dagster records one
     planned event per asset instead of one per day (a failed warm-up run is still a failed run;
     its partitions are simply not marked failed one by one)."""
+    from crypto_assets.automation import WARM_UP_TAG
+
     previous = os.environ.get(PLANNED_SUBSET_ENV)
     os.environ[PLANNED_SUBSET_ENV] = "true"
     try:
         for keys, intervals in warm_up.segments():
             bars = [f"silver_bars_{i}" for i in intervals]
-            runner.run("history_job", keys, {"intervals": intervals}, ["raw_klines", "bronze_klines", *bars])
+            runner.run(
+                "history_job",
+                keys,
+                {"intervals": intervals},
+                ["raw_klines", "bronze_klines", *bars],
+                # Look-back for the range this command runs next: automation leaves these days be.
+                tags={WARM_UP_TAG: "true"},
+            )
     finally:
         if previous is None:
             os.environ.pop(PLANNED_SUBSET_ENV, None)

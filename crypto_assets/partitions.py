@@ -10,11 +10,14 @@ from dagster import (
     AssetIn,
     AssetKey,
     AssetsDefinition,
+    AutomationCondition,
     BackfillPolicy,
     DailyPartitionsDefinition,
     TimeWindowPartitionMapping,
     asset,
 )
+
+from crypto_assets.automation import follows_upstream
 
 # Two parameters the platform relies on are flagged beta in Dagster 1.13 (backfill policies,
 # and look-back mappings reaching before the first partition). Both are stable in practice;
@@ -47,11 +50,14 @@ def daily_asset(
     kinds: tuple[str, ...] = ("spark", "parquet"),
     metadata: dict[str, Any] | None = None,
     backfill_policy: BackfillPolicy | None = None,
+    automation_condition: AutomationCondition | None = None,
     **kwargs: Any,
 ) -> Callable[[Callable[..., Any]], AssetsDefinition]:
     """``@asset`` with what every dataset of the platform shares: daily UTC partitions, the
     layer's backfill policy, the layer as group, and the metadata the IO managers read (``layer`` for
-    the lake path, ``partition_time_column`` to split multi-day runs into days)."""
+    the lake path, ``partition_time_column`` to split multi-day runs into days). Every layer but
+    raw follows its upstream days by itself (crypto_assets/automation.py); raw is fetched by the
+    schedule, imports and backfills."""
     return asset(
         partitions_def=daily_partitions,
         backfill_policy=backfill_policy
@@ -60,6 +66,7 @@ def daily_asset(
         group_name=layer,
         metadata={"layer": layer, "partition_time_column": time_column, **(metadata or {})},
         kinds=set(kinds),
+        automation_condition=automation_condition or (None if layer == "raw" else follows_upstream()),
         **kwargs,
     )
 

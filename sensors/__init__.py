@@ -14,6 +14,7 @@ from dagster import (
 
 from crypto_assets.jobs import TARGET_LOOKAHEAD_DAYS, market_data_job, ml_training_job, targets_refresh_job
 from crypto_assets.ml.config import load_ml_config
+from sensors.automation import automation_sensor
 from sensors.run_failures import run_failure_recorder
 
 
@@ -53,4 +54,4 @@ def weekly_model_training_schedule(context: ScheduleEvaluationContext) -> RunReq
 
 
 schedules = [daily_market_data_schedule, weekly_model_training_schedule]
-sensors = [run_failure_recorder]
+sensors = [run_failure_recorder, automation_sensor]

@@ -1,0 +1,40 @@
+"""Declarative automation: every layer below raw follows new upstream days by itself.
+
+A raw partition can land by many routes (the daily schedule, ``crypto-analytics import``, a UI
+backfill of raw alone, later the live stream). Whatever the route, bronze, silver, gold and the
+model's daily assets of the days it touches are then requested by Dagster's automation sensor,
+without a person, so the warehouse never lags the lake.
+"""
+
+from __future__ import annotations
+
+from dagster import AutomationCondition
+
+# Tag of the runs that fetch look-back history for `crypto-analytics run` (its warm-up): those
+# days are history for the range the command then runs itself, not days a user asked for.
+WARM_UP_TAG = "crypto-analytics/warm-up"
+
+
+def follows_upstream() -> AutomationCondition:
+    """True for a day whose upstream days were updated since it last ran (or was requested),
+    when neither it nor its upstream is being written.
+
+    Unlike ``AutomationCondition.eager()`` it follows every day, not only the latest (an import
+    of 2023 must reach the warehouse too), and it runs a day whose look-back is incomplete:
+    windows that lack history stay null, as in any run. A day's upstream includes its look-back
+    and look-ahead days, so a corrected day also refreshes the features and targets that read it.
+    Updates by a run that also wrote this asset are ignored (that run already did the work), and
+    so are the warm-up's history runs.
+    """
+    updated = (
+        AutomationCondition.newly_updated()
+        & ~AutomationCondition.executed_with_root_target()
+        & ~AutomationCondition.executed_with_tags(tag_keys={WARM_UP_TAG})
+    ).with_label("newly updated by another run")
+    return (
+        AutomationCondition.any_deps_match(updated | AutomationCondition.will_be_requested())
+        .with_label("upstream days updated")
+        .since_last_handled()
+        & ~AutomationCondition.any_deps_in_progress()
+        & ~AutomationCondition.in_progress()
+    ).with_label("follows upstream days")

@@ -1,0 +1,90 @@
+"""Declarative automation, evaluated against a real (ephemeral) Dagster instance, tick by tick."""
+
+from dagster import (
+    AssetDep,
+    AssetMaterialization,
+    DagsterInstance,
+    DailyPartitionsDefinition,
+    TimeWindowPartitionMapping,
+    asset,
+    evaluate_automation_conditions,
+    materialize,
+)
+
+from crypto_assets.automation import WARM_UP_TAG, follows_upstream
+from crypto_assets.definitions import defs
+
+DAYS = DailyPartitionsDefinition(start_date="2024-01-01", end_offset=0)
+
+
+@asset(partitions_def=DAYS)
+def upstream() -> int:
+    return 1
+
+
+@asset(
+    partitions_def=DAYS,
+    automation_condition=follows_upstream(),
+    # Like gold's targets: a day also reads the next day.
+    deps=[AssetDep(upstream, partition_mapping=TimeWindowPartitionMapping(end_offset=1))],
+)
+def downstream() -> int:
+    return 2
+
+
+def _requested(result, key: str) -> list[str]:
+    from dagster import AssetKey
+
+    return sorted(result.get_requested_partitions(AssetKey(key)))
+
+
+def test_a_day_updated_by_another_run_is_followed_with_the_days_that_read_it():
+    instance = DagsterInstance.ephemeral()
+    first = evaluate_automation_conditions([upstream, downstream], instance)
+    assert first.total_requested == 0  # nothing is new on the first tick
+
+    assert materialize([upstream], partition_key="2024-01-05", instance=instance).success
+    result = evaluate_automation_conditions([upstream, downstream], instance, cursor=first.cursor)
+    # Day 5 itself, and day 4, whose look-ahead reads day 5 (e.g. its 24h target).
+    assert _requested(result, "downstream") == ["2024-01-04", "2024-01-05"]
+    # Requested once: the next tick does not ask again.
+    again = evaluate_automation_conditions([upstream, downstream], instance, cursor=result.cursor)
+    assert again.total_requested == 0
+
+
+def test_a_run_that_wrote_both_and_the_warm_up_history_are_left_alone():
+    instance = DagsterInstance.ephemeral()
+    cursor = evaluate_automation_conditions([upstream, downstream], instance).cursor
+    # One run over both assets: it already did the work.
+    assert materialize(
+        [upstream, downstream], partition_key="2024-01-07", instance=instance, selection=[upstream, downstream]
+    ).success
+    # The CLI's warm-up: history for the range it runs next.
+    assert materialize([upstream], partition_key="2024-01-02", instance=instance, tags={WARM_UP_TAG: "true"}).success
+    result = evaluate_automation_conditions([upstream, downstream], instance, cursor=cursor)
+    assert _requested(result, "downstream") == ["2024-01-06"]  # only the day that reads day 7 ahead
+
+
+def test_a_raw_day_landing_by_any_route_requests_every_layer_of_that_day():
+    """The platform's own definitions: an import (a runless raw materialization) of one old day."""
+    instance = DagsterInstance.ephemeral()
+    definitions = defs
+    cursor = evaluate_automation_conditions(definitions, instance).cursor
+    instance.report_runless_asset_event(AssetMaterialization("raw_klines", partition="2023-03-24"))
+    result = evaluate_automation_conditions(definitions, instance, cursor=cursor)
+    for key in (
+        "bronze_klines",
+        "silver_bars_1h",
+        "silver_features_1h",
+        "gold_market_features",
+        "gold_daily_market_features",
+        "ml_predictions",
+        "ml_performance",
+    ):
+        assert "2023-03-24" in _requested(result, key), key
+    # Raw is fetched, never automated; the model trains on its own schedule.
+    for key in ("raw_klines", "raw_coingecko_markets", "ml_candidate_model", "ml_serving_model"):
+        assert _requested(result, key) == [], key
+    # Only the days that read 2023-03-24: its own, its look-ahead readers and its look-back readers.
+    hourly = _requested(result, "silver_features_1h")
+    assert hourly[0] >= "2023-03-17" and hourly[-1] <= "2023-04-30"

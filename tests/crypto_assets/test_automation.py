@@ -57,10 +57,15 @@ def test_a_run_that_wrote_both_and_the_warm_up_history_are_left_alone():
     cursor = evaluate_automation_conditions([upstream, downstream], instance).cursor
     # One run over both assets: it already did the work.
     assert materialize(
-        [upstream, downstream], partition_key="2024-01-07", instance=instance, selection=[upstream, downstream]
+        [upstream, downstream],
+        partition_key="2024-01-07",
+        instance=instance,
+        selection=[upstream, downstream],
     ).success
     # The CLI's warm-up: history for the range it runs next.
-    assert materialize([upstream], partition_key="2024-01-02", instance=instance, tags={WARM_UP_TAG: "true"}).success
+    assert materialize(
+        [upstream], partition_key="2024-01-02", instance=instance, tags={WARM_UP_TAG: "true"}
+    ).success
     result = evaluate_automation_conditions([upstream, downstream], instance, cursor=cursor)
     assert _requested(result, "downstream") == ["2024-01-06"]  # only the day that reads day 7 ahead
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dagster import Definitions, in_process_executor
 
 from crypto_assets.bronze.assets import bronze_klines
+from crypto_assets.freshness import freshness_checks
 from crypto_assets.gold.assets import GOLD_ASSETS
 from crypto_assets.jobs import (
     history_job,
@@ -15,12 +16,14 @@ from crypto_assets.jobs import (
     targets_refresh_job,
 )
 from crypto_assets.ml.assets import ML_DAILY_ASSETS, ML_TRAINING_ASSETS
+from crypto_assets.pipeline_config import load_pipeline_config
 from crypto_assets.raw.assets import raw_klines
 from crypto_assets.raw.coingecko_assets import raw_coingecko_markets
 from crypto_assets.silver.assets import SILVER_ASSETS
 from resources.environment import build_resources
 from resources.settings import Settings
 from sensors import schedules, sensors
+from sensors.freshness import build_freshness_sensor
 
 ASSETS = [
     raw_klines,
@@ -32,10 +35,13 @@ ASSETS = [
     *ML_DAILY_ASSETS,
 ]
 
+FRESHNESS_CHECKS = freshness_checks(ASSETS, load_pipeline_config())
+
 
 def build_definitions(settings: Settings | None = None) -> Definitions:
     return Definitions(
         assets=ASSETS,
+        asset_checks=FRESHNESS_CHECKS,
         jobs=[
             market_data_job,
             refinement_job,
@@ -45,7 +51,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
             ml_prediction_job,
         ],
         schedules=schedules,
-        sensors=sensors,
+        sensors=[*sensors, build_freshness_sensor(FRESHNESS_CHECKS)],
         resources=build_resources(settings),
         # One process per run: a Spark JVM per step would cost ~5 s each for small partitions.
         executor=in_process_executor,

@@ -23,6 +23,9 @@ _DURATION = re.compile(r"^(\d+)([mhd])$")
 _UNIT_SECONDS = {"m": 60, "h": 3600, "d": DAY_SECONDS}
 
 
+FRESHNESS_LAYERS = ("raw", "bronze", "silver", "gold")
+
+
 class PipelineConfigError(ValueError):
     """A bad value in the pipeline config, named with its place in the file."""
 
@@ -70,6 +73,8 @@ class PipelineConfig:
     # each coarser interval is fetched for ("auto": what the features at that grain need).
     ingest_intervals: tuple[str, ...] = ("1m", "1h", "1d")
     history: dict[str, str] | None = None
+    # Per layer: how long after midnight UTC yesterday's partitions must exist (seconds).
+    freshness: dict[str, int] | None = None
 
 
 def _fraction(section: dict[str, Any], key: str, default: float, where: str) -> float:
@@ -131,6 +136,15 @@ def parse_pipeline_config(raw: dict[str, Any]) -> PipelineConfig:
             raise PipelineConfigError(f"ingestion.history.{interval}: {interval} does not divide a day")
         if span != "auto" and parse_duration(span, f"ingestion.history.{interval}") % DAY_SECONDS:
             raise PipelineConfigError(f"ingestion.history.{interval}: {span!r} is not 'auto' nor whole days")
+    freshness = {
+        str(layer): parse_duration(str(deadline), f"freshness.{layer}")
+        for layer, deadline in (raw.get("freshness") or {}).items()
+    }
+    for layer, seconds in freshness.items():
+        if layer not in FRESHNESS_LAYERS:
+            raise PipelineConfigError(f"freshness.{layer}: not one of the layers {FRESHNESS_LAYERS}")
+        if seconds >= DAY_SECONDS or seconds % 60:
+            raise PipelineConfigError(f"freshness.{layer}: whole minutes, less than a day after midnight")
     return PipelineConfig(
         gap_policy=policy,
         max_carry_seconds=max_carry,
@@ -147,6 +161,7 @@ def parse_pipeline_config(raw: dict[str, Any]) -> PipelineConfig:
         correlation_min_fraction=_fraction(gold, "correlation_min_fraction", 0.5, "gold"),
         ingest_intervals=ingest_intervals,
         history=history,
+        freshness=freshness,
     )
 
 

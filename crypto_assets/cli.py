@@ -173,11 +173,22 @@ class _Runner:
                 f"  {label:<22}  {asset:<27} {rows:>10,} rows  {int(tokens.value) if tokens else 0:>3} tokens"
                 f"  {durations.get(asset, 0.0):6.1f} s"
             )
+        # A range run records each day's results and the range's: report the range's, naming
+        # the days that failed.
+        failed_days: dict[tuple[str, str], list[str]] = {}
         for evaluation in result.get_asset_check_evaluations():
-            if not evaluation.passed:
-                line = f"{label} {evaluation.asset_key.to_user_string()}.{evaluation.check_name} FAILED ({evaluation.severity.value})"
-                self.warnings.append(line)
-                _say(f"  ! {line}")
+            if not evaluation.passed and evaluation.partition is not None and len(keys) > 1:
+                name = (evaluation.asset_key.to_user_string(), evaluation.check_name)
+                failed_days.setdefault(name, []).append(evaluation.partition)
+        for evaluation in result.get_asset_check_evaluations():
+            if evaluation.passed or (evaluation.partition is not None and len(keys) > 1):
+                continue
+            asset, check = evaluation.asset_key.to_user_string(), evaluation.check_name
+            days = sorted(failed_days.get((asset, check), []))
+            on = f" on {len(days)} day(s) {_day_list(days)}" if days else ""
+            line = f"{label} {asset}.{check} FAILED ({evaluation.severity.value}){on}"
+            self.warnings.append(line)
+            _say(f"  ! {line}")
         if not result.success:
             failure = next(
                 (e for e in result.all_events if e.event_type_value in ("STEP_FAILURE", "RUN_FAILURE")),
@@ -186,6 +197,10 @@ class _Runner:
             message = failure.message if failure else "unknown error"
             raise CliError(f"partitions {label} failed: {message} (run id {result.run_id}; see `make dev`)")
         _say(f"  {label:<22}  {job_name} done in {time.monotonic() - t0:.1f} s")
+
+
+def _day_list(days: list[str]) -> str:
+    return ", ".join(days) if len(days) <= 4 else f"{days[0]}, {days[1]}, ..., {days[-1]}"
 
 
 def plan_warm_up(settings: Settings, first_day: date) -> Any:

@@ -10,8 +10,23 @@ from dagster import AssetCheckResult, AssetExecutionContext, Failure, MetadataVa
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from crypto_assets.checks import TOKEN_COVERAGE, quality_results, summary_metadata, validation_result
-from crypto_assets.quality import QualitySummary, any_null, ohlc_violation, summarize
+from crypto_assets.checks import (
+    TOKEN_COVERAGE,
+    day_check_results,
+    day_metadata,
+    quality_results,
+    summary_metadata,
+    validation_result,
+)
+from crypto_assets.partitions import daily_partitions
+from crypto_assets.quality import (
+    EMPTY_DAY,
+    QualitySummary,
+    any_null,
+    ohlc_violation,
+    summarize,
+    summarize_days,
+)
 from crypto_assets.silver.validators import Validator
 from crypto_assets.universe import load_universe
 
@@ -79,7 +94,23 @@ def publish(
             f"{context.asset_key.to_user_string()} {partitions.start}..{partitions.end}: {summary.rows} rows,"
             f" {len(summary.tokens)} tokens"
         )
+        days = context.partition_keys if context.has_partition_key_range else []
+        per_day = summarize_days(cached, time_column, token_column, observed) if len(days) > 1 else {}
+        if len(days) > 1:
+            # Each day's materialization carries its own counts, not the run's totals.
+            for day in days:
+                context.add_asset_metadata(day_metadata(per_day.get(day, EMPTY_DAY)), partition_key=day)
         yield Output(cached, metadata=metadata)
+        if len(days) > 1:
+            _log_day_checks(
+                context,
+                days,
+                per_day,
+                coverage,
+                by_pair=token_column == "symbol",
+                ohlc=ohlc,
+                coverage_check=coverage_check,
+            )
         yield from quality_results(
             summary,
             expected_tokens=expected,
@@ -91,6 +122,44 @@ def publish(
             yield validation_result(validator, validator.run(cached))
     finally:
         cached.unpersist()
+
+
+def _log_day_checks(
+    context: AssetExecutionContext,
+    days: Sequence[str],
+    per_day: Mapping[str, Any],
+    coverage: tuple[list[str], Mapping[str, str]] | None,
+    *,
+    by_pair: bool,
+    ohlc: bool,
+    coverage_check: str,
+) -> None:
+    """A multi-day run records every day's check results on that day's partition, as a one-day
+    run does (Dagster records a range's results for the run only): a day's checks can be read in
+    the UI, and a day without rows fails its coverage."""
+    from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluation
+
+    for day in days:
+        window = daily_partitions.time_window_for_partition_key(day)
+        expected, unavailable = coverage or expected_coverage(window.start, window.end, by_pair=by_pair)
+        for result in day_check_results(
+            per_day.get(day, EMPTY_DAY),
+            expected_tokens=expected,
+            unavailable=unavailable,
+            ohlc=ohlc,
+            coverage_check=coverage_check,
+        ):
+            context.log_event(
+                AssetCheckEvaluation(
+                    asset_key=context.asset_key,
+                    check_name=str(result.check_name),
+                    passed=result.passed,
+                    metadata=result.metadata,
+                    severity=result.severity,
+                    blocking=result.check_name != coverage_check,
+                    partition=day,
+                )
+            )
 
 
 SHOWN_COLUMNS = ("token", "venue", "market", "symbol", "interval", "open_time", "time", "hour", "source")

@@ -12,6 +12,7 @@ from typing import Any
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 
 @dataclass(frozen=True)
@@ -84,3 +85,46 @@ def summarize(
         last_time=row["last_time"],
         extra={name: row[name] for name in (extra_aggregates or {})},
     )
+
+
+@dataclass(frozen=True)
+class DaySummary:
+    """What one UTC day of a multi-day frame holds: its own rows, tokens and time range."""
+
+    rows: int
+    tokens: tuple[str, ...]
+    first_time: Any
+    last_time: Any
+
+
+EMPTY_DAY = DaySummary(rows=0, tokens=(), first_time=None, last_time=None)
+
+
+def utc_day(frame: DataFrame, time_column: str) -> Column:
+    """'YYYY-MM-DD' of ``time_column`` (a timestamp, or the exchange's epoch milliseconds)."""
+    column = F.col(time_column)
+    if isinstance(frame.schema[time_column].dataType, (T.LongType, T.IntegerType)):
+        column = F.timestamp_millis(column)
+    return F.date_format(column, "yyyy-MM-dd")
+
+
+def summarize_days(
+    frame: DataFrame, time_column: str, token_column: str = "token", observed: Column | None = None
+) -> dict[str, DaySummary]:
+    """Per UTC day: rows, tokens with a real bar, first and last time, in one aggregation (days
+    without a row are absent: ``EMPTY_DAY``)."""
+    real = F.lit(True) if observed is None else observed
+    rows = (
+        frame.groupBy(utc_day(frame, time_column).alias("_day"))
+        .agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.array_sort(F.collect_set(F.when(real, F.col(token_column)))).alias("tokens"),
+            F.min(time_column).alias("first_time"),
+            F.max(time_column).alias("last_time"),
+        )
+        .collect()
+    )
+    return {
+        r["_day"]: DaySummary(int(r["rows"]), tuple(r["tokens"] or ()), r["first_time"], r["last_time"])
+        for r in rows
+    }

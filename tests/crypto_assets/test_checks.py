@@ -21,6 +21,7 @@ def test_epoch_milliseconds_are_shown_as_utc_times():
     assert meta["last_time"].value == "2024-03-01 23:59:00 UTC"
 
 
-def test_timestamps_are_shown_as_they_are():
+def test_timestamps_are_shown_as_utc_times_and_no_rows_says_so():
     meta = summary_metadata(_summary(datetime(2024, 3, 1), datetime(2024, 3, 1, 23)), pd.DataFrame())
-    assert meta["first_time"].value == "2024-03-01 00:00:00"
+    assert meta["first_time"].value == "2024-03-01 00:00:00 UTC"
+    assert summary_metadata(_summary(None, None), pd.DataFrame())["last_time"].value == "no rows"

@@ -15,12 +15,12 @@ import pandas as pd
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, MetadataValue
 
 from crypto_assets.partitions import daily_partitions
+from crypto_assets.quality import DaySummary, QualitySummary
+from crypto_assets.silver.validators import Validation, Validator
 
 # Checks are partitioned: each day's results are read on that day, in the UI and over GraphQL.
 # Dagster 1.13 marks a partitioned check spec "preview"; a run that fails on it fails loudly.
 warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec.*")
-from crypto_assets.quality import DaySummary, QualitySummary
-from crypto_assets.silver.validators import Validation, Validator
 
 NO_DUPLICATE_KEYS = "no_duplicate_keys"
 NO_NULL_KEYS = "no_null_keys"

@@ -66,7 +66,10 @@ def partition_keys(start: date | None, end: date | None, days: int, today: date 
         raise CliError(f"--end {end} is not a complete UTC day yet; the last complete day is {last_complete}")
     first = date.fromisoformat(FIRST_DAY)
     if start < first:
-        raise CliError(f"--start {start} is before the first partition {first} (Binance's first klines)")
+        raise CliError(
+            f"--start {start} is before the first partition {first}"
+            " (Binance's first klines, or PARTITIONS_START when it is set)"
+        )
     return [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable
+from datetime import UTC, date, datetime
 from typing import Any
 
 from dagster import (
@@ -28,9 +30,29 @@ warnings.filterwarnings("ignore", message=".*allow_nonexistent_upstream_partitio
 # stricter policy for the job, as intended.
 warnings.filterwarnings("ignore", message=".*varying BackfillPolicies.*")
 
-# Binance's first spot klines (BTCUSDT, ETHUSDT) are from 2017-08-17. end_offset=0: the last
-# partition is yesterday, so the still-open day is never materialized as if it were final.
-FIRST_DAY = "2017-08-17"
+# Binance's first spot klines (BTCUSDT, ETHUSDT) are from 2017-08-17: the default first day.
+# PARTITIONS_START moves it (e.g. to the first day a deployment keeps), so the UI's partition
+# bars and launch dialog show the days that exist rather than years of empty ones; the warm-up
+# never fetches history before it. end_offset=0: the last partition is yesterday, so the
+# still-open day is never materialized as if it were final.
+BINANCE_FIRST_DAY = "2017-08-17"
+
+
+def first_day(value: str | None = None) -> str:
+    """The first daily partition: ``value``, else ``PARTITIONS_START``, else Binance's first day."""
+    raw = (
+        value if value is not None else os.environ.get("PARTITIONS_START", "")
+    ).strip() or BINANCE_FIRST_DAY
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        raise ValueError(f"PARTITIONS_START={raw!r}: expected a date like 2024-01-01") from None
+    if day.isoformat() < BINANCE_FIRST_DAY or day >= datetime.now(UTC).date():
+        raise ValueError(f"PARTITIONS_START={raw}: must be between {BINANCE_FIRST_DAY} and yesterday (UTC)")
+    return day.isoformat()
+
+
+FIRST_DAY = first_day()
 daily_partitions = DailyPartitionsDefinition(start_date=FIRST_DAY, timezone="UTC", end_offset=0)
 
 # Ingestion backfills up to a month of days per run: one CoinGecko call per token per run (and

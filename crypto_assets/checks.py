@@ -10,6 +10,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, MetadataValue
@@ -156,6 +157,24 @@ def day_metadata(day: DaySummary) -> dict[str, MetadataValue]:
         "first_time": MetadataValue.text(_readable_time(day.first_time)),
         "last_time": MetadataValue.text(_readable_time(day.last_time)),
     }
+
+
+def add_day_rows(context: Any, frame: pd.DataFrame, time_column: str) -> None:
+    """In a multi-day run, each day's materialization gets that day's own row and token counts
+    (a pandas frame's version of the per-day metadata that ``publishing.publish`` records)."""
+    days = context.partition_keys if context.has_partition_key_range else []
+    if len(days) < 2:
+        return
+    day_of = (
+        pd.to_datetime(frame[time_column]).dt.strftime("%Y-%m-%d") if len(frame) else pd.Series(dtype=str)
+    )
+    for day in days:
+        rows = frame[day_of == day] if len(frame) else frame
+        tokens = int(rows["token"].nunique()) if len(rows) and "token" in rows else 0
+        context.add_asset_metadata(
+            {"dagster/row_count": MetadataValue.int(len(rows)), "tokens": MetadataValue.int(tokens)},
+            partition_key=day,
+        )
 
 
 def _readable_time(value: object) -> str:

@@ -110,22 +110,22 @@ def _intervals(value: str) -> list[str]:
 
 
 class _Runner:
-    """Executes a job over a range of days in this process (runs recorded in DAGSTER_HOME),
-    printing rows and seconds per asset and collecting failed checks."""
+    """Executes a job over a range of days in this process, as a run of the workspace's code
+    location (recorded in DAGSTER_HOME, so `make dev` shows it and can re-execute it), printing
+    rows and seconds per asset and collecting failed checks."""
 
     def __init__(self, settings: Settings) -> None:
         from dagster import DagsterInstance
 
-        from crypto_assets.definitions import build_definitions
+        from crypto_assets.launch import CodeLocationRunner
 
-        self.definitions = build_definitions(settings)
         self.instance = DagsterInstance.get()
+        self._location = CodeLocationRunner(self.instance)
         self.rows_per_layer: dict[str, int] = {}
         self.warnings: list[str] = []
 
     def assets(self, job_name: str) -> list[str]:
-        job = self.definitions.resolve_job_def(job_name)
-        return sorted(key.to_user_string() for key in job.asset_layer.executable_asset_keys)
+        return self._location.assets(job_name)
 
     def run(
         self,
@@ -135,45 +135,41 @@ class _Runner:
         assets: list[str] | None = None,
         tags: dict[str, str] | None = None,
     ) -> None:
-        from dagster import AssetKey
-        from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+        from dagster._core.storage.tags import (
+            ASSET_PARTITION_RANGE_END_TAG,
+            ASSET_PARTITION_RANGE_START_TAG,
+            PARTITION_NAME_TAG,
+        )
 
-        job = self.definitions.resolve_job_def(job_name)
         run_config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
         if raw_config is not None:
             run_config["ops"] = {"raw_klines": {"config": raw_config}}
         t0 = time.monotonic()
         label = "(unpartitioned)" if not keys else keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]}"
         # A range runs as one Dagster run (the assets' backfill policy): one Spark job per layer.
-        selection: dict[str, Any] = (
+        run_tags: dict[str, str] = (
             {}
             if not keys
-            else {"partition_key": keys[0]}
+            else {PARTITION_NAME_TAG: keys[0]}
             if len(keys) == 1
-            else {"tags": {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]}}
+            else {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]}
         )
-        if tags:
-            selection["tags"] = {**selection.get("tags", {}), **tags}
-        result = job.execute_in_process(
-            instance=self.instance,
-            run_config=run_config,
-            raise_on_error=False,
-            asset_selection=[AssetKey(a) for a in assets] if assets else None,
-            **selection,
-        )
+        result = self._location.execute(job_name, run_config, {**run_tags, **(tags or {})}, assets)
         durations = _step_seconds(result)
+        # A range run records one materialization per day, each with that day's own counts.
+        rows_of: dict[str, int] = {}
+        tokens_of: dict[str, int] = {}
         for event in result.get_asset_materialization_events():
-            materialization = event.materialization
-            asset = materialization.asset_key.to_user_string()
-            row_count = materialization.metadata.get("dagster/row_count")
-            rows = int(row_count.value) if row_count is not None else 0
-            tokens = materialization.metadata.get("tokens")
-            if keys and event.partition not in (None, keys[0]):
-                continue  # a range run records one materialization per day; report it once
+            metadata = event.materialization.metadata
+            asset = event.materialization.asset_key.to_user_string()
+            row_count, tokens = metadata.get("dagster/row_count"), metadata.get("tokens")
+            rows_of[asset] = rows_of.get(asset, 0) + (int(row_count.value) if row_count is not None else 0)
+            tokens_of[asset] = max(tokens_of.get(asset, 0), int(tokens.value) if tokens is not None else 0)
+        for asset, rows in rows_of.items():
             layer = layer_of_asset(asset)
             self.rows_per_layer[layer] = self.rows_per_layer.get(layer, 0) + rows
             _say(
-                f"  {label:<22}  {asset:<27} {rows:>10,} rows  {int(tokens.value) if tokens else 0:>3} tokens"
+                f"  {label:<22}  {asset:<27} {rows:>10,} rows  {tokens_of[asset]:>3} tokens"
                 f"  {durations.get(asset, 0.0):6.1f} s"
             )
         # A range run records each day's results and the range's: report the range's, naming

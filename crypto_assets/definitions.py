@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dagster import Definitions, in_process_executor
 
-from crypto_assets.bronze.assets import bronze_klines
-from crypto_assets.freshness import freshness_checks
-from crypto_assets.gold.assets import GOLD_ASSETS
+from crypto_assets.assets import ASSETS
+from crypto_assets.freshness import FRESHNESS_CHECKS
 from crypto_assets.jobs import (
     history_job,
     market_data_job,
@@ -15,27 +14,12 @@ from crypto_assets.jobs import (
     refinement_job,
     targets_refresh_job,
 )
-from crypto_assets.ml.assets import ML_DAILY_ASSETS, ML_TRAINING_ASSETS
-from crypto_assets.pipeline_config import load_pipeline_config
-from crypto_assets.raw.assets import raw_klines
-from crypto_assets.raw.coingecko_assets import raw_coingecko_markets
-from crypto_assets.silver.assets import SILVER_ASSETS
 from resources.environment import build_resources
 from resources.settings import Settings
 from sensors import schedules, sensors
 from sensors.freshness import build_freshness_sensor
 
-ASSETS = [
-    raw_klines,
-    raw_coingecko_markets,
-    bronze_klines,
-    *SILVER_ASSETS,
-    *GOLD_ASSETS,
-    *ML_TRAINING_ASSETS,
-    *ML_DAILY_ASSETS,
-]
-
-FRESHNESS_CHECKS = freshness_checks(ASSETS, load_pipeline_config())
+__all__ = ["ASSETS", "FRESHNESS_CHECKS", "build_definitions", "defs"]
 
 
 def build_definitions(settings: Settings | None = None) -> Definitions:

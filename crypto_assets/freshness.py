@@ -11,9 +11,15 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 
-from dagster import AssetChecksDefinition, AssetsDefinition, build_time_partition_freshness_checks
+from dagster import (
+    AssetChecksDefinition,
+    AssetsDefinition,
+    AssetSelection,
+    build_time_partition_freshness_checks,
+)
 
-from crypto_assets.pipeline_config import PipelineConfig
+from crypto_assets.assets import ASSETS
+from crypto_assets.pipeline_config import PipelineConfig, load_pipeline_config
 
 # Dagster 1.13 prefers FreshnessPolicy, which judges an asset by the time of its last update. A
 # daily dataset is fresh when its latest complete DAY exists, whichever day was updated last (a
@@ -47,3 +53,9 @@ def freshness_checks(
                 build_time_partition_freshness_checks(assets=members, deadline_cron=deadline_cron(seconds))
             )
     return checks
+
+
+FRESHNESS_CHECKS = freshness_checks(ASSETS, load_pipeline_config())
+# The jobs leave them out: a run of 2023 must not report that yesterday is missing. The freshness
+# sensor runs them on their own.
+FRESHNESS_SELECTION = AssetSelection.checks(*FRESHNESS_CHECKS)

@@ -6,6 +6,7 @@ import math
 
 from dagster import AssetSelection, define_asset_job
 
+from crypto_assets.freshness import FRESHNESS_SELECTION
 from crypto_assets.partitions import daily_partitions
 from crypto_assets.pipeline_config import DAY_SECONDS, load_pipeline_config, parse_duration
 
@@ -16,7 +17,7 @@ ML_DAILY = ("ml_predictions", "ml_performance")
 
 market_data_job = define_asset_job(
     name="market_data_job",
-    selection=AssetSelection.groups(*LAYERS) | AssetSelection.assets(*ML_DAILY),
+    selection=(AssetSelection.groups(*LAYERS) | AssetSelection.assets(*ML_DAILY)) - FRESHNESS_SELECTION,
     partitions_def=daily_partitions,
     description=(
         "UTC days through every layer: exchange -> raw -> bronze -> silver -> gold (warehouse),"
@@ -36,14 +37,14 @@ ml_training_job = define_asset_job(
 
 ml_prediction_job = define_asset_job(
     name="ml_prediction_job",
-    selection=AssetSelection.assets(*ML_DAILY),
+    selection=AssetSelection.assets(*ML_DAILY) - FRESHNESS_SELECTION,
     partitions_def=daily_partitions,
     description="Predictions of the serving model (or the best baseline) and their live performance, per day.",
 )
 
 refinement_job = define_asset_job(
     name="refinement_job",
-    selection=AssetSelection.groups(*LAYERS[1:]),
+    selection=AssetSelection.groups(*LAYERS[1:]) - FRESHNESS_SELECTION,
     partitions_def=daily_partitions,
     description=(
         "UTC days from the raw data already in the lake (fetched or imported) through bronze ->"
@@ -55,7 +56,8 @@ history_job = define_asset_job(
     name="history_job",
     selection=AssetSelection.assets(
         "raw_klines", "bronze_klines", *[f"silver_bars_{i}" for i in load_pipeline_config().bar_intervals]
-    ),
+    )
+    - FRESHNESS_SELECTION,
     partitions_def=daily_partitions,
     description=(
         "Look-back history at the exchange's coarser grain (raw 1h/1d klines -> bronze -> silver"
@@ -73,7 +75,8 @@ TARGET_LOOKAHEAD_DAYS = math.ceil(
 
 targets_refresh_job = define_asset_job(
     name="targets_refresh_job",
-    selection=AssetSelection.assets("gold_market_features", "gold_daily_market_features", "ml_performance"),
+    selection=AssetSelection.assets("gold_market_features", "gold_daily_market_features", "ml_performance")
+    - FRESHNESS_SELECTION,
     partitions_def=daily_partitions,
     description=(
         "Re-materialize the gold market tables of recent days so their forward targets fill in,"

@@ -30,6 +30,7 @@ from dagster_snowflake import SnowflakeResource
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
+from crypto_assets.checks import add_day_rows
 from crypto_assets.ml.baselines import BASE_RATE, YESTERDAYS_SIGN, baseline_probabilities, baseline_returns
 from crypto_assets.ml.config import MlConfig, load_ml_config
 from crypto_assets.ml.metrics import information_coefficient
@@ -387,6 +388,7 @@ def ml_predictions(
         if len(predictions)
         else spark.createDataFrame([], PREDICTION_SCHEMA)
     )
+    add_day_rows(context, predictions, "bar_time")
     yield Output(
         frame,
         metadata={
@@ -466,6 +468,7 @@ def ml_performance(
         else spark.createDataFrame([], PERFORMANCE_SCHEMA)
     )
     served = table[(table["scope"] == "all") & (table["predictor"] == "served")] if len(table) else table
+    add_day_rows(context, table, "dt")
     yield Output(
         frame,
         metadata={

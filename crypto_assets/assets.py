@@ -1,0 +1,20 @@
+"""Every asset of the platform, in lineage order: one list for the code location and the jobs."""
+
+from __future__ import annotations
+
+from crypto_assets.bronze.assets import bronze_klines
+from crypto_assets.gold.assets import GOLD_ASSETS
+from crypto_assets.ml.assets import ML_DAILY_ASSETS, ML_TRAINING_ASSETS
+from crypto_assets.raw.assets import raw_klines
+from crypto_assets.raw.coingecko_assets import raw_coingecko_markets
+from crypto_assets.silver.assets import SILVER_ASSETS
+
+ASSETS = [
+    raw_klines,
+    raw_coingecko_markets,
+    bronze_klines,
+    *SILVER_ASSETS,
+    *GOLD_ASSETS,
+    *ML_TRAINING_ASSETS,
+    *ML_DAILY_ASSETS,
+]

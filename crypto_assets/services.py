@@ -1,8 +1,13 @@
 """Start the embedded services (exchange emulator, fakesnow warehouse) when nobody serves them.
 
 Each service runs as its own process group, so stopping it is one signal and never leaves a
-stray child. Services that were already running (``make dev`` in another terminal) are reused
-and left alone.
+stray child. Services that were already running (``make dev`` in another terminal) are reused.
+
+Every process that uses a service holds a lease on it (a file named by its pid, under the
+system's temporary folder, per host and port). A service stays up while any live process holds
+a lease: whoever leaves last stops it, whether it started the service or not. A second
+``crypto-analytics run`` therefore never loses the warehouse under its feet when the first one,
+which started it, finishes.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -119,6 +125,79 @@ def start_service(
     return wait_ready(spawn_service(name, args, log_dir, env), ready, timeout)
 
 
+LEASES_ROOT = Path(tempfile.gettempdir()) / "crypto-analytics-services"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Lease:
+    """This process's use of the service on ``host:port``."""
+
+    def __init__(self, name: str, host: str, port: int, root: Path | None = None) -> None:
+        self.name = name
+        self.folder = (root or LEASES_ROOT) / f"{name}-{host}-{port}"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.path = self.folder / f"{os.getpid()}.lease"
+        self.path.touch()
+
+    def record_service(self, pid: int) -> None:
+        (self.folder / "service.pid").write_text(str(pid))
+
+    def others(self) -> list[int]:
+        """Live processes other than this one that still use the service."""
+        pids = []
+        for path in self.folder.glob("*.lease"):
+            pid = int(path.stem)
+            if pid == os.getpid():
+                continue
+            if _alive(pid):
+                pids.append(pid)
+            else:
+                path.unlink(missing_ok=True)  # a crashed user's lease
+        return pids
+
+    def release(self) -> tuple[bool, list[int]]:
+        """Drop this lease; True when nobody else uses the service (this process stops it)."""
+        self.path.unlink(missing_ok=True)
+        others = self.others()
+        return not others, others
+
+    def service_pid(self) -> int | None:
+        """The service's pid, when a process of ours started it and it still runs (a pid the
+        system gave to another program since is never signalled)."""
+        try:
+            pid = int((self.folder / "service.pid").read_text())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (FileNotFoundError, ValueError, ProcessLookupError):
+            return None
+        if b"crypto_assets.cli" not in cmdline or self.name.encode() not in cmdline:
+            return None
+        return pid
+
+    def forget_service(self) -> None:
+        (self.folder / "service.pid").unlink(missing_ok=True)
+
+
+def _stop_pid(pid: int, timeout: float = 15.0) -> None:
+    """Stop a service another process started (its own process group)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.1)
+    if _alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+
+
 @contextlib.contextmanager
 def local_services(
     settings: Settings,
@@ -127,17 +206,20 @@ def local_services(
     warehouse: bool = True,
     say: Callable[[str], None] = print,
 ) -> Iterator[list[Service]]:
-    """Ensure the embedded services the settings point at are up; stop the ones started here.
+    """Ensure the embedded services the settings point at are up, holding a lease on each; on
+    the way out, stop those nobody else still uses.
 
     Services start in parallel; the ones already running (``make dev`` elsewhere) are reused.
     """
     pending: list[tuple[Service, Callable[[], bool]]] = []
     started: list[Service] = []
+    leases: dict[str, Lease] = {}
     log_dir = settings.lake_root / "logs"
     try:
         address = settings.emulator_address
         if emulator and address is not None:
             ehost, eport = address
+            leases["emulator"] = Lease("emulator", ehost, eport)
             if _emulator_ready(ehost, eport):
                 say(f"exchange emulator: reusing http://{ehost}:{eport}")
             elif port_open(ehost, eport):
@@ -150,6 +232,7 @@ def local_services(
                 pending.append((service, lambda: _emulator_ready(ehost, eport)))
         if warehouse and settings.uses_embedded_warehouse:
             whost, wport = settings.warehouse_host, settings.warehouse_port
+            leases["warehouse"] = Lease("warehouse", whost, wport)
             if _warehouse_ready(whost, wport):
                 say(f"embedded warehouse: reusing http://{whost}:{wport}")
             else:
@@ -160,9 +243,24 @@ def local_services(
                     (spawn_service("warehouse", args, log_dir), lambda: _warehouse_ready(whost, wport))
                 )
         started = [service for service, _ in pending]
+        for service in started:
+            leases[service.name].record_service(service.process.pid)
         for service, ready in pending:
             wait_ready(service, ready)
         yield started
     finally:
-        for service in reversed(started or [service for service, _ in pending]):
-            service.stop()
+        mine = {service.name: service for service in started or [service for service, _ in pending]}
+        for name, lease in reversed(leases.items()):
+            last, others = lease.release()
+            if not last:
+                if name in mine:
+                    say(f"{name}: left running for process(es) {', '.join(map(str, others))} still using it")
+                continue
+            if name in mine:
+                mine[name].stop()
+                lease.forget_service()
+            elif (pid := lease.service_pid()) is not None:
+                # Started by a process that has finished since: the last user stops it.
+                say(f"{name}: stopping it (started by an earlier process, now unused)")
+                _stop_pid(pid)
+                lease.forget_service()

@@ -21,9 +21,10 @@ def follows_upstream() -> AutomationCondition:
 
     Unlike ``AutomationCondition.eager()`` it follows every day, not only the latest (an import
     of 2023 must reach the warehouse too), and it runs a day whose look-back is incomplete:
-    windows that lack history stay null, as in any run. A day's upstream includes its look-back
-    and look-ahead days, so a corrected day also refreshes the features and targets that read it.
-    Updates by a run that also wrote this asset are ignored (that run already did the work), and
+    windows that lack history stay null, as in any run. Dagster sees same-day dependencies (the
+    lake IO manager widens reads by the look-back), so a day requests that day in each layer; the
+    earlier days whose forward targets it completes are refreshed by targets_refresh_job. Updates
+    by a run that also wrote this asset are ignored (that run already did the work), and
     so are the warm-up's history runs.
     """
     updated = (

@@ -15,7 +15,6 @@ from dagster import (
     AutomationCondition,
     BackfillPolicy,
     DailyPartitionsDefinition,
-    TimeWindowPartitionMapping,
     asset,
 )
 
@@ -98,11 +97,19 @@ def window_input(asset: str, *, days_before: int = 0, days_after: int = 0, optio
     range, around the whole range) as one DataFrame. Days not materialized (before the first
     day, the still-open day, a look-back nobody backfilled) are left out, not an error: windows
     that lack history stay null (warm-up) and targets that lack a future stay null. An
-    ``optional`` input (a source that may not have been ingested) loads as None when absent."""
+    ``optional`` input (a source that may not have been ingested) loads as None when absent.
+
+    Dagster sees a same-day dependency; the lake IO manager widens the read by the window. Were
+    the window a partition mapping, Dagster would treat every day a window touches as upstream of
+    the day: a UI backfill of three days of gold would also target the days whose look-back or
+    look-ahead reaches them (a 605-day look-back: 605 more days), and one new raw day would ask
+    automation to recompute two years of daily features."""
     return AssetIn(
         key=AssetKey(asset),
-        partition_mapping=TimeWindowPartitionMapping(
-            start_offset=-days_before, end_offset=days_after, allow_nonexistent_upstream_partitions=True
-        ),
-        metadata={"allow_missing_partitions": True, "optional": optional},
+        metadata={
+            "allow_missing_partitions": True,
+            "optional": optional,
+            "days_before": days_before,
+            "days_after": days_after,
+        },
     )

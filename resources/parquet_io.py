@@ -13,6 +13,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
+from datetime import date, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -237,9 +238,25 @@ class SparkParquetIOManager(UPathIOManager):
             )
         return self._spark().read.parquet(str(local))
 
+    def _window_paths(self, context: InputContext) -> dict[str, UPath]:
+        """The input's days, widened by its window (``days_before`` / ``days_after`` metadata)."""
+        paths = self._get_paths_for_partitions(context)
+        metadata = context.definition_metadata or {}
+        before, after = int(metadata.get("days_before", 0)), int(metadata.get("days_after", 0))
+        if not (before or after):
+            return paths
+        keys = sorted(paths)
+        first = date.fromisoformat(keys[0]) - timedelta(days=before)
+        last = date.fromisoformat(keys[-1]) + timedelta(days=after)
+        asset_path = self._get_path_without_extension(context)
+        days = [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+        return {
+            day: self._with_extension(self.get_path_for_partition(context, asset_path, day)) for day in days
+        }
+
     def load_partitions(self, context: InputContext) -> DataFrame:
         """Several upstream partitions (a look-back window) load as one DataFrame, in one read."""
-        paths = self._get_paths_for_partitions(context)
+        paths = self._window_paths(context)
         allow_missing = _input_flag(context, "allow_missing_partitions") or _input_flag(context, "optional")
         existing: list[str] = []
         missing: list[str] = []

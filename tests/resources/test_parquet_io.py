@@ -3,9 +3,7 @@ from pathlib import Path
 
 import pytest
 from dagster import (
-    AssetIn,
     DailyPartitionsDefinition,
-    TimeWindowPartitionMapping,
     asset,
     materialize,
 )
@@ -13,6 +11,7 @@ from dagster_pyspark import LazyPySparkResource
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from crypto_assets.partitions import window_input
 from resources.parquet_io import LakeIOManager, recover_partition, write_partition_atomically
 
 days = DailyPartitionsDefinition(start_date="2026-01-01", timezone="UTC")
@@ -77,12 +76,8 @@ def numbers(context) -> DataFrame:
     partitions_def=days,
     io_manager_key="lake",
     metadata={"layer": "silver"},
-    ins={
-        "numbers": AssetIn(
-            partition_mapping=TimeWindowPartitionMapping(start_offset=-1),
-            metadata={"allow_missing_partitions": True},
-        )
-    },
+    # The platform's window input: Dagster sees a same-day dependency, the IO manager reads D-1 too.
+    ins={"numbers": window_input("numbers", days_before=1)},
 )
 def windowed(numbers: DataFrame) -> DataFrame:
     return numbers.select(F.count("*").alias("rows"), F.sum("id").alias("total"))

@@ -1,4 +1,6 @@
-"""Every layer for real: emulator (HTTP) -> lake (Spark) -> embedded warehouse (Snowflake protocol)."""
+"""Every layer for real: emulator (HTTP) -> lake (Spark) -> embedded warehouse (Snowflake protocol).
+
+Day 1 alone, then days 1..2 as one run: a re-run of day 1 and a first run of day 2."""
 
 from pathlib import Path
 
@@ -39,15 +41,30 @@ def test_two_days_through_every_layer_and_a_rerun(local_env: Path, spark, tmp_pa
     import_files([mine], settings, say=lambda _: None)
     job = build_definitions(settings).resolve_job_def("market_data_job")
     instance = DagsterInstance.ephemeral()
-    for day in DAYS:
-        result = job.execute_in_process(partition_key=day, instance=instance)
-        assert result.success
-        failed = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
-        assert failed == []
+    # Day 1 alone, as the daily schedule runs it.
+    first = job.execute_in_process(partition_key=DAYS[0], instance=instance)
+    assert first.success
+    assert [e.check_name for e in first.get_asset_check_evaluations() if not e.passed] == []
 
     # 37 tokens minus USDT (quote asset), DAI (no pair), BUSD (delisted 2023-12) and TAO (listed 2024-04).
     expected = 33
     assert len(load_universe().active_pairs(*_window(DAYS[0]))) == expected
+    assert _gold_counts(settings) == [(DAYS[0], expected * 24, expected, expected * 24)]
+    # Day 1 ran before day 2 existed: its last hour has no 1h target, no hour a 24h one (yet).
+    assert _query(settings, TARGETS) == [(expected * 23, 0)]
+    # CoinGecko: 5-minute points for a one-day window.
+    coingecko = spark.read.parquet(str(local_env / "raw" / "raw_coingecko_markets" / f"dt={DAYS[0]}"))
+    assert coingecko.count() == 37 * 288
+
+    # Both days as ONE run (the backfill policy's range): day 1 again, its rows replaced and
+    # none duplicated, the import's kept; day 2 new, with day 1 as its look-back. Every check of
+    # the range and of each day passes.
+    ranged = job.execute_in_process(
+        instance=instance,
+        tags={"dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[1]},
+    )
+    assert ranged.success
+    assert [(e.check_name, e.partition) for e in ranged.get_asset_check_evaluations() if not e.passed] == []
     assert _gold_counts(settings) == [
         (DAYS[0], expected * 24, expected, expected * 24),
         (DAYS[1], expected * 24, expected, expected * 24),
@@ -60,6 +77,12 @@ def test_two_days_through_every_layer_and_a_rerun(local_env: Path, spark, tmp_pa
         assert sorted(r["interval"] for r in raw.select("interval").distinct().collect()) == (
             ["1d", "1h", "1m", "4h"] if day == DAYS[0] else ["1d", "1h", "1m"]
         )
+        sources = {r["source"] for r in raw.select("source").distinct().collect()}
+        assert sources == (
+            {"binance_archive", "binance_rest", "file:BTCUSDT_4h.csv"}
+            if day == DAYS[0]
+            else {"binance_archive", "binance_rest"}
+        )
         bronze = spark.read.parquet(str(local_env / "bronze" / "bronze_klines" / f"dt={day}"))
         # Day 1 also has the user's 3 BTC bars on a 4-hourly grid: 3 flagged gap rows.
         assert bronze.count() == expected * 1465 + (6 if day == DAYS[0] else 0), day
@@ -68,14 +91,14 @@ def test_two_days_through_every_layer_and_a_rerun(local_env: Path, spark, tmp_pa
         assert hourly.count() == expected * 24 and hourly.where("is_gap").count() == 0
         fives = spark.read.parquet(str(local_env / "silver" / "silver_bars_5m" / f"dt={day}"))
         assert fives.count() == expected * 288
-    # CoinGecko: all 37 tokens (USDT and DAI included), 5-minute points for a one-day run.
-    coingecko = spark.read.parquet(str(local_env / "raw" / "raw_coingecko_markets" / f"dt={DAYS[0]}"))
-    assert coingecko.select("token").distinct().count() == 37 and coingecko.count() == 37 * 288
-    # Day 2 had day 1 as look-back: its first hour has a 1h return; day 1's first hour has none.
+    # CoinGecko: all 37 tokens (USDT and DAI included); as its API does, hourly points for a
+    # window of more than a day (the one-day run had 5-minute points).
+    for day in DAYS:
+        coingecko = spark.read.parquet(str(local_env / "raw" / "raw_coingecko_markets" / f"dt={day}"))
+        assert coingecko.select("token").distinct().count() == 37 and coingecko.count() == 37 * 24
+    # Day 2 had day 1 as look-back: its first hour has a 1h return.
     day2 = spark.read.parquet(str(local_env / "silver" / "silver_features_1h" / f"dt={DAYS[1]}"))
     assert day2.where("return_1h IS NULL").count() == 0
-    # Day 1 ran before day 2 existed: its last hour has no 1h target, no hour a 24h one (yet).
-    assert _query(settings, TARGETS) == [(expected * 23, 0), (expected * 23, 0)]
     # No model serves on a fresh lake: every bar gets the base rate's prediction, and says so.
     predictions = _query(
         settings,
@@ -84,27 +107,6 @@ def test_two_days_through_every_layer_and_a_rerun(local_env: Path, spark, tmp_pa
     assert [(str(d), v, n, m) for d, v, n, m in predictions] == [
         (day, "baseline:base_rate", expected * 24, expected * 24) for day in DAYS
     ]
-
-    # Both days again as ONE run (the backfill policy's range): a re-run replaces the same
-    # partitions, same rows, no duplicates.
-    before = _gold_counts(settings)
-    ranged = job.execute_in_process(
-        instance=instance,
-        tags={"dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[1]},
-    )
-    assert ranged.success
-    assert _gold_counts(settings) == before
-    bronze = spark.read.parquet(str(local_env / "bronze" / "bronze_klines" / f"dt={DAYS[1]}"))
-    assert bronze.count() == expected * 1465
-    for day in DAYS:
-        raw = spark.read.parquet(str(local_env / "raw" / "raw_klines" / f"dt={day}"))
-        sources = {r["source"] for r in raw.select("source").distinct().collect()}
-        assert sources == (
-            {"binance_archive", "binance_rest", "file:BTCUSDT_4h.csv"}
-            if day == DAYS[0]
-            else {"binance_archive", "binance_rest"}
-        )
-        assert raw.count() == expected * 1465 + (3 if day == DAYS[0] else 0)
     _assert_other_gold_tables(settings, expected)
 
 

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from dagster import AutomationCondition
 
-# Tag of the runs that fetch look-back history for `crypto-analytics run` (its warm-up): those
-# days are history for the range the command then runs itself, not days a user asked for.
-WARM_UP_TAG = "crypto-analytics/warm-up"
+# Tag of the runs that are one part of a `crypto-analytics run` whose downstream the command runs
+# itself next: its warm-up (look-back history for the range, not days a user asked for) and its
+# background CoinGecko fetch. Automation leaves their updates to the command.
+CLI_PART_TAG = "crypto-analytics/part-of-cli-run"
+# Set by `crypto-analytics run` for the child process that fetches CoinGecko beside it.
+CLI_PART_ENV = "CRYPTO_ANALYTICS_PART_OF_CLI_RUN"
 
 
 def follows_upstream() -> AutomationCondition:
@@ -24,13 +27,13 @@ def follows_upstream() -> AutomationCondition:
     windows that lack history stay null, as in any run. Dagster sees same-day dependencies (the
     lake IO manager widens reads by the look-back), so a day requests that day in each layer; the
     earlier days whose forward targets it completes are refreshed by targets_refresh_job. Updates
-    by a run that also wrote this asset are ignored (that run already did the work), and
-    so are the warm-up's history runs.
+    by a run that also wrote this asset are ignored (that run already did the work), and so are
+    the parts of a CLI run that the CLI follows itself (its warm-up, its CoinGecko fetch).
     """
     updated = (
         AutomationCondition.newly_updated()
         & ~AutomationCondition.executed_with_root_target()
-        & ~AutomationCondition.executed_with_tags(tag_keys={WARM_UP_TAG})
+        & ~AutomationCondition.executed_with_tags(tag_keys={CLI_PART_TAG})
     ).with_label("newly updated by another run")
     return (
         AutomationCondition.any_deps_match(updated | AutomationCondition.will_be_requested())

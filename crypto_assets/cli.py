@@ -154,6 +154,10 @@ class _Runner:
             if len(keys) == 1
             else {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]}
         )
+        from crypto_assets.automation import CLI_PART_ENV, CLI_PART_TAG
+
+        if os.environ.get(CLI_PART_ENV):  # the background part of a parent `run`
+            run_tags[CLI_PART_TAG] = os.environ[CLI_PART_ENV]
         result = self._location.execute(job_name, run_config, {**run_tags, **(tags or {})}, assets)
         durations = _step_seconds(result)
         # A range run records one materialization per day, each with that day's own counts.
@@ -221,13 +225,18 @@ class _Background:
     once in one process would leave the output redirected."""
 
     def __init__(self, keys: list[str], assets: list[str], lake_root: Path) -> None:
+        from crypto_assets.automation import CLI_PART_ENV
         from crypto_assets.lake_lock import child_env
 
         command = [sys.executable, "-m", "crypto_assets.cli", "run", "--start", keys[0], "--end", keys[-1]]
         command += ["--no-services", "--no-warm-up", "--assets", ",".join(assets)]
         # Part of this run: it writes under this process's lake lock.
         self._process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=child_env(lake_root)
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**child_env(lake_root), CLI_PART_ENV: "coingecko"},
         )
 
     def wait(self) -> None:
@@ -244,7 +253,7 @@ def _warm(runner: _Runner, warm_up: Any) -> None:
     bars of those intervals. Hundreds of daily partitions in one run: Dagster records one
     planned event per asset instead of one per day (a failed warm-up run is still a failed run;
     its partitions are simply not marked failed one by one)."""
-    from crypto_assets.automation import WARM_UP_TAG
+    from crypto_assets.automation import CLI_PART_TAG
 
     previous = os.environ.get(PLANNED_SUBSET_ENV)
     os.environ[PLANNED_SUBSET_ENV] = "true"
@@ -257,7 +266,7 @@ def _warm(runner: _Runner, warm_up: Any) -> None:
                 {"intervals": intervals},
                 ["raw_klines", "bronze_klines", *bars],
                 # Look-back for the range this command runs next: automation leaves these days be.
-                tags={WARM_UP_TAG: "true"},
+                tags={CLI_PART_TAG: "warm-up"},
             )
     finally:
         if previous is None:

@@ -101,7 +101,7 @@ def publish(
             for day in days:
                 context.add_asset_metadata(day_metadata(per_day.get(day, EMPTY_DAY)), partition_key=day)
         yield Output(cached, metadata=metadata)
-        if len(days) > 1:
+        if 1 < len(days) <= PER_DAY_CHECKS_MAX_DAYS:
             _log_day_checks(
                 context,
                 days,
@@ -122,6 +122,12 @@ def publish(
             yield validation_result(validator, validator.run(cached))
     finally:
         cached.unpersist()
+
+
+# Each day's check results are events of their own (~10 ms each in the instance's storage): a
+# month of days gets them; a deep-history range (years) records its checks for the range, its
+# counts still per day, so that five years stay minutes, not hours.
+PER_DAY_CHECKS_MAX_DAYS = 31
 
 
 def _log_day_checks(

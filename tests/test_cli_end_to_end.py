@@ -99,3 +99,17 @@ def test_a_fresh_lake_run_is_warm_then_sql(fresh_run, monkeypatch):
     # The next run finds the history in the lake: nothing left to warm up.
     code = f"from datetime import date; from crypto_assets.cli import plan_warm_up; from resources.settings import Settings; print(plan_warm_up(Settings.from_env(), date.fromisoformat('{DAY}')))"
     assert _python(code, env) == "None"
+
+    # Every run is a run of the workspace's code location (the UI lists and re-executes it); the
+    # warm-up and the background CoinGecko fetch say they are parts of this command, which
+    # automation leaves to it.
+    runs = _python(
+        "from dagster import DagsterInstance\n"
+        "for r in DagsterInstance.get().get_runs():\n"
+        "    print(r.job_name, r.tags.get('dagster/code_location'), r.tags.get('crypto-analytics/part-of-cli-run'))",
+        env,
+    ).splitlines()
+    assert {line.split()[1] for line in runs} == {"crypto_assets.definitions"}
+    parts = {(line.split()[0], line.split()[2]) for line in runs}
+    assert ("history_job", "warm-up") in parts and ("market_data_job", "coingecko") in parts
+    assert ("market_data_job", "None") in parts  # the range itself, followed by nobody

@@ -11,7 +11,7 @@ from dagster import (
     materialize,
 )
 
-from crypto_assets.automation import WARM_UP_TAG, follows_upstream
+from crypto_assets.automation import CLI_PART_TAG, follows_upstream
 from crypto_assets.definitions import defs
 
 DAYS = DailyPartitionsDefinition(start_date="2024-01-01", end_offset=0)
@@ -64,7 +64,7 @@ def test_a_run_that_wrote_both_and_the_warm_up_history_are_left_alone():
     ).success
     # The CLI's warm-up: history for the range it runs next.
     assert materialize(
-        [upstream], partition_key="2024-01-02", instance=instance, tags={WARM_UP_TAG: "true"}
+        [upstream], partition_key="2024-01-02", instance=instance, tags={CLI_PART_TAG: "warm-up"}
     ).success
     result = evaluate_automation_conditions([upstream, downstream], instance, cursor=cursor)
     assert _requested(result, "downstream") == ["2024-01-06"]  # only the day that reads day 7 ahead

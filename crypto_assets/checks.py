@@ -136,20 +136,27 @@ def day_check_results(
 ) -> list[AssetCheckResult]:
     """One day's results inside a multi-day run. Its blocking checks passed (a run with any
     blocking failure writes nothing); coverage is the day's own, so a day without rows fails it."""
-    results = [
-        AssetCheckResult(check_name=NO_DUPLICATE_KEYS, passed=True, metadata={"duplicate_rows": 0}),
-        AssetCheckResult(check_name=NO_NULL_KEYS, passed=True, metadata={"null_key_rows": 0}),
-        coverage_result(day.tokens, expected_tokens, unavailable, coverage_check),
-    ]
-    if ohlc:
-        results.append(
-            AssetCheckResult(check_name=OHLC_CONSISTENT, passed=True, metadata={"violating_rows": 0})
-        )
-    return results
+    passed = QualitySummary(
+        rows=day.rows,
+        duplicate_keys=0,
+        null_keys=0,
+        ohlc_violations=0,
+        tokens=day.tokens,
+        first_time=day.first_time,
+        last_time=day.last_time,
+    )
+    return quality_results(
+        passed,
+        expected_tokens=expected_tokens,
+        unavailable=unavailable,
+        ohlc=ohlc,
+        coverage_check=coverage_check,
+    )
 
 
-def day_metadata(day: DaySummary) -> dict[str, MetadataValue]:
-    """A day's own counts in a multi-day run (the run's totals would be wrong for each day)."""
+def day_metadata(day: DaySummary | QualitySummary) -> dict[str, MetadataValue]:
+    """Rows, tokens and time range of a summary: a whole run's, or in a multi-day run each day's
+    own (the run's totals would be wrong for each day)."""
     return {
         "dagster/row_count": MetadataValue.int(day.rows),
         "tokens": MetadataValue.int(len(day.tokens)),
@@ -190,14 +197,7 @@ def _readable_time(value: object) -> str:
 
 def summary_metadata(summary: QualitySummary, preview: pd.DataFrame) -> dict[str, MetadataValue]:
     """The metadata every materialization carries: rows, tokens, time range, a preview."""
-    return {
-        "dagster/row_count": MetadataValue.int(summary.rows),
-        "tokens": MetadataValue.int(len(summary.tokens)),
-        "token_list": MetadataValue.text(", ".join(summary.tokens)),
-        "first_time": MetadataValue.text(_readable_time(summary.first_time)),
-        "last_time": MetadataValue.text(_readable_time(summary.last_time)),
-        "preview": MetadataValue.md(preview.to_markdown(index=False)),
-    }
+    return {**day_metadata(summary), "preview": MetadataValue.md(preview.to_markdown(index=False))}
 
 
 def validator_specs(asset: str, validators: Sequence[Validator]) -> list[AssetCheckSpec]:

@@ -30,10 +30,10 @@ from dagster import (
 )
 from dagster_pyspark import LazyPySparkResource
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
-from pyspark.sql import types as T
 from pyspark.sql.pandas.types import to_arrow_schema
 from upath import UPath
+
+from crypto_assets.quality import utc_day
 
 STAGING = "staging"
 RETIRED = "retired"
@@ -126,11 +126,7 @@ def write_partitions_atomically(
     _clean_stale_staging(first)
     staging = first.parent / f".range.{STAGING}-{uuid.uuid4().hex[:12]}"
     try:
-        column = F.col(time_column)
-        if isinstance(frame.schema[time_column].dataType, (T.LongType, T.IntegerType)):
-            column = F.timestamp_millis(column)  # raw keeps the exchange's epoch milliseconds
-        day = F.date_format(column, "yyyy-MM-dd")
-        with_day = frame.withColumn("_day", day)
+        with_day = frame.withColumn("_day", utc_day(frame, time_column))
         if len(targets) > 1 and frame.count() <= LOCAL_WRITE_MAX_ROWS:
             _write_days_locally(with_day, staging)
         else:

@@ -138,14 +138,15 @@ def _short_look_back(path: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def fresh_run(tmp_path_factory: pytest.TempPathFactory, emulator_url: str, warehouse_port: int) -> FreshRun:
-    """`crypto-analytics run --start D --end D` on a fresh lake, as a user types it."""
-    root = tmp_path_factory.mktemp("fresh-run")
+def local_server_env(
+    root: Path, emulator_url: str, warehouse_port: int, schema: str, **extra: str
+) -> dict[str, str]:
+    """This process's environment pointed at a lake and Dagster home under ``root``, the test
+    emulator and warehouse, and a warehouse schema of its own (for a child process)."""
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("SNOWFLAKE_ACCOUNT", "SPARK_CONF", "WAREHOUSE_DATA_DIR", "DAGSTER_URL")
+        if k not in ("SNOWFLAKE_ACCOUNT", "SPARK_CONF", "WAREHOUSE_DATA_DIR")
     }
     env.update(
         LAKE_ROOT=str(root / "lake"),
@@ -154,7 +155,53 @@ def fresh_run(tmp_path_factory: pytest.TempPathFactory, emulator_url: str, wareh
         BINANCE_WS_URL=emulator_url.replace("http", "ws"),
         WAREHOUSE_PORT=str(warehouse_port),
         COINGECKO_CALLS_PER_MINUTE="1000",
-        SNOWFLAKE_SCHEMA="T_FRESH_RUN",
+        SNOWFLAKE_SCHEMA=schema,
+        **extra,
+    )
+    return env
+
+
+def start_dagster_dev(env: dict[str, str], port: int, cwd: Path) -> subprocess.Popen:
+    """`crypto-analytics dev` (services, webserver, daemon) on ``port``, in its own session."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "crypto_assets.cli", "dev", "--port", str(port)],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def wait_for_asset_nodes(url: str, process: subprocess.Popen, query: str, timeout: float = 120) -> list[dict]:
+    """The ``assetNodes`` of ``query`` once the UI serves all 17 assets of the code location."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "crypto-analytics dev exited early"
+        try:
+            body = httpx.post(url, json={"query": query}, timeout=10).json()
+            nodes = body.get("data", {}).get("assetNodes") or []
+            if len(nodes) == 17:
+                return nodes
+        except (httpx.HTTPError, ValueError):
+            pass
+        time.sleep(1)
+    raise AssertionError(f"the Dagster UI did not serve the assets within {timeout} s")
+
+
+@pytest.fixture(scope="session")
+def fresh_run(tmp_path_factory: pytest.TempPathFactory, emulator_url: str, warehouse_port: int) -> FreshRun:
+    """`crypto-analytics run --start D --end D` on a fresh lake, as a user types it."""
+    root = tmp_path_factory.mktemp("fresh-run")
+    env = local_server_env(
+        root,
+        emulator_url,
+        warehouse_port,
+        "T_FRESH_RUN",
         UNIVERSE_FILE=str(_small_universe(root / "universe.yaml")),
         PIPELINE_CONFIG=str(_short_look_back(root / "pipeline.yaml")),
         # Nothing serves Dagster here: the dashboard's health page must say so.

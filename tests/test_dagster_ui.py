@@ -14,6 +14,7 @@ import pytest
 
 from crypto_assets.services import free_port, port_open
 from dashboard.health import dagster_status
+from tests.conftest import start_dagster_dev, wait_for_asset_nodes
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[1]
@@ -49,16 +50,9 @@ def test_dev_serves_lineage_partitions_and_checks(tmp_path: Path):
     _write_raw_day(tmp_path / "lake", "2024-03-01")
     second = _cli_bronze_run(tmp_path, env)
     assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "crypto_assets.cli", "dev", "--port", str(ui)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    process = start_dagster_dev(env, ui, REPO)
     try:
-        nodes = _wait_for_assets(f"http://127.0.0.1:{ui}/graphql", process)
+        nodes = wait_for_asset_nodes(f"http://127.0.0.1:{ui}/graphql", process, QUERY)
         assert port_open("127.0.0.1", emulator) and port_open("127.0.0.1", warehouse)
         # The dashboard's data-health page reads the same API.
         status = dagster_status(f"http://127.0.0.1:{ui}")
@@ -169,21 +163,6 @@ def test_dev_serves_lineage_partitions_and_checks(tmp_path: Path):
     while time.monotonic() < deadline and (port_open("127.0.0.1", emulator) or port_open("127.0.0.1", ui)):
         time.sleep(0.5)
     assert not port_open("127.0.0.1", emulator) and not port_open("127.0.0.1", ui)
-
-
-def _wait_for_assets(url: str, process: subprocess.Popen, timeout: float = 120) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "crypto-analytics dev exited early"
-        try:
-            body = httpx.post(url, json={"query": QUERY}, timeout=10).json()
-            nodes = body.get("data", {}).get("assetNodes") or []
-            if len(nodes) == 17:  # every asset of the code location
-                return nodes
-        except (httpx.HTTPError, ValueError):
-            pass
-        time.sleep(1)
-    raise AssertionError(f"the Dagster UI did not serve the assets within {timeout} s")
 
 
 def _cli_bronze_run(folder: Path, env: dict[str, str]) -> subprocess.CompletedProcess:

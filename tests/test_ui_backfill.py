@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -25,7 +23,7 @@ import yaml
 from crypto_assets.services import free_port
 from resources.settings import Settings
 from tests.conftest import FRESH_RUN_TOKENS as TOKENS
-from tests.conftest import _small_universe
+from tests.conftest import _small_universe, local_server_env, start_dagster_dev, wait_for_asset_nodes
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[1]
@@ -54,35 +52,22 @@ def _graphql(url: str, query: str, **variables: object) -> dict:
     return body["data"]
 
 
-def test_a_30_day_ui_backfill_fills_every_layer_once(tmp_path: Path, emulator_url: str, warehouse_port: int):
+def test_a_30_day_ui_backfill_fills_every_layer_once(
+    tmp_path: Path, emulator_url: str, warehouse_port: int, monkeypatch: pytest.MonkeyPatch
+):
     ui = free_port()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("SNOWFLAKE_ACCOUNT", "SPARK_CONF", "WAREHOUSE_DATA_DIR")
-    }
-    env.update(
-        DAGSTER_HOME=str(tmp_path / "dagster"),
-        LAKE_ROOT=str(tmp_path / "lake"),
-        BINANCE_REST_URL=emulator_url,
-        BINANCE_WS_URL=emulator_url.replace("http", "ws"),
-        WAREHOUSE_PORT=str(warehouse_port),
-        COINGECKO_CALLS_PER_MINUTE="1000",
-        SNOWFLAKE_SCHEMA="T_UI_BACKFILL",
+    env = local_server_env(
+        tmp_path,
+        emulator_url,
+        warehouse_port,
+        "T_UI_BACKFILL",
         UNIVERSE_FILE=str(_small_universe(tmp_path / "universe.yaml")),
         PIPELINE_CONFIG=str(_hourly_only(tmp_path / "pipeline.yaml")),
     )
-    dev = subprocess.Popen(
-        [sys.executable, "-m", "crypto_assets.cli", "dev", "--port", str(ui)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    dev = start_dagster_dev(env, ui, tmp_path)
     url = f"http://127.0.0.1:{ui}/graphql"
     try:
-        keys = _wait_for_assets(url, dev)
+        keys = [n["assetKey"]["path"] for n in wait_for_asset_nodes(url, dev, ASSETS)]
         # The backfill dialog: every asset of the daily job (raw -> ... -> the model's daily
         # assets), 30 partitions.
         selection = [{"path": k} for k in keys if k[0] not in ("ml_candidate_model", "ml_serving_model")]
@@ -118,7 +103,9 @@ def test_a_30_day_ui_backfill_fills_every_layer_once(tmp_path: Path, emulator_ur
             table = pq.read_table(lake / layer / asset / f"dt={day}")
             assert table.num_rows == len(TOKENS) * rows, (asset, day)
 
-    with snowflake.connector.connect(**_connector_args(env)) as conn:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with snowflake.connector.connect(**Settings.from_env().connector_args()) as conn:
         cursor = conn.cursor()
         cursor.execute(
             "SELECT DT, COUNT(*), COUNT(DISTINCT TOKEN || BAR_TIME::VARCHAR) FROM GOLD_MARKET_FEATURES"
@@ -129,30 +116,6 @@ def test_a_30_day_ui_backfill_fills_every_layer_once(tmp_path: Path, emulator_ur
         predictions = cursor.fetchone()
     assert gold == [(d, len(TOKENS) * 24, len(TOKENS) * 24) for d in DAYS]
     assert predictions == (30, 30 * len(TOKENS) * 24)
-
-
-def _connector_args(env: dict[str, str]) -> dict:
-    previous = dict(os.environ)
-    try:
-        os.environ.update(env)
-        return Settings.from_env().connector_args()
-    finally:
-        os.environ.clear()
-        os.environ.update(previous)
-
-
-def _wait_for_assets(url: str, process: subprocess.Popen, timeout: float = 120) -> list[list[str]]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "crypto-analytics dev exited early"
-        try:
-            nodes = httpx.post(url, json={"query": ASSETS}, timeout=10).json()["data"]["assetNodes"]
-            if len(nodes) == 17:
-                return [n["assetKey"]["path"] for n in nodes]
-        except (httpx.HTTPError, ValueError, KeyError, TypeError):
-            pass
-        time.sleep(1)
-    raise AssertionError(f"the Dagster UI did not serve the assets within {timeout} s")
 
 
 def _wait_for_backfill(url: str, backfill: str, timeout: float) -> str:

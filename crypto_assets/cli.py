@@ -249,22 +249,23 @@ class _Background:
 
 
 def _warm(runner: _Runner, warm_up: Any) -> None:
-    """The warm-up's runs: per stretch of days fetching the same intervals, raw -> bronze -> the
-    bars of those intervals. Hundreds of daily partitions in one run: Dagster records one
-    planned event per asset instead of one per day (a failed warm-up run is still a failed run;
-    its partitions are simply not marked failed one by one)."""
+    """The warm-up's runs (``WarmUp.runs``): raw -> bronze -> the bars of the intervals wanted on
+    every day, then the bars of an interval wanted on the last days only. Hundreds of daily
+    partitions in one run: Dagster records one planned event per asset instead of one per day (a
+    failed warm-up run is still a failed run; its partitions are simply not marked failed one by
+    one)."""
     from crypto_assets.automation import CLI_PART_TAG
 
     previous = os.environ.get(PLANNED_SUBSET_ENV)
     os.environ[PLANNED_SUBSET_ENV] = "true"
     try:
-        for keys, intervals in warm_up.segments():
-            bars = [f"silver_bars_{i}" for i in intervals]
+        for run in warm_up.runs():
+            ingest = ["raw_klines", "bronze_klines"] if run.intervals else []
             runner.run(
                 "history_job",
-                keys,
-                {"intervals": intervals},
-                ["raw_klines", "bronze_klines", *bars],
+                run.keys,
+                {"intervals": run.intervals, "interval_starts": run.starts} if run.intervals else None,
+                [*ingest, *(f"silver_bars_{i}" for i in run.bars)],
                 # Look-back for the range this command runs next: automation leaves these days be.
                 tags={CLI_PART_TAG: "warm-up"},
             )

@@ -66,6 +66,56 @@ class WarmUp:
             previous = day
         return out
 
+    def runs(self) -> list[WarmUpRun]:
+        """The warm-up as few runs as possible: per stretch of consecutive days, one run fetches
+        every interval (each from the first day it is wanted) through raw and bronze, with the
+        bars of the intervals wanted on every day of the stretch; an interval wanted on the
+        stretch's last days only gets a run of its bars over those days. On a fresh lake: 605 days
+        of 1d klines plus 1h for the last 30, then 30 days of 1h bars (the look-back of 1h is
+        shorter). Stretches where an interval has holes fall back to :meth:`segments`."""
+        wanted: dict[date, set[str]] = {}
+        for interval, days in self.missing.items():
+            for day in days:
+                wanted.setdefault(day, set()).add(interval)
+        stretches: list[list[date]] = []
+        for day in sorted(wanted):
+            if stretches and stretches[-1][-1] == day - timedelta(days=1):
+                stretches[-1].append(day)
+            else:
+                stretches.append([day])
+        runs: list[WarmUpRun] = []
+        for stretch in stretches:
+            per_interval = {
+                i: [d for d in stretch if i in wanted[d]]
+                for i in sorted(set().union(*(wanted[d] for d in stretch)))
+            }
+            if any(days != stretch[len(stretch) - len(days) :] for days in per_interval.values()):
+                runs += [
+                    WarmUpRun(keys, intervals, {}, intervals)
+                    for keys, intervals in WarmUp(
+                        {i: [d for d in ds if d in stretch] for i, ds in self.missing.items()}
+                    ).segments()
+                ]
+                continue
+            keys = [d.isoformat() for d in stretch]
+            full = [i for i, days in per_interval.items() if len(days) == len(stretch)]
+            starts = {i: days[0].isoformat() for i, days in per_interval.items() if len(days) < len(stretch)}
+            runs.append(WarmUpRun(keys, list(per_interval), starts, full))
+            runs += [WarmUpRun([d.isoformat() for d in per_interval[i]], [], {}, [i]) for i in sorted(starts)]
+        return runs
+
+
+@dataclass(frozen=True)
+class WarmUpRun:
+    """One warm-up run: raw and bronze fetch ``intervals`` over ``keys`` (none: bars only), each
+    interval from ``starts[interval]`` when later than the first day; ``bars`` are the intervals
+    whose silver bars the run refines over ``keys``."""
+
+    keys: list[str]
+    intervals: list[str]
+    starts: dict[str, str]
+    bars: list[str]
+
 
 def warm_up_plan(
     first_day: date,

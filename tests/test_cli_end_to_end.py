@@ -8,7 +8,10 @@ the warm-up logic is the same. `bench/run_footprint.py` measures the defaults on
 
 import subprocess
 import sys
+from datetime import date, timedelta
+from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import snowflake.connector
 
@@ -113,3 +116,14 @@ def test_a_fresh_lake_run_is_warm_then_sql(fresh_run, monkeypatch):
     parts = {(line.split()[0], line.split()[2]) for line in runs}
     assert ("history_job", "warm-up") in parts and ("market_data_job", "coingecko") in parts
     assert ("market_data_job", "None") in parts  # the range itself, followed by nobody
+
+    # The warm-up is two runs: raw and bronze once over the look-back, 1d klines from its first day
+    # and 1h from its last 30 days only; then the 1h bars over those 30 days, fetching nothing.
+    assert sum(line.startswith("history_job") for line in runs) == 2
+    raw = Path(env["LAKE_ROOT"]) / "raw" / "raw_klines"
+
+    def intervals(days_before: int) -> set[str]:
+        day = date.fromisoformat(DAY) - timedelta(days=days_before)
+        return set(pq.read_table(raw / f"dt={day}").column("interval").to_pylist())
+
+    assert intervals(31) == {"1d"} and intervals(30) == intervals(1) == {"1d", "1h"}

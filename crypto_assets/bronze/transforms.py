@@ -210,12 +210,18 @@ def clean_klines(
     ``listings`` are (``venue/market/pair``, from, until).
     """
     lookback = max(DAY_SECONDS, max_carry_seconds if gap_policy == "carry_forward" else 0)
-    observed = latest_ingestion(
-        typed_klines(raw, series_tokens).where(
-            (F.col("open_time") >= F.lit(start - timedelta(seconds=lookback)))
-            & (F.col("open_time") < F.lit(end))
+    # Checkpointed: the grid, the anti-join and the union each read the deduplicated bars, and
+    # Spark would otherwise type and deduplicate the raw rows once per reader (4 times).
+    observed = (
+        latest_ingestion(
+            typed_klines(raw, series_tokens).where(
+                (F.col("open_time") >= F.lit(start - timedelta(seconds=lookback)))
+                & (F.col("open_time") < F.lit(end))
+            )
         )
-    ).withColumn("is_gap", F.lit(False))
+        .withColumn("is_gap", F.lit(False))
+        .localCheckpoint()
+    )
     listed = listing_frame(raw.sparkSession, listings)
     missing = expected_grid(observed, listed, intervals, start).join(
         observed.select(*BRONZE_KEY), on=list(BRONZE_KEY), how="left_anti"

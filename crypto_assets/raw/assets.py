@@ -1,7 +1,7 @@
 """Raw layer: what the sources sent, per UTC day, into the lake."""
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 
 import pandas as pd
 from dagster import AssetCheckResult, AssetExecutionContext, Config, MetadataValue, Output
@@ -24,19 +24,38 @@ _INTERVALS = load_pipeline_config().ingest_intervals
 
 
 class RawKlinesConfig(Config):
-    """Which kline intervals a run fetches (default ``ingestion.intervals`` of pipeline.yaml):
-    a warm-up run of daily history asks for ``[1d]`` only."""
+    """Which kline intervals a run fetches (default ``ingestion.intervals`` of pipeline.yaml), and
+    from which day each one: the warm-up fetches 605 days of ``1d`` and, in the same run, ``1h``
+    from the last 30 of them only."""
 
     intervals: list[str] = Field(default=list(_INTERVALS), description="kline intervals, e.g. [1m, 1h, 1d]")
+    interval_starts: dict[str, str] = Field(
+        default={},
+        description="interval -> first day fetched (YYYY-MM-DD) when later than the run's first day",
+    )
 
-    def starts(self, window_start: datetime) -> dict[str, datetime]:
-        """Interval -> the first moment fetched (the window's start), unknown intervals refused."""
+    def starts(self, window_start: datetime, window_end: datetime | None = None) -> dict[str, datetime]:
+        """Interval -> the first moment fetched (the window's start, or the interval's own later
+        start); intervals starting at or after ``window_end`` are left out. Unknown intervals and
+        malformed starts are refused."""
         unknown = sorted(set(self.intervals) - set(INTERVAL_MS))
         if unknown or not self.intervals:
             raise ValueError(
                 f"intervals {unknown or '[]'} are not Binance kline intervals {list(INTERVAL_MS)}"
             )
-        return dict.fromkeys(self.intervals, window_start)
+        stray = sorted(set(self.interval_starts) - set(self.intervals))
+        if stray:
+            raise ValueError(f"interval_starts names {stray}, which are not among intervals {self.intervals}")
+        starts = dict.fromkeys(self.intervals, window_start)
+        for interval, day in self.interval_starts.items():
+            try:
+                first = datetime.combine(date.fromisoformat(day), time(), UTC)
+            except ValueError:
+                raise ValueError(
+                    f"interval_starts[{interval!r}] = {day!r} is not a day (YYYY-MM-DD)"
+                ) from None
+            starts[interval] = max(window_start, first)
+        return {i: t for i, t in starts.items() if window_end is None or t < window_end}
 
 
 @daily_asset(
@@ -64,7 +83,7 @@ def raw_klines(
     interval and ingestion time; candles still open are never written.
     """
     window = context.partition_time_window
-    starts = config.starts(window.start)
+    starts = config.starts(window.start, window.end)
     universe = load_universe()
     use_archive = binance.klines_source == "archive"
     frames: list[pd.DataFrame] = []

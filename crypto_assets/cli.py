@@ -114,7 +114,7 @@ class _Runner:
     location (recorded in DAGSTER_HOME, so `make dev` shows it and can re-execute it), printing
     rows and seconds per asset and collecting failed checks."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self) -> None:
         from dagster import DagsterInstance
 
         from crypto_assets.launch import CodeLocationRunner
@@ -327,7 +327,7 @@ def _run(args: argparse.Namespace, settings: Settings, keys: list[str]) -> int:
     with local_services(
         settings, emulator=not (args.no_services or args.no_ingest), warehouse=not args.no_services, say=_say
     ):
-        runner = _Runner(settings)
+        runner = _Runner()
         chunks = _chunks(keys, days_per_run)
         selected = args.assets or runner.assets(job_name)
         unknown = sorted(set(selected) - set(runner.assets(job_name)))

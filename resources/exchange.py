@@ -14,7 +14,9 @@ class BinanceResource(ConfigurableResource):
     rest_url: str = Field(description="REST base URL, e.g. https://api.binance.com")
     ws_url: str = Field(description="WebSocket base URL, e.g. wss://stream.binance.com:9443")
     archive_url: str = Field(description="Bulk archive base URL, e.g. https://data.binance.vision")
-    klines_source: str = Field(default="archive", description="archive (REST fallback) or rest")
+    klines_source: str = Field(
+        default="archive", description="1m klines from the archive (REST fallback) or rest; 1h/1d from REST"
+    )
     weight_per_minute: int = Field(default=6000, description="REQUEST_WEIGHT budget per minute")
     timeout_seconds: float = 10.0
     max_retries: int = 5

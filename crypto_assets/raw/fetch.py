@@ -1,8 +1,9 @@
 """How klines are fetched: archive first, REST for what the archive lacks.
 
 1m comes a day (daily archive file) or a month (monthly file) at a time. Coarser klines (1h, 1d)
-come as monthly archive files for whole months and as one paginated REST range for the rest:
-a year of a pair's 1d klines is one request, not 365 daily files.
+can come as monthly archive files for whole months and as one paginated REST range for the rest
+(``fetch_plan``); raw_klines takes them from REST only: a year of a pair's 1d klines is one
+request, not 12 monthly files and their checksums.
 
 Pure Python (httpx clients, pandas): no Dagster, so the CLI and benchmarks use it directly.
 """

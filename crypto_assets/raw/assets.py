@@ -13,12 +13,7 @@ from crypto_assets.ingestion.binance import INTERVAL_MS
 from crypto_assets.partitions import daily_asset
 from crypto_assets.pipeline_config import load_pipeline_config
 from crypto_assets.publishing import publish
-from crypto_assets.raw.fetch import (
-    EXCHANGE_SOURCES,
-    PairReport,
-    fetch_klines,
-    fetch_plan,
-)
+from crypto_assets.raw.fetch import EXCHANGE_SOURCES, PairReport, fetch_klines, fetch_plan
 from crypto_assets.raw.fetch import INTERVAL as MINUTE
 from crypto_assets.raw.merge import exchange_rows, merge_raw
 from crypto_assets.raw.schema import RAW_KEY, RAW_KLINES_SCHEMA
@@ -85,8 +80,9 @@ def raw_klines(
     Pairs are the universe's dated listings for the day, confirmed against exchangeInfo. Each
     pair's minutes come from the bulk archive (SHA-256 verified, ms or µs timestamps; monthly
     files for whole months), falling back to the REST API; its 1h and 1d klines come from REST
-    ranges (pages of 1,000 under the shared weight budget). Prices and volumes stay the exchange's decimal strings; rows carry their source,
-    interval and ingestion time; candles still open are never written.
+    ranges (pages of 1,000 under the shared weight budget). Prices and volumes stay the
+    exchange's decimal strings; rows carry their source, interval and ingestion time; candles
+    still open are never written.
     """
     window = context.partition_time_window
     starts = config.starts(window.start, window.end)

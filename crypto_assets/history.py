@@ -47,15 +47,20 @@ class WarmUp:
     def days(self) -> int:
         return len({d for days in self.missing.values() for d in days})
 
+    def _wanted(self) -> dict[date, list[str]]:
+        """Day -> the intervals it lacks, sorted."""
+        wanted: dict[date, list[str]] = {}
+        for interval, days in sorted(self.missing.items()):
+            for day in days:
+                wanted.setdefault(day, []).append(interval)
+        return wanted
+
     def segments(self) -> list[tuple[list[str], list[str]]]:
         """Consecutive days that fetch the same intervals, as (partition keys, intervals): on a
         fresh lake 575 days of 1d only, then 30 days of 1h and 1d; on the next day's run just
         the one day that slid into the look-back. Each is one run that refines only the bars of
         its intervals (no 5m or 1h bars for days that have only daily klines)."""
-        wanted: dict[date, list[str]] = {}
-        for interval, days in sorted(self.missing.items()):
-            for day in days:
-                wanted.setdefault(day, []).append(interval)
+        wanted = self._wanted()
         out: list[tuple[list[str], list[str]]] = []
         previous: date | None = None
         for day in sorted(wanted):
@@ -73,10 +78,7 @@ class WarmUp:
         stretch's last days only gets a run of its bars over those days. On a fresh lake: 605 days
         of 1d klines plus 1h for the last 30, then 30 days of 1h bars (the look-back of 1h is
         shorter). Stretches where an interval has holes fall back to :meth:`segments`."""
-        wanted: dict[date, set[str]] = {}
-        for interval, days in self.missing.items():
-            for day in days:
-                wanted.setdefault(day, set()).add(interval)
+        wanted = self._wanted()
         stretches: list[list[date]] = []
         for day in sorted(wanted):
             if stretches and stretches[-1][-1] == day - timedelta(days=1):
@@ -92,9 +94,7 @@ class WarmUp:
             if any(days != stretch[len(stretch) - len(days) :] for days in per_interval.values()):
                 runs += [
                     WarmUpRun(keys, intervals, {}, intervals)
-                    for keys, intervals in WarmUp(
-                        {i: [d for d in ds if d in stretch] for i, ds in self.missing.items()}
-                    ).segments()
+                    for keys, intervals in WarmUp(per_interval).segments()
                 ]
                 continue
             keys = [d.isoformat() for d in stretch]

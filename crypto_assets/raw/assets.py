@@ -35,7 +35,7 @@ class RawKlinesConfig(Config):
         description="interval -> first day fetched (YYYY-MM-DD) when later than the run's first day",
     )
 
-    def starts(self, window_start: datetime, window_end: datetime | None = None) -> dict[str, datetime]:
+    def starts(self, window_start: datetime, window_end: datetime) -> dict[str, datetime]:
         """Interval -> the first moment fetched (the window's start, or the interval's own later
         start); intervals starting at or after ``window_end`` are left out. Unknown intervals and
         malformed starts are refused."""
@@ -56,7 +56,7 @@ class RawKlinesConfig(Config):
                     f"interval_starts[{interval!r}] = {day!r} is not a day (YYYY-MM-DD)"
                 ) from None
             starts[interval] = max(window_start, first)
-        return {i: t for i, t in starts.items() if window_end is None or t < window_end}
+        return {i: t for i, t in starts.items() if t < window_end}
 
 
 @daily_asset(

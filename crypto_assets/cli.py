@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import os
 import signal
 import subprocess
@@ -74,8 +75,17 @@ def partition_keys(start: date | None, end: date | None, days: int, today: date 
 
 
 INSTANCE_CONFIG = Path(__file__).resolve().parent / "config" / "dagster.yaml"
-# What earlier versions wrote: replaced by the full instance config, anything else is the user's.
+# What earlier versions wrote (the first one, then SHA-256s of later ones): replaced by the
+# current instance config; anything else is the user's own and is left alone.
 _OLD_INSTANCE_CONFIG = "telemetry:\n  enabled: false\n"
+_OLD_INSTANCE_CONFIG_SHA256 = {"274d07be669dd315f01cd65ec90188df5586b63f91664e103571d08a93126a88"}
+
+
+def _shipped_before(text: str) -> bool:
+    return (
+        text == _OLD_INSTANCE_CONFIG
+        or hashlib.sha256(text.encode()).hexdigest() in _OLD_INSTANCE_CONFIG_SHA256
+    )
 
 
 def prepare_dagster_home(settings: Settings) -> None:
@@ -84,7 +94,7 @@ def prepare_dagster_home(settings: Settings) -> None:
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists() or config.read_text() == _OLD_INSTANCE_CONFIG:
+    if not config.exists() or _shipped_before(config.read_text()):
         config.write_text(INSTANCE_CONFIG.read_text())
     os.environ["DAGSTER_HOME"] = str(home)
 

@@ -69,10 +69,24 @@ def test_dev_finds_the_repositorys_workspace_from_any_folder(tmp_path, monkeypat
         resolve_workspace("missing.yaml")
 
 
+PREVIOUS_INSTANCE_CONFIG = """\
+# The local Dagster instance (DAGSTER_HOME, .dagster/ by default): `crypto-analytics` copies this
+# file there when DAGSTER_HOME has none. Storage is Dagster's default, SQLite under DAGSTER_HOME.
+telemetry:
+  enabled: false
+
+concurrency:
+  runs:
+    # Runs launched from the UI, the schedules, sensors and backfills wait in the daemon's queue:
+    # each run starts a Spark session on local[*], and two at once only fight over the cores.
+    max_concurrent_runs: 1
+"""
+
+
 def test_the_local_instance_queues_runs_one_at_a_time(tmp_path, monkeypatch):
     from dagster import DagsterInstance
 
-    from crypto_assets.cli import prepare_dagster_home
+    from crypto_assets.cli import INSTANCE_CONFIG, prepare_dagster_home
     from resources.settings import Settings
 
     home = tmp_path / "dagster"
@@ -83,6 +97,12 @@ def test_the_local_instance_queues_runs_one_at_a_time(tmp_path, monkeypatch):
     instance = DagsterInstance.get()
     assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
     assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 1
+    assert type(instance.event_log_storage).__name__ == "PooledSqliteEventLogStorage"
+    instance.dispose()
+    # The previous shipped config (the queue without this event log storage) is replaced too.
+    (home / "dagster.yaml").write_text(PREVIOUS_INSTANCE_CONFIG)
+    prepare_dagster_home(Settings.from_env())
+    assert (home / "dagster.yaml").read_text() == INSTANCE_CONFIG.read_text()
     mine = "telemetry:\n  enabled: true\n"
     (home / "dagster.yaml").write_text(mine)
     prepare_dagster_home(Settings.from_env())

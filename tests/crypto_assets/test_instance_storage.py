@@ -1,0 +1,170 @@
+"""The local instance's event log storage: Dagster's SQLite files, connections kept open."""
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetMaterialization,
+    DagsterInstance,
+    DailyPartitionsDefinition,
+    InputContext,
+    IOManager,
+    Output,
+    OutputContext,
+    asset,
+    materialize,
+)
+from dagster._core.instance.ref import InstanceRef
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from crypto_assets.cli import INSTANCE_CONFIG
+from crypto_assets.instance_storage import PooledSqliteEventLogStorage
+
+DAYS = DailyPartitionsDefinition(start_date="2024-01-01")
+
+
+class _Nowhere(IOManager):
+    def handle_output(self, context: OutputContext, obj: object) -> None:
+        pass
+
+    def load_input(self, context: InputContext) -> None:
+        return None
+
+
+@asset(partitions_def=DAYS, io_manager_key="nowhere")
+def daily_thing(context: AssetExecutionContext) -> Output[int]:
+    for day in context.partition_keys:
+        context.add_asset_metadata({"rows": int(day[-2:])}, partition_key=day)
+    return Output(1)
+
+
+def _instance(home: Path) -> DagsterInstance:
+    home.mkdir(exist_ok=True)
+    (home / "dagster.yaml").write_text(INSTANCE_CONFIG.read_text())
+    return DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    return tmp_path / "dagster"
+
+
+def _run_range(instance: DagsterInstance, first: str, last: str) -> str:
+    result = materialize(
+        [daily_thing],
+        instance=instance,
+        resources={"nowhere": _Nowhere()},
+        tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
+    )
+    assert result.success
+    return result.run_id
+
+
+def test_a_range_run_is_recorded_per_day_in_dagsters_own_files(home):
+    instance = _instance(home)
+    assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage)
+    run_id = _run_range(instance, "2024-01-01", "2024-01-31")
+    instance.dispose()
+
+    # Dagster's default storage, opened on the same directory, reads every day back.
+    plain = SqliteEventLogStorage(str(home / "history" / "runs"))
+    try:
+        records = plain.fetch_materializations(AssetKey("daily_thing"), limit=100).records
+        days = sorted(r.partition_key for r in records)
+        assert days == [f"2024-01-{d:02d}" for d in range(1, 32)]
+        rows = {r.partition_key: r.asset_materialization.metadata["rows"].value for r in records}
+        assert rows["2024-01-07"] == 7 and rows["2024-01-31"] == 31
+        assert len(plain.get_records_for_run(run_id, limit=1000).records) > 31
+    finally:
+        plain.dispose()
+
+
+def test_the_run_log_watcher_sees_each_event_as_it_is_written(home):
+    """The UI's live run view: a watcher on a run's .db file is called for new events although
+    the connection stays open (the WAL is copied back on each write)."""
+    instance = _instance(home)
+    storage = instance.event_log_storage
+    run_id = _run_range(instance, "2024-02-01", "2024-02-02")
+    seen: list[str] = []
+    storage.watch(run_id, None, lambda entry, cursor: seen.append(cursor))
+    try:
+        time.sleep(0.5)  # the observer is running
+        from dagster._core.events.log import EventLogEntry
+
+        for i in range(3):
+            storage.store_event(
+                EventLogEntry(
+                    error_info=None, level="INFO", user_message=f"note {i}", run_id=run_id,
+                    timestamp=time.time(), step_key=None, job_name=None, dagster_event=None,
+                )
+            )  # fmt: skip
+        deadline = time.monotonic() + 15
+        while len(seen) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(seen) >= 3, f"the watcher saw {len(seen)} of 3 events"
+    finally:
+        instance.dispose()
+
+
+def test_two_writers_share_the_index_without_losing_an_event(home):
+    """Two storages (as the CLI's run and `dagster dev`'s daemon are) writing at once."""
+    first, second = _instance(home), _instance(home)
+    errors: list[BaseException] = []
+
+    def report(instance: DagsterInstance, month: str) -> None:
+        try:
+            for day in range(1, 26):
+                instance.report_runless_asset_event(
+                    AssetMaterialization(AssetKey("shared"), partition=f"2024-{month}-{day:02d}")
+                )
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=report, args=pair) for pair in ((first, "03"), (second, "04"))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    records = first.fetch_materializations(AssetKey("shared"), limit=100).records
+    assert len(records) == 50 and len({r.partition_key for r in records}) == 50
+    first.dispose()
+    second.dispose()
+
+
+def test_a_forked_child_opens_its_own_connections(home):
+    instance = _instance(home)
+    storage = instance.event_log_storage
+    _run_range(instance, "2024-05-01", "2024-05-01")
+    assert storage._engines  # the pool itself is under test
+    storage._engines_pid = -1
+    before = dict(storage._engines)
+    _run_range(instance, "2024-05-02", "2024-05-02")
+    assert all(storage._engines[k] is not before.get(k) for k in storage._engines)
+    days = {
+        r.partition_key for r in instance.fetch_materializations(AssetKey("daily_thing"), limit=9).records
+    }
+    assert days == {"2024-05-01", "2024-05-02"}
+    instance.dispose()
+
+
+def test_run_shards_beyond_the_limit_are_closed(home, monkeypatch):
+    monkeypatch.setattr("crypto_assets.instance_storage.OPEN_RUN_SHARDS", 2)
+    instance = _instance(home)
+    for day in range(1, 5):
+        _run_range(instance, f"2024-06-0{day}", f"2024-06-0{day}")
+    shards = list(instance.event_log_storage._engines)
+    assert "index" in shards and len(shards) == 3
+    instance.dispose()
+
+
+def test_without_dagster_home_or_base_dir_the_error_says_what_is_missing(monkeypatch):
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    with pytest.raises(ValueError, match="needs DAGSTER_HOME"):
+        PooledSqliteEventLogStorage()

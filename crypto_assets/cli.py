@@ -312,6 +312,11 @@ def _lake_writer(
 def _run(args: argparse.Namespace, settings: Settings, keys: list[str]) -> int:
     prepare_dagster_home(settings)
     started = time.monotonic()
+    from resources.spark import start_session_in_background
+
+    # Every run of this command executes here, in one Spark session: start it now, beside the
+    # services and the first fetch, instead of inside the first asset.
+    start_session_in_background(settings)
     from crypto_assets.pipeline_config import load_pipeline_config
 
     intervals = args.intervals or list(load_pipeline_config().ingest_intervals)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import threading
 
 from dagster_pyspark import LazyPySparkResource
+from dagster_pyspark.resources import spark_session_from_config
 
 from resources.settings import Settings
 
@@ -55,3 +58,18 @@ def spark_config(settings: Settings) -> dict[str, str]:
 
 def build_spark_resource(settings: Settings) -> LazyPySparkResource:
     return LazyPySparkResource(spark_config=spark_config(settings))
+
+
+def start_session_in_background(settings: Settings) -> threading.Thread:
+    """Start the session the runs of this process will use, in a thread, so that the JVM starts
+    (~10 s) while the services start and the first run fetches. ``getOrCreate`` then hands the
+    runs this session: the same configuration as ``build_spark_resource``. A failure here is left
+    for the first asset to raise with its own message."""
+
+    def start() -> None:
+        with contextlib.suppress(Exception):
+            spark_session_from_config(spark_config(settings))
+
+    thread = threading.Thread(target=start, name="spark-session-start", daemon=True)
+    thread.start()
+    return thread

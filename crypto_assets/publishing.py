@@ -73,20 +73,33 @@ def publish(
     )
     cached = frame.cache()
     try:
+        # Validators made of aggregations ride in the summary's one pass: a Spark job each
+        # (~1-2 s on small frames, mostly planning) adds up over a run's assets.
+        folded = {
+            index: validator.aggregates(cached)
+            for index, validator in enumerate(validators)
+            if validator.aggregates is not None and validator.judge is not None
+        }
+        shared = {
+            _folded_name(index, name): column
+            for index, columns in folded.items()
+            for name, column in columns.items()
+        }
         summary = summarize(
             cached,
             keys=keys,
             time_column=time_column,
             token_column=token_column,
             observed=observed,
-            extra_aggregates=extra_aggregates,
+            extra_aggregates={**(extra_aggregates or {}), **shared},
         )
+        folded_values = {name: summary.extra[name] for name in shared}
         refuse_blocking_failures(context, cached, summary, keys=keys, observed=observed, ohlc=ohlc)
         preview = cached.orderBy(*keys).limit(5).toPandas()
         metadata: dict[str, Any] = {
             **summary_metadata(summary, preview),
             "not_available_from_source": MetadataValue.json(dict(sorted(unavailable.items()))),
-            **{name: _metadata_value(value) for name, value in summary.extra.items()},
+            **{name: _metadata_value(value) for name, value in summary.extra.items() if name not in shared},
             **(extra_metadata or {}),
         }
         partitions = context.partition_key_range
@@ -118,10 +131,18 @@ def publish(
             ohlc=ohlc,
             coverage_check=coverage_check,
         )
-        for validator in validators:
-            yield validation_result(validator, validator.run(cached))
+        for index, validator in enumerate(validators):
+            if index in folded and validator.judge is not None:
+                values = {name: folded_values[_folded_name(index, name)] for name in folded[index]}
+                yield validation_result(validator, validator.judge(cached, values))
+            else:
+                yield validation_result(validator, validator.run(cached))
     finally:
         cached.unpersist()
+
+
+def _folded_name(index: int, name: str) -> str:
+    return f"__validator_{index}__{name}"
 
 
 # Each day's check results are events of their own (~10 ms each in the instance's storage): a

@@ -1,20 +1,21 @@
 """Bronze layer: typed, UTC, deduplicated klines on a complete grid, gaps flagged, in the lake."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
+from typing import Any
 
 from dagster import AssetCheckResult, AssetExecutionContext, Config, MetadataValue, Output
 from pydantic import Field
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from crypto_assets.bronze.transforms import BRONZE_KEY, clean_klines, listing_frame, outside_listings
+from crypto_assets.bronze.transforms import BRONZE_KEY, clean_klines, outside_listing, series_column
 from crypto_assets.checks import quality_check_specs, validator_specs
 from crypto_assets.ingestion.binance import INTERVAL_MS
 from crypto_assets.partitions import daily_asset, window_input
 from crypto_assets.pipeline_config import GAP_POLICIES, load_pipeline_config
 from crypto_assets.publishing import publish
-from crypto_assets.silver.validators import Validation, Validator
+from crypto_assets.silver.validators import Validation, Validator, aggregating
 from crypto_assets.universe import load_universe, series_key
 
 _CONFIG = load_pipeline_config()
@@ -33,11 +34,15 @@ def _listings() -> list[tuple[str, datetime, datetime | None]]:
 
 
 def bars_within_listing(shown: int = 20) -> Validator:
-    """Real bars outside the universe's listing dates: kept, and named (the universe is wrong)."""
+    """Real bars outside the universe's listing dates: kept, and named (the universe is wrong).
+    Counted in the frame's summary pass; the bars are listed (one more pass) only when found."""
 
-    def run(frame: DataFrame) -> Validation:
-        outside = outside_listings(frame, listing_frame(frame.sparkSession, _listings()))
-        found = outside.count()
+    def aggregates(_frame: DataFrame) -> dict[str, Column]:
+        return {"outside": F.sum(outside_listing(_listings()).cast("int"))}
+
+    def judge(frame: DataFrame, values: Mapping[str, Any]) -> Validation:
+        found = int(values.get("outside") or 0)
+        outside = frame.where(outside_listing(_listings())).withColumn("_series", series_column())
         rows = [
             {
                 "series": r["_series"],
@@ -45,16 +50,19 @@ def bars_within_listing(shown: int = 20) -> Validator:
                 "open_time": str(r["open_time"]),
                 "source": r["source"],
             }
-            for r in outside.orderBy("_series", "interval", "open_time").limit(shown).collect()
+            for r in (
+                outside.orderBy("_series", "interval", "open_time").limit(shown).collect() if found else []
+            )
         ]
         return Validation(passed=found == 0, details={"bars_outside_listing": found, "bars": rows})
 
-    return Validator(
+    return aggregating(
         BARS_WITHIN_LISTING,
         "Every real bar of a series with dated listings (config/universe.yaml) falls inside one:"
         " a bar outside is kept and named here (warning), since the exchange's data wins.",
         False,
-        run,
+        aggregates,
+        judge,
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -136,19 +136,29 @@ def expected_grid(
     return slots.withColumn("open_time", F.timestamp_seconds("_slot")).select(*SERIES, "open_time")
 
 
-def outside_listings(bars: DataFrame, listings: DataFrame) -> DataFrame:
-    """Observed bars of a series with dated listings that fall outside all of them."""
-    listed = bars.where(~F.col("is_gap")).withColumn("_series", series_column())
-    dated = listings.select("_series").distinct()
-    inside = (
-        listed.join(F.broadcast(listings), on="_series")
-        .where(
-            (F.col("open_time") >= F.col("listed_from"))
-            & (F.col("listed_until").isNull() | (F.col("open_time") < F.col("listed_until")))
-        )
-        .select(*BRONZE_KEY)
-    )
-    return listed.join(F.broadcast(dated), on="_series").join(inside, on=list(BRONZE_KEY), how="left_anti")
+def outside_listing(listings: Sequence[tuple[str, datetime, datetime | None]]) -> Column:
+    """True for an observed bar of a series with dated listings that falls outside all of them:
+    one column (no join), so that it is counted in the frame's summary pass. Listings are
+    (``venue/market/pair``, from, until)."""
+    spans: dict[str, list[tuple[datetime, datetime | None]]] = {}
+    for series, since, until in listings:
+        spans.setdefault(series, []).append((since, until))
+    if not spans:
+        return F.lit(False)
+    series, time = series_column(), F.col("open_time")
+    inside = F.lit(False)
+    for name, periods in sorted(spans.items()):
+        during = F.lit(False)
+        for since, until in periods:
+            after = time >= F.lit(_aware(since))
+            during = during | (after if until is None else after & (time < F.lit(_aware(until))))
+        inside = inside | ((series == F.lit(name)) & during)
+    return ~F.col("is_gap") & series.isin(sorted(spans)) & ~inside
+
+
+def _aware(moment: datetime) -> datetime:
+    """A literal Spark reads as this UTC instant (a naive one would be read in local time)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def fill_gaps(bars: DataFrame, gap_policy: str, max_carry_seconds: int) -> DataFrame:

@@ -20,12 +20,39 @@ class Validation:
 
 @dataclass(frozen=True)
 class Validator:
-    """A named rule: ``blocking`` ones stop downstream assets when they fail."""
+    """A named rule: ``blocking`` ones stop downstream assets when they fail.
+
+    A rule that is only aggregations also gives them as ``aggregates`` (name -> column for the
+    frame) and ``judge`` (their values -> the validation): ``crypto_assets.publishing`` computes
+    them in the frame's one summary pass instead of a Spark job per rule. ``run`` is the same
+    rule on its own.
+    """
 
     name: str
     description: str
     blocking: bool
     run: Callable[[DataFrame], Validation]
+    aggregates: Callable[[DataFrame], dict[str, Column]] | None = None
+    # (the frame, the aggregates' values) -> the validation; it may read the frame again to name
+    # offending rows, only when there are some.
+    judge: Callable[[DataFrame, Mapping[str, Any]], Validation] | None = None
+
+
+def aggregating(
+    name: str,
+    description: str,
+    blocking: bool,
+    aggregates: Callable[[DataFrame], dict[str, Column]],
+    judge: Callable[[DataFrame, Mapping[str, Any]], Validation],
+) -> Validator:
+    """A validator made of aggregations only: ``run`` computes them in one pass and judges."""
+
+    def run(frame: DataFrame) -> Validation:
+        columns = aggregates(frame)
+        row = frame.agg(*[c.alias(k) for k, c in columns.items()]).first() if columns else None
+        return judge(frame, row.asDict() if row is not None else {})
+
+    return Validator(name, description, blocking, run, aggregates, judge)
 
 
 SCHEMA = "schema"
@@ -58,34 +85,38 @@ def schema(expected: Sequence[tuple[str, str]]) -> Validator:
 def value_ranges(bounds: Mapping[str, tuple[float | None, float | None]]) -> Validator:
     """Every non-null value of each column lies in its [low, high] and is a finite number."""
 
-    def run(frame: DataFrame) -> Validation:
-        present = {c: b for c, b in bounds.items() if c in frame.columns}
-        if not present:
-            return Validation(True, {"violations": {}})
-        aggregates = []
-        for column, (low, high) in present.items():
+    def present(frame: DataFrame) -> dict[str, tuple[float | None, float | None]]:
+        return {c: b for c, b in bounds.items() if c in frame.columns}
+
+    def aggregates(frame: DataFrame) -> dict[str, Column]:
+        columns: dict[str, Column] = {}
+        for column, (low, high) in present(frame).items():
             value = F.col(column).cast("double")
             bad = _bad_number(value)
             if low is not None:
                 bad = bad | (value < F.lit(low))
             if high is not None:
                 bad = bad | (value > F.lit(high))
-            aggregates.append(F.sum(F.coalesce(bad, F.lit(False)).cast("int")).alias(column))
-        row = frame.agg(*aggregates).first()
-        violations = {c: int(row[c] or 0) for c in present if row is not None and (row[c] or 0) > 0}
+            columns[column] = F.sum(F.coalesce(bad, F.lit(False)).cast("int"))
+        return columns
+
+    def judge(_frame: DataFrame, values: Mapping[str, Any]) -> Validation:
+        checked = {c: b for c, b in bounds.items() if c in values}
+        violations = {c: int(values[c] or 0) for c in checked if (values[c] or 0) > 0}
         return Validation(
             passed=not violations,
             details={
                 "violations": violations,
-                "bounds": {c: [lo, hi] for c, (lo, hi) in present.items()},
+                "bounds": {c: [lo, hi] for c, (lo, hi) in checked.items()},
             },
         )
 
-    return Validator(
+    return aggregating(
         VALUE_RANGES,
         "Every value is finite and inside its documented range (RSI 0-100, correlations -1..1, ...).",
         True,
-        run,
+        aggregates,
+        judge,
     )
 
 
@@ -94,29 +125,30 @@ def null_rates(columns: Sequence[str], complete: str, max_rate: float) -> Valida
     null rate is at most ``max_rate``: a feature that should exist but is missing points at a bug
     or bad input."""
 
-    def run(frame: DataFrame) -> Validation:
+    def aggregates(frame: DataFrame) -> dict[str, Column]:
+        # Conditional sums, not a filter, so that they share the frame's one summary pass.
+        counted = F.coalesce(F.expr(complete), F.lit(False))
         present = [c for c in columns if c in frame.columns]
-        row = (
-            frame.where(F.expr(complete))
-            .agg(
-                F.count(F.lit(1)).alias("_rows"),
-                *[F.sum(F.col(c).isNull().cast("int")).alias(c) for c in present],
-            )
-            .first()
-        )
-        rows = int(row["_rows"]) if row is not None else 0
-        rates = {c: round(int(row[c] or 0) / rows, 6) for c in present} if rows and row else {}
+        return {
+            "_rows": F.sum(counted.cast("int")),
+            **{c: F.sum((counted & F.col(c).isNull()).cast("int")) for c in present},
+        }
+
+    def judge(_frame: DataFrame, values: Mapping[str, Any]) -> Validation:
+        rows = int(values.get("_rows") or 0)
+        rates = {c: round(int(values[c] or 0) / rows, 6) for c in columns if c in values} if rows else {}
         high = {c: r for c, r in rates.items() if r > max_rate}
         return Validation(
             passed=not high,
             details={"complete_rows": rows, "max_null_rate": max_rate, "above_max": high},
         )
 
-    return Validator(
+    return aggregating(
         NULL_RATES,
         f"Warmed-up, gap-free rows have every feature (null rate at most {max_rate:.0%}).",
         False,
-        run,
+        aggregates,
+        judge,
     )
 
 
@@ -124,32 +156,36 @@ def feature_warm_up(warm_ups: Mapping[str, int], history: str) -> Validator:
     """No feature is emitted before its warm-up: a value needs ``warm_ups[column]`` observed
     bars of history (``history`` counts them), so a partial window never passes for a full one."""
 
-    def run(frame: DataFrame) -> Validation:
+    def aggregates(frame: DataFrame) -> dict[str, Column]:
         present = {c: w for c, w in warm_ups.items() if c in frame.columns}
         if not present:
-            return Validation(True, {"early_values": {}})
-        row = frame.agg(
-            *[
-                F.sum((F.col(c).isNotNull() & (F.col(history) < F.lit(w))).cast("int")).alias(c)
+            return {}
+        return {
+            **{
+                c: F.sum((F.col(c).isNotNull() & (F.col(history) < F.lit(w))).cast("int"))
                 for c, w in present.items()
-            ],
-            F.sum((F.col(history) < F.lit(max(present.values()))).cast("int")).alias("_warming"),
-        ).first()
-        early = {c: int(row[c] or 0) for c in present if row is not None and (row[c] or 0) > 0}
+            },
+            "_warming": F.sum((F.col(history) < F.lit(max(present.values()))).cast("int")),
+        }
+
+    def judge(_frame: DataFrame, values: Mapping[str, Any]) -> Validation:
+        present = {c: w for c, w in warm_ups.items() if c in values}
+        early = {c: int(values[c] or 0) for c in present if (values[c] or 0) > 0}
         return Validation(
             passed=not early,
             details={
                 "early_values": early,
-                "rows_in_warm_up": int(row["_warming"] or 0) if row else 0,
+                "rows_in_warm_up": int(values.get("_warming") or 0),
                 "warm_up_bars": dict(present),
             },
         )
 
-    return Validator(
+    return aggregating(
         FEATURE_WARM_UP,
         "No feature has a value before its warm-up (enough observed bars of history).",
         True,
-        run,
+        aggregates,
+        judge,
     )
 
 
@@ -282,23 +318,25 @@ def cross_interval_consistency(
     minutes). A warning: silver keeps the exchange's bar either way."""
 
     def run(bronze: DataFrame) -> Validation:
-        slots = mismatches(bronze).cache()
-        try:
-            compared = slots.count()
-            bad = slots.where(F.size("fields") > 0).orderBy("open_time", "token")
-            found = bad.count()
-            listing = [
-                {
-                    "token": r["token"],
-                    "slot": r["open_time"].isoformat(sep=" "),
-                    "fields": list(r["fields"]),
-                    "from": r["resampled_from"],
-                    "bars_observed": f"{r['bars_observed']}/{r['bars_expected']}",
-                }
-                for r in bad.limit(listed).collect()
-            ]
-        finally:
-            slots.unpersist()
+        slots = mismatches(bronze)
+        # One pass counts both; the slots are listed (a second pass) only when some disagree.
+        row = slots.agg(
+            F.count(F.lit(1)).alias("compared"),
+            F.sum((F.size("fields") > 0).cast("int")).alias("mismatched"),
+        ).first()
+        compared = int(row["compared"]) if row else 0
+        found = int(row["mismatched"] or 0) if row else 0
+        bad = slots.where(F.size("fields") > 0).orderBy("open_time", "token")
+        listing = [
+            {
+                "token": r["token"],
+                "slot": r["open_time"].isoformat(sep=" "),
+                "fields": list(r["fields"]),
+                "from": r["resampled_from"],
+                "bars_observed": f"{r['bars_observed']}/{r['bars_expected']}",
+            }
+            for r in (bad.limit(listed).collect() if found else [])
+        ]
         return Validation(
             passed=found == 0,
             details={"slots_compared": compared, "slots_mismatched": found, "mismatches": listing},

@@ -163,7 +163,7 @@ def test_gap_rows_only_between_the_first_and_last_real_bars(spark):
 
 
 def test_bars_after_a_listing_end_are_kept_and_named(spark):
-    from crypto_assets.bronze.transforms import listing_frame, outside_listings
+    from crypto_assets.bronze.transforms import outside_listing, series_column
 
     # The universe ends USDC at 2023-05-06 00:00, but the exchange delivered 00:00 and 01:00.
     previous = _hourly(spark, list(range(24)), day=START - timedelta(days=1), symbol="USDCUSDT")
@@ -172,10 +172,30 @@ def test_bars_after_a_listing_end_are_kept_and_named(spark):
     assert [(r["open_time"].hour, r["is_gap"]) for r in out.orderBy("open_time").collect()] == [
         (0, False), (1, False),
     ]  # fmt: skip
-    named = outside_listings(out, listing_frame(spark, LISTINGS)).collect()
-    assert [(r["_series"], r["open_time"].hour) for r in named] == [
+    named = out.where(outside_listing(LISTINGS)).select(series_column().alias("_series"), "open_time")
+    assert [(r["_series"], r["open_time"].hour) for r in named.orderBy("open_time").collect()] == [
         ("binance/spot/USDCUSDT", 0), ("binance/spot/USDCUSDT", 1),
     ]  # fmt: skip
+
+
+def test_the_listing_check_names_bars_outside_the_universe_listings(spark, monkeypatch):
+    from crypto_assets.bronze import assets
+
+    monkeypatch.setattr(assets, "_listings", lambda: LISTINGS)
+    previous = _hourly(spark, list(range(24)), day=START - timedelta(days=1), symbol="USDCUSDT")
+    outside = clean_klines(
+        previous.unionByName(_hourly(spark, [0, 1], symbol="USDCUSDT")),
+        PAIRS,
+        CATEGORIES,
+        start=START,
+        end=END,
+    )
+    inside = clean_klines(_hourly(spark, list(range(24))), PAIRS, CATEGORIES, start=START, end=END)
+    check = assets.bars_within_listing()
+    found = check.run(outside)
+    assert not found.passed and found.details["bars_outside_listing"] == 2
+    assert [b["open_time"] for b in found.details["bars"]] == ["2023-05-06 00:00:00", "2023-05-06 01:00:00"]
+    assert check.run(inside).passed and check.run(inside).details == {"bars_outside_listing": 0, "bars": []}
 
 
 def test_venues_and_markets_are_separate_series(spark):

@@ -1,3 +1,5 @@
+from collections.abc import Callable
+
 import pandas as pd
 import pytest
 
@@ -48,6 +50,40 @@ def test_warm_up_refuses_a_value_from_a_partial_window(spark):
     result = v.feature_warm_up({"rsi_14": 374}, "history_bars").run(early)
     assert not result.passed and result.details["early_values"] == {"rsi_14": 1}
     assert v.feature_warm_up({"rsi_14": 5}, "history_bars").run(early).passed
+
+
+def test_aggregating_validators_judge_the_summary_pass_as_they_judge_alone(spark, frame):
+    """publish() folds a validator's aggregations into the frame's one summary pass: the verdict
+    and details are those of the validator run on its own, in one Spark job instead of several."""
+    from crypto_assets.quality import summarize
+
+    rules = [
+        v.value_ranges({"rsi_14": (0, 50), "close": (0, None), "absent": (0, 1)}),
+        v.null_rates(["rsi_14", "absent"], "history_bars >= 600", max_rate=0.01),
+        v.feature_warm_up({"rsi_14": 601, "absent": 5}, "history_bars"),
+    ]
+    extra = {f"{i}:{k}": c for i, rule in enumerate(rules) for k, c in rule.aggregates(frame).items()}
+    tracker = spark.sparkContext.statusTracker()
+
+    def jobs_of(work: Callable[[], object]) -> int:
+        before = len(tracker.getJobIdsForGroup(None))
+        work()
+        return len(tracker.getJobIdsForGroup(None)) - before
+
+    def summary_with(aggregates: dict) -> object:
+        return summarize(frame, keys=("token",), time_column="history_bars", extra_aggregates=aggregates)
+
+    summary = summary_with(extra)
+    # The rules add no Spark job to the summary; alone, each costs at least one.
+    assert jobs_of(lambda: summary_with(extra)) == jobs_of(lambda: summary_with({}))
+    assert all(jobs_of(lambda rule=rule: rule.run(frame)) >= 1 for rule in rules)
+    for i, rule in enumerate(rules):
+        folded = rule.judge(
+            frame, {k.split(":", 1)[1]: val for k, val in summary.extra.items() if k.startswith(f"{i}:")}
+        )
+        alone = rule.run(frame)
+        assert (folded.passed, folded.details) == (alone.passed, alone.details), rule.name
+    assert [r.run(frame).passed for r in rules] == [False, False, False]
 
 
 def _stable_bars(spark, quotes: dict[str, list[tuple[float, float, float]]]):

@@ -7,8 +7,9 @@ machine. A run over a warm-up's 605 daily partitions records ~600 materializatio
 that was ~1 minute of a fresh ``make run``. This subclass keeps one engine per database file
 (the last few run shards and the index), so compiled statements and connections are reused, and
 writes with ``synchronous=NORMAL``, SQLite's recommended setting in WAL mode (a crash of the
-process never corrupts the database; a power cut can lose the last commits). Measured side by
-side: ``bench/event_log_storage.py``.
+process never corrupts the database; a power cut can lose the last commits). It also records a
+range run's planned check executions (a row per check and day) with the event serialized once,
+not once per day. Measured side by side: ``bench/event_log_storage.py``.
 
 Everything else is Dagster's: the same files under ``$DAGSTER_HOME/history/runs``, the same
 schema and migrations, so ``dagster dev`` and any Dagster tool read them unchanged. Docker's
@@ -24,10 +25,14 @@ from contextlib import contextmanager
 from typing import Any
 
 from dagster import Field, StringSource
+from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationPlanned
+from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
 from dagster._core.storage.sql import create_engine
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
-from dagster._serdes import ConfigurableClassData
+from dagster._serdes import ConfigurableClassData, serialize_value
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
@@ -110,6 +115,32 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                     # run's .db file; with the connection kept open, the WAL would only be copied
                     # back at 1,000 pages. Copy it now, as closing the connection used to.
                     connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def _store_asset_check_evaluation_planned(self, event: EventLogEntry, event_id: int | None) -> None:
+        """The same rows as Dagster's (one PLANNED execution per check and partition of the run),
+        with the event serialized once instead of once per partition, and inserted as one
+        executemany. Dagster's version took ~0.5 s per check of a 605-day warm-up run: ~8 s
+        before the run's first step."""
+        planned = event.get_dagster_event().event_specific_data
+        assert isinstance(planned, AssetCheckEvaluationPlanned)
+        keys = planned.partitions_subset.get_partition_keys() if planned.partitions_subset else [None]
+        serialized = serialize_value(event)
+        timestamp = self._event_insert_timestamp(event)
+        rows = [
+            {
+                "asset_key": planned.asset_key.to_string(),
+                "check_name": planned.check_name,
+                "partition": key,
+                "run_id": event.run_id,
+                "execution_status": AssetCheckExecutionRecordStatus.PLANNED.value,
+                "evaluation_event": serialized,
+                "evaluation_event_timestamp": timestamp,
+                "evaluation_event_storage_id": event_id,
+            }
+            for key in keys
+        ]
+        with self.index_connection() as connection:
+            connection.execute(AssetCheckExecutionsTable.insert(), rows)
 
     def dispose(self) -> None:
         super().dispose()

@@ -1,11 +1,15 @@
 """The local instance's event log storage: Dagster's SQLite files, connections kept open."""
 
+import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
     AssetMaterialization,
@@ -21,6 +25,7 @@ from dagster import (
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from dagster._serdes import deserialize_value
 
 from crypto_assets.cli import INSTANCE_CONFIG
 from crypto_assets.instance_storage import PooledSqliteEventLogStorage
@@ -36,16 +41,21 @@ class _Nowhere(IOManager):
         return None
 
 
-@asset(partitions_def=DAYS, io_manager_key="nowhere")
-def daily_thing(context: AssetExecutionContext) -> Output[int]:
+@asset(
+    partitions_def=DAYS,
+    io_manager_key="nowhere",
+    check_specs=[AssetCheckSpec("rows_positive", asset="daily_thing", partitions_def=DAYS)],
+)
+def daily_thing(context: AssetExecutionContext) -> Iterator[Output[int] | AssetCheckResult]:
     for day in context.partition_keys:
         context.add_asset_metadata({"rows": int(day[-2:])}, partition_key=day)
-    return Output(1)
+    yield Output(1)
+    yield AssetCheckResult(check_name="rows_positive", passed=True)
 
 
-def _instance(home: Path) -> DagsterInstance:
+def _instance(home: Path, config: str | None = None) -> DagsterInstance:
     home.mkdir(exist_ok=True)
-    (home / "dagster.yaml").write_text(INSTANCE_CONFIG.read_text())
+    (home / "dagster.yaml").write_text(config or INSTANCE_CONFIG.read_text())
     return DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
 
 
@@ -83,6 +93,29 @@ def test_a_range_run_is_recorded_per_day_in_dagsters_own_files(home):
         assert len(plain.get_records_for_run(run_id, limit=1000).records) > 31
     finally:
         plain.dispose()
+
+
+def test_planned_check_rows_are_dagsters_own(tmp_path, monkeypatch):
+    """A range run's planned check executions (one row per check and day) are the rows Dagster's
+    storage writes, although the event is serialized once for all days."""
+
+    def rows(home: Path, config: str | None) -> list[tuple]:
+        monkeypatch.setenv("DAGSTER_HOME", str(home))
+        instance = _instance(home, config)
+        _run_range(instance, "2024-03-01", "2024-04-29")
+        instance.dispose()
+        with sqlite3.connect(home / "history" / "runs" / "index.db") as db:
+            found = db.execute(
+                "SELECT asset_key, check_name, partition, execution_status, evaluation_event"
+                " FROM asset_check_executions ORDER BY partition"
+            ).fetchall()
+        return [(*r[:4], deserialize_value(r[4]).dagster_event_type) for r in found]
+
+    pooled = rows(tmp_path / "pooled", None)
+    plain = rows(tmp_path / "plain", "telemetry:\n  enabled: false\n")
+    planned = [r for r in pooled if r[3] == "PLANNED"]
+    assert len(planned) == 60 and len({r[2] for r in planned}) == 60  # a row per day
+    assert pooled == plain  # and the range's own result, as Dagster records it
 
 
 def test_the_run_log_watcher_sees_each_event_as_it_is_written(home):

@@ -25,10 +25,8 @@ from dagster import (
     AssetExecutionContext,
     DagsterInstance,
     DailyPartitionsDefinition,
-    InputContext,
-    IOManager,
+    InMemoryIOManager,
     Output,
-    OutputContext,
     asset,
     materialize,
 )
@@ -41,20 +39,11 @@ DAYS = DailyPartitionsDefinition(start_date="2020-01-01")
 DAGSTER_DEFAULT = "telemetry:\n  enabled: false\n"
 
 
-class _Nowhere(IOManager):
-    def handle_output(self, context: OutputContext, obj: object) -> None:
-        pass
-
-    def load_input(self, context: InputContext) -> None:
-        return None
-
-
 CHECKS = [f"check_{i}" for i in range(5)]
 
 
 @asset(
     partitions_def=DAYS,
-    io_manager_key="nowhere",
     check_specs=[AssetCheckSpec(name, asset="history_day", partitions_def=DAYS) for name in CHECKS],
 )
 def history_day(context: AssetExecutionContext) -> Iterator[Output[int] | AssetCheckResult]:
@@ -75,7 +64,7 @@ def one_run(config: str, days: int) -> float:
         result = materialize(
             [history_day],
             instance=instance,
-            resources={"nowhere": _Nowhere()},
+            resources={"io_manager": InMemoryIOManager()},
             tags={ASSET_PARTITION_RANGE_START_TAG: "2020-01-01", ASSET_PARTITION_RANGE_END_TAG: last},
             raise_on_error=True,
         )

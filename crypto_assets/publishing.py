@@ -78,7 +78,7 @@ def publish(
         folded = {
             index: validator.aggregates(cached)
             for index, validator in enumerate(validators)
-            if validator.aggregates is not None and validator.judge is not None
+            if validator.aggregates is not None
         }
         shared = {
             _folded_name(index, name): column
@@ -93,7 +93,10 @@ def publish(
             observed=observed,
             extra_aggregates={**(extra_aggregates or {}), **shared},
         )
-        folded_values = {name: summary.extra[name] for name in shared}
+        folded_values = {
+            index: {name: summary.extra[_folded_name(index, name)] for name in columns}
+            for index, columns in folded.items()
+        }
         refuse_blocking_failures(context, cached, summary, keys=keys, observed=observed, ohlc=ohlc)
         preview = cached.orderBy(*keys).limit(5).toPandas()
         metadata: dict[str, Any] = {
@@ -132,9 +135,8 @@ def publish(
             coverage_check=coverage_check,
         )
         for index, validator in enumerate(validators):
-            if index in folded and validator.judge is not None:
-                values = {name: folded_values[_folded_name(index, name)] for name in folded[index]}
-                yield validation_result(validator, validator.judge(cached, values))
+            if index in folded_values and validator.judge is not None:
+                yield validation_result(validator, validator.judge(cached, folded_values[index]))
             else:
                 yield validation_result(validator, validator.run(cached))
     finally:

@@ -62,9 +62,10 @@ def build_spark_resource(settings: Settings) -> LazyPySparkResource:
 
 def start_session_in_background(settings: Settings) -> threading.Thread:
     """Start the session the runs of this process will use, in a thread, so that the JVM starts
-    (~10 s) while the services start and the first run fetches. ``getOrCreate`` then hands the
-    runs this session: the same configuration as ``build_spark_resource``. A failure here is left
-    for the first asset to raise with its own message."""
+    (~15 s on a 2-core machine) while the services start and the first run fetches.
+    ``getOrCreate`` then hands the runs this session: the same configuration as
+    ``build_spark_resource``. A failure here is left for the first asset to raise with its own
+    message."""
 
     def start() -> None:
         with contextlib.suppress(Exception):

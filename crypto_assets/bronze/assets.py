@@ -42,7 +42,15 @@ def bars_within_listing(shown: int = 20) -> Validator:
 
     def judge(frame: DataFrame, values: Mapping[str, Any]) -> Validation:
         found = int(values.get("outside") or 0)
-        outside = frame.where(outside_listing(_listings())).withColumn("_series", series_column())
+        outside = (
+            frame.where(outside_listing(_listings()))
+            .withColumn("_series", series_column())
+            .orderBy("_series", "interval", "open_time")
+            .limit(shown)
+            .collect()
+            if found
+            else []
+        )
         rows = [
             {
                 "series": r["_series"],
@@ -50,9 +58,7 @@ def bars_within_listing(shown: int = 20) -> Validator:
                 "open_time": str(r["open_time"]),
                 "source": r["source"],
             }
-            for r in (
-                outside.orderBy("_series", "interval", "open_time").limit(shown).collect() if found else []
-            )
+            for r in outside
         ]
         return Validation(passed=found == 0, details={"bars_outside_listing": found, "bars": rows})
 

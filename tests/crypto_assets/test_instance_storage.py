@@ -15,10 +15,8 @@ from dagster import (
     AssetMaterialization,
     DagsterInstance,
     DailyPartitionsDefinition,
-    InputContext,
-    IOManager,
+    InMemoryIOManager,
     Output,
-    OutputContext,
     asset,
     materialize,
 )
@@ -33,17 +31,8 @@ from crypto_assets.instance_storage import PooledSqliteEventLogStorage
 DAYS = DailyPartitionsDefinition(start_date="2024-01-01")
 
 
-class _Nowhere(IOManager):
-    def handle_output(self, context: OutputContext, obj: object) -> None:
-        pass
-
-    def load_input(self, context: InputContext) -> None:
-        return None
-
-
 @asset(
     partitions_def=DAYS,
-    io_manager_key="nowhere",
     check_specs=[AssetCheckSpec("rows_positive", asset="daily_thing", partitions_def=DAYS)],
 )
 def daily_thing(context: AssetExecutionContext) -> Iterator[Output[int] | AssetCheckResult]:
@@ -69,7 +58,7 @@ def _run_range(instance: DagsterInstance, first: str, last: str) -> str:
     result = materialize(
         [daily_thing],
         instance=instance,
-        resources={"nowhere": _Nowhere()},
+        resources={"io_manager": InMemoryIOManager()},
         tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
     )
     assert result.success

@@ -91,7 +91,10 @@ def test_a_30_day_ui_backfill_fills_every_layer_once(
     # is still going, so the downstream assets may come in one run or a few.
     for run in runs:
         tags = {t["key"]: t["value"] for t in run["tags"]}
-        span = (tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end"))
+        span = (
+            tags.get("dagster/asset_partition_range_start"),
+            tags.get("dagster/asset_partition_range_end"),
+        )
         assert span == (DAYS[0], DAYS[-1]), (run["runId"], tags)
     launched_assets = [tuple(a["path"]) for r in runs for a in r["assetSelection"]]
     assert sorted(launched_assets) == sorted(tuple(s["path"]) for s in selection)

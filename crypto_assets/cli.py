@@ -168,7 +168,12 @@ class _Runner:
 
         if os.environ.get(CLI_PART_ENV):  # the background part of a parent `run`
             run_tags[CLI_PART_TAG] = os.environ[CLI_PART_ENV]
-        result = self._location.execute(job_name, run_config, {**run_tags, **(tags or {})}, assets)
+        from crypto_assets.publishing import PER_DAY_CHECKS_MAX_DAYS
+
+        # Longer than a month (deep history): planned events per asset, as checks are per range.
+        planned = _planned_per_asset() if len(keys) > PER_DAY_CHECKS_MAX_DAYS else contextlib.nullcontext()
+        with planned:
+            result = self._location.execute(job_name, run_config, {**run_tags, **(tags or {})}, assets)
         durations = _step_seconds(result)
         # A range run records one materialization per day, each with that day's own counts.
         rows_of: dict[str, int] = {}
@@ -260,15 +265,11 @@ class _Background:
 
 def _warm(runner: _Runner, warm_up: Any) -> None:
     """The warm-up's runs (``WarmUp.runs``): raw -> bronze -> the bars of the intervals wanted on
-    every day, then the bars of an interval wanted on the last days only. Hundreds of daily
-    partitions in one run: Dagster records one planned event per asset instead of one per day (a
-    failed warm-up run is still a failed run; its partitions are simply not marked failed one by
-    one)."""
+    every day, then the bars of an interval wanted on the last days only (each with one planned
+    event per asset, see ``_planned_per_asset``)."""
     from crypto_assets.automation import CLI_PART_TAG
 
-    previous = os.environ.get(PLANNED_SUBSET_ENV)
-    os.environ[PLANNED_SUBSET_ENV] = "true"
-    try:
+    with _planned_per_asset():
         for run in warm_up.runs():
             ingest = ["raw_klines", "bronze_klines"] if run.intervals else []
             runner.run(
@@ -279,6 +280,18 @@ def _warm(runner: _Runner, warm_up: Any) -> None:
                 # Look-back for the range this command runs next: automation leaves these days be.
                 tags={CLI_PART_TAG: "warm-up"},
             )
+
+
+@contextlib.contextmanager
+def _planned_per_asset() -> Iterator[None]:
+    """Runs launched inside record one planned materialization per asset for their whole range
+    instead of one per asset and day: 605 days x 13 assets was ~30 s before a run's first step.
+    Dagster's trade-off: a failed run is still a failed run, but its days are not each marked
+    failed (they stay unmaterialized)."""
+    previous = os.environ.get(PLANNED_SUBSET_ENV)
+    os.environ[PLANNED_SUBSET_ENV] = "true"
+    try:
+        yield
     finally:
         if previous is None:
             os.environ.pop(PLANNED_SUBSET_ENV, None)
@@ -312,11 +325,15 @@ def _lake_writer(
 def _run(args: argparse.Namespace, settings: Settings, keys: list[str]) -> int:
     prepare_dagster_home(settings)
     started = time.monotonic()
+    from crypto_assets.automation import CLI_PART_ENV
     from resources.spark import start_session_in_background
 
     # Every run of this command executes here, in one Spark session: start it now, beside the
-    # services and the first fetch, instead of inside the first asset.
-    start_session_in_background(settings)
+    # services and the first fetch, instead of inside the first asset. Not in the background
+    # part of a parent run (CoinGecko's rate-limited fetch): its JVM would start beside the
+    # warm-up's Spark work on the same cores, long before it needs one.
+    if not os.environ.get(CLI_PART_ENV):
+        start_session_in_background(settings)
     from crypto_assets.pipeline_config import load_pipeline_config
 
     intervals = args.intervals or list(load_pipeline_config().ingest_intervals)

@@ -26,7 +26,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from dagster._serdes import deserialize_value
 
 from crypto_assets.cli import INSTANCE_CONFIG
-from crypto_assets.instance_storage import PooledSqliteEventLogStorage
+from crypto_assets.instance_storage import EVENT_BATCH_SIZE_ENV, PooledSqliteEventLogStorage
 
 DAYS = DailyPartitionsDefinition(start_date="2024-01-01")
 
@@ -46,6 +46,12 @@ def _instance(home: Path, config: str | None = None) -> DagsterInstance:
     home.mkdir(exist_ok=True)
     (home / "dagster.yaml").write_text(config or INSTANCE_CONFIG.read_text())
     return DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
+
+
+@pytest.fixture(autouse=True)
+def _batch_size_restored(monkeypatch) -> None:
+    # The storage turns Dagster's event batches on for its process: undone after each test.
+    monkeypatch.delenv(EVENT_BATCH_SIZE_ENV, raising=False)
 
 
 @pytest.fixture
@@ -105,6 +111,56 @@ def test_planned_check_rows_are_dagsters_own(tmp_path, monkeypatch):
     planned = [r for r in pooled if r[3] == "PLANNED"]
     assert len(planned) == 60 and len({r[2] for r in planned}) == 60  # a row per day
     assert pooled == plain  # and the range's own result, as Dagster records it
+
+
+def test_a_range_runs_materializations_are_one_batch_with_dagsters_rows(tmp_path, monkeypatch):
+    """The per-day materializations of a range run reach the storage as one batch, and leave the
+    rows Dagster's own storage writes one event at a time (run shard and index)."""
+    batches: list[int] = []
+    original = PooledSqliteEventLogStorage.store_event_batch
+
+    def spy(self, events):  # type: ignore[no-untyped-def]
+        batches.append(len(events))
+        original(self, events)
+
+    monkeypatch.setattr(PooledSqliteEventLogStorage, "store_event_batch", spy)
+
+    def rows(home: Path, config: str | None) -> dict[str, list[tuple]]:
+        monkeypatch.setenv("DAGSTER_HOME", str(home))
+        instance = _instance(home, config)
+        run_id = _run_range(instance, "2024-05-01", "2024-06-09")
+        instance.dispose()
+        found: dict[str, list[tuple]] = {}
+        for db in ("index", run_id):
+            with sqlite3.connect(home / "history" / "runs" / f"{db}.db") as connection:
+                found[f"{(db == 'index' and 'index') or 'run'} events"] = connection.execute(
+                    "SELECT dagster_event_type, asset_key, partition, step_key FROM event_logs"
+                    " WHERE dagster_event_type IS NOT NULL ORDER BY id"
+                ).fetchall()
+        with sqlite3.connect(home / "history" / "runs" / "index.db") as connection:
+            found["tags"] = connection.execute(
+                # A data version is a hash of the run's own code version and time.
+                "SELECT t.asset_key, t.key, IIF(t.key = 'dagster/data_version', '', t.value), e.partition"
+                " FROM asset_event_tags t"
+                " JOIN event_logs e ON e.id = t.event_id ORDER BY t.id"
+            ).fetchall()
+            found["asset_keys"] = connection.execute(
+                "SELECT asset_key, last_materialization_timestamp IS NOT NULL FROM asset_keys"
+            ).fetchall()
+        return found
+
+    monkeypatch.setenv(EVENT_BATCH_SIZE_ENV, "25")
+    pooled = rows(tmp_path / "pooled", None)
+    # 40 days: the planned materializations (25, then 15 and the check's planned event), then
+    # the materializations (25, then 15).
+    assert batches == [25, 16, 25, 15]
+    monkeypatch.delenv(EVENT_BATCH_SIZE_ENV)
+    plain = rows(tmp_path / "plain", "telemetry:\n  enabled: false\n")
+    materialized = [r for r in pooled["index events"] if r[0] == "ASSET_MATERIALIZATION"]
+    assert [r[2] for r in materialized] == [f"2024-05-{d:02d}" for d in range(1, 32)] + [
+        f"2024-06-{d:02d}" for d in range(1, 10)
+    ]
+    assert pooled == plain
 
 
 def test_the_run_log_watcher_sees_each_event_as_it_is_written(home):

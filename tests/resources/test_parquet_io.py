@@ -43,6 +43,34 @@ def test_crash_between_renames_is_repaired(spark, tmp_path: Path):
     assert spark.read.parquet(str(target)).count() == 4
 
 
+def test_many_partitions_are_repaired_with_one_listing(spark, tmp_path: Path):
+    """A range write and a look-back load list the asset's folder once, and still repair the
+    days whose swap was interrupted (and only those)."""
+    from datetime import datetime
+
+    from resources.parquet_io import read_parquet_dirs, recover_partitions, write_partitions_atomically
+
+    targets = {f"2026-01-0{d}": tmp_path / f"dt=2026-01-0{d}" for d in range(1, 6)}
+    rows = [(datetime(2026, 1, d, 1), d) for d in range(1, 6)]
+    write_partitions_atomically(spark.createDataFrame(rows, "t timestamp, day int"), "t", targets)
+    os.replace(targets["2026-01-02"], tmp_path / ".dt=2026-01-02.retired-abc")  # died mid-swap
+    (tmp_path / ".dt=2026-01-04.retired-def").mkdir()  # swapped in, its old copy not yet deleted
+    listings: list[str] = []
+    real_listdir = os.listdir
+
+    def listdir(path):  # type: ignore[no-untyped-def]
+        listings.append(str(path))
+        return real_listdir(path)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "listdir", listdir)
+        recover_partitions(list(targets.values()))
+    assert listings == [str(tmp_path)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in targets.values())
+    loaded = read_parquet_dirs(spark, [str(t) for t in targets.values()])
+    assert sorted(r.day for r in loaded.collect()) == [1, 2, 3, 4, 5]
+
+
 def test_a_range_is_split_into_days_each_swapped_in(spark, tmp_path: Path):
     from datetime import datetime
 

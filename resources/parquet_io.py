@@ -31,6 +31,7 @@ from dagster import (
 )
 from dagster_pyspark import LazyPySparkResource
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import to_arrow_schema
 from upath import UPath
 
@@ -110,23 +111,52 @@ def write_partition_atomically(frame: DataFrame, target: Path) -> None:
     _swap_in(staging, target)
 
 
-# A multi-day output this small (e.g. 600 days of daily bars, ~20 k rows) is written from the
-# driver with pyarrow: Spark's commit protocol costs ~30 ms per file, for hundreds of tiny files.
+# A multi-day output is written from the driver with pyarrow, at most this many rows at a time:
+# Spark's commit protocol costs ~30 ms per file, for hundreds of small daily files (600 days of
+# daily bars are ~20 k rows; a year of hourly klines ~290 k rows in 365 files).
 LOCAL_WRITE_MAX_ROWS = 100_000
 
 
-def _write_days_locally(frame: DataFrame, staging: Path) -> None:
+def _day_chunks(rows_per_day: dict[str, int], max_rows: int) -> list[list[str]]:
+    """Consecutive days grouped into chunks of at most ``max_rows`` rows (a larger day alone)."""
+    chunks: list[list[str]] = [[]]
+    rows = 0
+    for day in sorted(rows_per_day):
+        if chunks[-1] and rows + rows_per_day[day] > max_rows:
+            chunks.append([])
+            rows = 0
+        chunks[-1].append(day)
+        rows += rows_per_day[day]
+    return chunks
+
+
+def _write_days_locally(frame: DataFrame, staging: Path, chunks: list[list[str]] | None = None) -> None:
     """``frame`` (with a ``_day`` column) as ``staging/_day=<day>/part-00000.parquet`` files,
-    the layout Spark's ``partitionBy`` writes, with the same Arrow schema as Spark's files."""
+    the layout Spark's ``partitionBy`` writes, with the same Arrow schema as Spark's files.
+    ``chunks``: the days collected to the driver together (default: all at once)."""
     staging.mkdir(parents=True, exist_ok=True)
     schema = to_arrow_schema(frame.drop("_day").schema, timezone="UTC")
-    table = frame.toArrow()
-    days = table.column("_day")
-    data = table.drop_columns(["_day"]).cast(schema)
-    for key in pc.unique(days).to_pylist():
-        folder = staging / f"_day={key}"
-        folder.mkdir(parents=True)
-        pq.write_table(data.filter(pc.equal(days, key)), folder / "part-00000.parquet")
+    for chunk in chunks or [None]:
+        part = frame if chunk is None else frame.where(F.col("_day").isin(chunk))
+        table = part.toArrow().sort_by("_day")
+        days = table.column("_day")
+        data = table.drop_columns(["_day"]).cast(schema)
+        # Sorted by day: each day is one slice, not a filter of the whole table.
+        offset = 0
+        for key, count in zip(*_run_lengths(days), strict=True):
+            folder = staging / f"_day={key}"
+            folder.mkdir(parents=True)
+            pq.write_table(data.slice(offset, count), folder / "part-00000.parquet")
+            offset += count
+
+
+def _run_lengths(values: pa.ChunkedArray) -> tuple[list[str], list[int]]:
+    """The distinct values of a sorted column and how many rows each has."""
+    if len(values) == 0:
+        return [], []
+    encoded = pc.run_end_encode(values.combine_chunks())
+    ends = encoded.run_ends.to_pylist()
+    return encoded.values.to_pylist(), [end - start for start, end in zip([0, *ends[:-1]], ends, strict=True)]
 
 
 def write_partitions_atomically(
@@ -134,9 +164,10 @@ def write_partitions_atomically(
 ) -> dict[str, int]:
     """Write a multi-day ``frame`` as one directory per day (``targets``: 'YYYY-MM-DD' -> path).
 
-    One Spark job writes every day into a staging folder (partitioned by the day of
-    ``time_column``); then each day is swapped in on its own. Rows of a day outside ``targets``
-    fail the write before anything is replaced. Days without rows become empty partitions, so
+    Every day is written into a staging folder (partitioned by the day of ``time_column``): from
+    the driver with Arrow, up to ``LOCAL_WRITE_MAX_ROWS`` rows at a time, or for an uncached
+    frame of more rows, by one Spark job; then each day is swapped in on its own. Rows of a day
+    outside ``targets`` fail the write before anything is replaced. Days without rows become empty partitions, so
     a re-run of the range also clears days whose data disappeared. Returns files per day.
     """
     first = next(iter(targets.values()))
@@ -145,17 +176,21 @@ def write_partitions_atomically(
     staging = first.parent / f".range.{STAGING}-{uuid.uuid4().hex[:12]}"
     try:
         with_day = frame.withColumn("_day", utc_day(frame, time_column))
-        if len(targets) > 1 and frame.count() <= LOCAL_WRITE_MAX_ROWS:
-            _write_days_locally(with_day, staging)
+        rows_per_day: dict[str, int] = {}
+        if len(targets) > 1:
+            counted = {r["_day"]: int(r["count"]) for r in with_day.groupBy("_day").count().collect()}
+            _refuse_outside(set(counted), targets)  # a null day included, before any write
+            rows_per_day = {str(day): rows for day, rows in counted.items()}
+        chunks = _day_chunks(rows_per_day, LOCAL_WRITE_MAX_ROWS)
+        # More than one chunk reads the frame once per chunk: only when it is cached (publish()
+        # hands the IO manager a cached frame).
+        if len(targets) > 1 and (len(chunks) == 1 or frame.is_cached):
+            _write_days_locally(with_day, staging, chunks if len(chunks) > 1 else None)
         else:
             # One task per day: one file per partition instead of one per shuffle partition and day.
             with_day.repartition("_day").write.partitionBy("_day").mode("errorifexists").parquet(str(staging))
         written = {p.name.removeprefix("_day="): p for p in staging.glob("_day=*")}
-        outside = sorted(set(written) - set(targets))
-        if outside:
-            raise ValueError(
-                f"rows for days {outside} are outside the partitions being written {sorted(targets)}"
-            )
+        _refuse_outside(set(written), targets)
         empty = pa.Table.from_batches([], schema=to_arrow_schema(frame.schema, timezone="UTC"))
         files: dict[str, int] = {}
         recover_partitions(list(targets.values()))
@@ -171,6 +206,14 @@ def write_partitions_atomically(
         return files
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _refuse_outside(days: set[str | None], targets: dict[str, Path]) -> None:
+    outside = sorted(str(day) for day in days if day not in targets)
+    if outside:
+        raise ValueError(
+            f"rows for days {outside} are outside the partitions being written {sorted(targets)}"
+        )
 
 
 def layer_of(context: InputContext | OutputContext) -> str | None:

@@ -153,12 +153,17 @@ def test_only_local_lakes_are_accepted():
         SparkParquetIOManager(UPath("memory://lake"), lambda: None)
 
 
-@pytest.mark.parametrize("local_limit", [0, 10**6], ids=["spark-write", "arrow-write"])
+@pytest.mark.parametrize(
+    ("local_limit", "cached"),
+    [(0, False), (10**6, False), (2, True)],
+    ids=["spark-write", "arrow-write", "arrow-write-in-chunks"],
+)
 def test_small_ranges_write_and_read_through_arrow_with_spark_s_types(
-    spark, tmp_path: Path, monkeypatch, local_limit
+    spark, tmp_path: Path, monkeypatch, local_limit, cached
 ):
-    """The driver-side Arrow paths for small multi-day outputs and loads give the exact frame
-    (types, decimals, UTC timestamps, nullability) that Spark's own write and read give."""
+    """The driver-side Arrow paths for multi-day outputs (at once, or a few days at a time for a
+    cached frame) and loads give the exact frame (types, decimals, UTC timestamps, nullability)
+    that Spark's own write and read give."""
     from datetime import datetime
     from decimal import Decimal
 
@@ -173,9 +178,12 @@ def test_small_ranges_write_and_read_through_arrow_with_spark_s_types(
     frame = spark.createDataFrame(
         rows, "t timestamp, token string, close decimal(38,18), n bigint, ok boolean"
     )
+    if cached:
+        frame = frame.cache()
     targets = {f"2026-01-0{d}": tmp_path / f"dt=2026-01-0{d}" for d in (1, 2, 3)}
     lake.write_partitions_atomically(frame, "t", targets)
     folders = [str(p) for p in targets.values()]
+    assert all(len(list(Path(f).glob("*.parquet"))) == 1 for f in folders)  # a file per day
     by_spark = spark.read.parquet(*folders)
     by_arrow = lake.read_parquet_dirs(spark, folders)
     assert by_arrow.schema == by_spark.schema

@@ -3,7 +3,12 @@ import pandas as pd
 import pytest
 
 from crypto_assets.ml.baselines import BASELINES, baseline_probabilities
-from crypto_assets.ml.metrics import classification_metrics, information_coefficient, long_short_spread
+from crypto_assets.ml.metrics import (
+    classification_metrics,
+    information_coefficient,
+    information_coefficients,
+    long_short_spread,
+)
 
 
 def _cross_section(seed: int = 7, times: int = 400, tokens: int = 20) -> pd.DataFrame:
@@ -39,3 +44,27 @@ def test_baselines():
     train_up = pd.Series([1, 1, 0, 1])
     got = {name: baseline_probabilities(name, test, train_up, "return_24h").tolist() for name in BASELINES}
     assert got == {"always_up": [1.0, 1.0, 1.0], "yesterdays_sign": [1.0, 0.0, 0.5], "base_rate": [0.75] * 3}
+
+
+def test_information_coefficients_per_group_equal_the_spearman_mean_of_each_group():
+    """The vectorised IC is, per group, the mean over timestamps of Spearman's correlation (ties
+    ranked by their average), skipping timestamps with under 3 rows or a constant side."""
+    frame = _cross_section(times=60, tokens=6)
+    frame["signal"] = frame["signal"].round(1)  # ties
+    frame.loc[frame.index % 9 == 0, "target"] = np.nan
+    frame.loc[frame["open_time"] == frame["open_time"].iloc[0], "signal"] = 0.5  # constant: skipped
+    frame["group"] = frame["open_time"].dt.hour % 3
+    found = information_coefficients(frame, "signal", "target", "open_time", ["group"])
+
+    def by_loop(rows: pd.DataFrame) -> float:
+        values = [
+            cell["signal"].corr(cell["target"], method="spearman")
+            for _, cell in rows.dropna().groupby("open_time")
+            if len(cell) >= 3 and cell["signal"].nunique() > 1 and cell["target"].nunique() > 1
+        ]
+        return float(np.mean(values))
+
+    expected = {group: by_loop(rows) for group, rows in frame.groupby("group")}
+    assert found.to_dict() == pytest.approx(expected, rel=1e-12)
+    assert information_coefficient(frame, "signal", "target") == pytest.approx(by_loop(frame), rel=1e-12)
+    assert np.isnan(information_coefficient(frame.head(2), "signal", "target"))

@@ -174,12 +174,9 @@ def add_day_rows(context: Any, frame: pd.DataFrame, time_column: str) -> None:
         return
     # Counted in one grouping, not one filter per day (a year of hourly rows, 365 days).
     day_of = pd.to_datetime(frame[time_column]).dt.strftime("%Y-%m-%d") if len(frame) else None
-    rows = frame.groupby(day_of).size() if day_of is not None else pd.Series(dtype=int)
-    tokens = (
-        frame.groupby(day_of)["token"].nunique()
-        if day_of is not None and "token" in frame
-        else pd.Series(dtype=int)
-    )
+    by_day = frame.groupby(day_of) if day_of is not None else None
+    rows = by_day.size() if by_day is not None else pd.Series(dtype=int)
+    tokens = by_day["token"].nunique() if by_day is not None and "token" in frame else pd.Series(dtype=int)
     for day in days:
         context.add_asset_metadata(
             {

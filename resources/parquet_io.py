@@ -83,11 +83,9 @@ def _clean_stale_staging(target: Path) -> None:
             shutil.rmtree(stale, ignore_errors=True)
 
 
-def _swap_in(staging: Path, target: Path, *, recovered: bool = False) -> None:
-    """Replace ``target`` by the complete directory ``staging`` with two renames
-    (``recovered``: ``recover_partition`` already ran for it)."""
-    if not recovered:
-        recover_partition(target)
+def _swap_in(staging: Path, target: Path) -> None:
+    """Replace ``target`` by the complete directory ``staging`` with two renames; the caller has
+    already repaired an interrupted earlier swap (``recover_partition(s)``)."""
     if target.exists():
         retired = target.parent / f".{target.name}.{RETIRED}-{uuid.uuid4().hex[:12]}"
         os.replace(target, retired)
@@ -130,14 +128,14 @@ def _day_chunks(rows_per_day: dict[str, int], max_rows: int) -> list[list[str]]:
     return chunks
 
 
-def _write_days_locally(frame: DataFrame, staging: Path, chunks: list[list[str]] | None = None) -> None:
+def _write_days_locally(frame: DataFrame, staging: Path, chunks: list[list[str]]) -> None:
     """``frame`` (with a ``_day`` column) as ``staging/_day=<day>/part-00000.parquet`` files,
     the layout Spark's ``partitionBy`` writes, with the same Arrow schema as Spark's files.
-    ``chunks``: the days collected to the driver together (default: all at once)."""
+    ``chunks``: the days collected to the driver together (one chunk: the whole frame)."""
     staging.mkdir(parents=True, exist_ok=True)
     schema = to_arrow_schema(frame.drop("_day").schema, timezone="UTC")
-    for chunk in chunks or [None]:
-        part = frame if chunk is None else frame.where(F.col("_day").isin(chunk))
+    for chunk in chunks:
+        part = frame if len(chunks) == 1 else frame.where(F.col("_day").isin(chunk))
         table = part.toArrow().sort_by("_day")
         days = table.column("_day")
         data = table.drop_columns(["_day"]).cast(schema)
@@ -185,7 +183,7 @@ def write_partitions_atomically(
         # More than one chunk reads the frame once per chunk: only when it is cached (publish()
         # hands the IO manager a cached frame).
         if len(targets) > 1 and (len(chunks) == 1 or frame.is_cached):
-            _write_days_locally(with_day, staging, chunks if len(chunks) > 1 else None)
+            _write_days_locally(with_day, staging, chunks)
         else:
             # One task per day: one file per partition instead of one per shuffle partition and day.
             with_day.repartition("_day").write.partitionBy("_day").mode("errorifexists").parquet(str(staging))
@@ -202,7 +200,7 @@ def write_partitions_atomically(
                 source.mkdir()
                 pq.write_table(empty, source / "part-00000-empty.parquet")
             files[key] = len(list(source.glob("*.parquet")))
-            _swap_in(source, target, recovered=True)
+            _swap_in(source, target)
         return files
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -21,8 +21,8 @@ from crypto_assets.pipeline_config import (
     PipelineConfigError,
     load_pipeline_config,
 )
-from crypto_assets.silver.transformers import Feature, FeatureColumn, FeatureContext, build_feature
-from crypto_assets.silver.utils import Recursion, bar_at, per_token, time_window
+from crypto_assets.silver.transformers import BTC, Feature, FeatureColumn, FeatureContext, build_feature
+from crypto_assets.silver.utils import Grid, Recursion, bar_at, per_token, rolling_count
 
 # Columns every feature table starts with: the bar itself, as doubles.
 BAR_COLUMNS = (
@@ -61,28 +61,47 @@ class FeaturePlan:
         return math.ceil(self.lookback_bars * self.interval_seconds / DAY_SECONDS)
 
     def apply(self, bars: DataFrame) -> DataFrame:
-        """Bars (with look-back rows) -> bars with every feature and ``history_bars``."""
-        frame = bars.withColumn(
-            "_log_return", F.log(F.col("close") / bar_at("close", 1, self.interval_seconds))
+        """Bars (with look-back rows) -> bars with every feature and ``history_bars``: one
+        per-token numpy pass for the windowed and recursive features (with BTC's 1-bar log
+        return joined by slot, for the betas), then the row-wise Spark transforms."""
+        numpy_features = [f for f in self.features if f.recursion is not None or f.windows is not None]
+        columns = [c.name for f in numpy_features for c in f.columns]
+        recursions = [f.recursion for f in numpy_features if f.recursion is not None]
+        windows = [f.windows for f in numpy_features if f.windows is not None]
+        lookback = self.lookback_bars
+
+        def grid_features(grid: Grid) -> dict[str, np.ndarray]:
+            out: dict[str, np.ndarray] = {HISTORY: rolling_count(grid.observed, lookback)}
+            for compute in windows:
+                out.update(compute(grid))
+            return out
+
+        frame = per_token(
+            bars.join(F.broadcast(btc_returns(bars, self.interval_seconds)), on="open_time", how="left"),
+            [*columns, HISTORY],
+            self.interval_seconds,
+            recursion=_combined(recursions) if recursions else None,
+            windows=grid_features,
+            integer_columns=(HISTORY,),
         )
-        recursions = [f for f in self.features if f.recursion is not None]
-        if recursions:
-            frame = per_token(frame, [c.name for f in recursions for c in f.columns], _combined(recursions))
         for feature in self.features:
             if feature.transform is not None:
                 frame = feature.transform(frame)
-        history = F.count("close").over(time_window(self.lookback_bars, self.interval_seconds))
-        return frame.withColumn(HISTORY, history.cast("int")).select(
-            *BAR_COLUMNS, HISTORY, *[c.name for c in self.columns]
-        )
+        return frame.select(*BAR_COLUMNS, HISTORY, *[c.name for c in self.columns])
 
 
-def _combined(features: list[Feature]) -> Recursion:
+def btc_returns(bars: DataFrame, interval_seconds: int) -> DataFrame:
+    """BTC's 1-bar log return per slot (``open_time``, ``_btc``): null across a missing bar."""
+    btc = bars.where(F.col("token") == BTC).select("token", "open_time", "close")
+    change = F.log(F.col("close") / bar_at("close", 1, interval_seconds))
+    return btc.select("open_time", change.alias("_btc"))
+
+
+def _combined(recursions: list[Recursion]) -> Recursion:
     def compute(bars: pd.DataFrame) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
-        for feature in features:
-            assert feature.recursion is not None
-            out.update(feature.recursion(bars))
+        for recursion in recursions:
+            out.update(recursion(bars))
         return out
 
     return compute

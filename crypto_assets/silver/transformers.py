@@ -27,14 +27,17 @@ from crypto_assets.pipeline_config import PipelineConfig, bars_in, parse_duratio
 from crypto_assets.raw.schema import with_provenance
 from crypto_assets.silver.utils import (
     SECONDS_PER_YEAR,
+    Grid,
     Recursion,
+    WindowCompute,
     annualise,
-    bar_at,
     ema_bars,
-    last_observed,
+    log_ratio,
     min_count,
+    rolling_count,
+    rolling_moments,
+    rolling_sum,
     span_bars,
-    time_window,
     truncated_ema,
     within_reach,
 )
@@ -74,14 +77,16 @@ class FeatureContext:
 
 @dataclass(frozen=True)
 class Feature:
-    """A feature's columns, look-back and computation: ``transform`` for Spark window features,
-    or ``recursion`` for EMA-style ones, computed per token in numpy (all of a plan's recursions
-    share one pass over the data)."""
+    """A feature's columns, look-back and computation, one of: ``transform``, a Spark
+    ``DataFrame -> DataFrame`` for row-wise features; ``recursion``, numpy on a token's observed
+    bars (EMA-style indicators counted in bars); ``windows``, numpy on a token's dense slot grid
+    (time windows). Every ``recursion`` and ``windows`` of a plan shares one per-token pass."""
 
     columns: tuple[FeatureColumn, ...]
     lookback_bars: int
     transform: Callable[[DataFrame], DataFrame] | None = None
     recursion: Recursion | None = None
+    windows: WindowCompute | None = None
 
 
 TRANSFORMERS: dict[str, Callable[..., Feature]] = {}
@@ -93,9 +98,9 @@ def transformer(factory: Callable[..., Feature]) -> Callable[..., Feature]:
     return factory
 
 
-def _observed(value: Column) -> Column:
+def _observed(grid: Grid, values: np.ndarray) -> np.ndarray:
     """Only a bar with a close has features: a gap row stays null."""
-    return F.when(F.col("close").isNotNull(), value)
+    return np.where(grid.observed, values, np.nan)
 
 
 @transformer
@@ -109,16 +114,15 @@ def returns(ctx: FeatureContext, horizons: list[str]) -> Feature:
             FeatureColumn(f"log_return_{h}", f"Log return over {h}: ln(close / close {h} earlier)."),
         ]
 
-    def apply(bars: DataFrame) -> DataFrame:
-        out = bars
+    def compute(grid: Grid) -> dict[str, np.ndarray]:
+        close, out = grid["close"], {}
         for h, n in steps.items():
-            previous = bar_at("close", n, ctx.seconds)
-            out = out.withColumn(f"return_{h}", F.col("close") / previous - 1).withColumn(
-                f"log_return_{h}", F.log(F.col("close") / previous)
-            )
+            previous = grid.shifted("close", n)
+            out[f"return_{h}"] = close / previous - 1
+            out[f"log_return_{h}"] = log_ratio(close, previous)
         return out
 
-    return Feature(tuple(columns), max(steps.values()) + 1, transform=apply)
+    return Feature(tuple(columns), max(steps.values()) + 1, windows=compute)
 
 
 @transformer
@@ -135,16 +139,17 @@ def realized_volatility(ctx: FeatureContext, windows: list[str]) -> Feature:
         for w in windows
     )
 
-    def apply(bars: DataFrame) -> DataFrame:
-        out = bars
+    def compute(grid: Grid) -> dict[str, np.ndarray]:
+        returns, out = grid.log_return, {}
         for w, n in steps.items():
-            frame = time_window(n, ctx.seconds)
-            enough = F.count("_log_return").over(frame) >= min_count(n, ctx.config.min_fraction)
-            volatility = F.stddev_samp("_log_return").over(frame) * annualise(ctx.seconds)
-            out = out.withColumn(f"realized_vol_{w}", _observed(F.when(enough, volatility)))
+            moments = rolling_moments(returns, None, n)
+            enough = moments.count >= min_count(n, ctx.config.min_fraction)
+            out[f"realized_vol_{w}"] = _observed(
+                grid, np.where(enough, moments.sample_std_x() * annualise(ctx.seconds), np.nan)
+            )
         return out
 
-    return Feature(columns, max(steps.values()) + 1, transform=apply)
+    return Feature(columns, max(steps.values()) + 1, windows=compute)
 
 
 @transformer
@@ -210,24 +215,40 @@ def macd(ctx: FeatureContext, fast: int = 12, slow: int = 26, signal: int = 9) -
 def bollinger(ctx: FeatureContext, window: int = 20, stdevs: float = 2) -> Feature:
     """Bollinger bands: mean +- ``stdevs`` population stdevs of the last ``window`` closes."""
     names = {k: f"bb_{k}_{window}" for k in ("middle", "upper", "lower", "pct_b", "width")}
+    span = ctx.span(window)
 
-    def apply(bars: DataFrame) -> DataFrame:
-        closes = last_observed(F.col("close"), window, ctx.span(window), ctx.seconds)
-        mean = F.aggregate(closes, F.lit(0.0), lambda acc, x: acc + x) / window
-        with_mean = bars.withColumn("_closes", closes).withColumn(names["middle"], _observed(mean))
-        middle = F.col(names["middle"])
-        spread = F.sqrt(
-            F.aggregate(F.col("_closes"), F.lit(0.0), lambda acc, x: acc + (x - middle) * (x - middle))
-            / window
-        )
-        upper, lower = middle + stdevs * spread, middle - stdevs * spread
-        return (
-            with_mean.withColumn(names["upper"], upper)
-            .withColumn(names["lower"], lower)
-            .withColumn(names["pct_b"], F.when(upper > lower, (F.col("close") - lower) / (upper - lower)))
-            .withColumn(names["width"], (upper - lower) / middle)
-            .drop("_closes")
-        )
+    def compute(bars: pd.DataFrame) -> dict[str, np.ndarray]:
+        close = bars["close"].to_numpy()
+        n = len(close)
+        if n < window:
+            return {}
+        # Each window summed oldest first, then its squared deviations: a two-pass stdev.
+        total = close[: n - window + 1].copy()
+        for j in range(1, window):
+            total += close[j : n - window + 1 + j]
+        mean = total / window
+        squares = np.zeros(len(mean))
+        for j in range(window):
+            deviation = close[j : n - window + 1 + j] - mean
+            squares += deviation * deviation
+        spread = np.sqrt(squares / window)
+        ok = within_reach(bars["seconds"].to_numpy(), window, span, ctx.seconds)
+        middle = np.full(n, np.nan)
+        middle[window - 1 :] = mean
+        middle = np.where(ok, middle, np.nan)
+        full_spread = np.full(n, np.nan)
+        full_spread[window - 1 :] = spread
+        upper, lower = middle + stdevs * full_spread, middle - stdevs * full_spread
+        with np.errstate(invalid="ignore", divide="ignore"):
+            pct_b = np.where(upper > lower, (close - lower) / (upper - lower), np.nan)
+            width = (upper - lower) / middle
+        return {
+            names["middle"]: middle,
+            names["upper"]: upper,
+            names["lower"]: lower,
+            names["pct_b"]: pct_b,
+            names["width"]: width,
+        }
 
     columns = (
         FeatureColumn(names["middle"], f"Bollinger middle band: mean of the last {window} closes.", low=0, warm_up=window),
@@ -236,7 +257,7 @@ def bollinger(ctx: FeatureContext, window: int = 20, stdevs: float = 2) -> Featu
         FeatureColumn(names["pct_b"], "Bollinger %B: (close - lower) / (upper - lower); null on a flat window.", warm_up=window, by_source=True),
         FeatureColumn(names["width"], "Bollinger band width: (upper - lower) / middle.", low=0, warm_up=window),
     )  # fmt: skip
-    return Feature(columns, ctx.span(window), transform=apply)
+    return Feature(columns, span, recursion=compute)
 
 
 @transformer
@@ -268,21 +289,23 @@ def vwap(ctx: FeatureContext, window: str) -> Feature:
     """Rolling VWAP of the typical price (high + low + close) / 3, and the close's deviation."""
     n = ctx.bars(window, "vwap.window")
 
-    def apply(bars: DataFrame) -> DataFrame:
-        frame = time_window(n, ctx.seconds)
-        typical = (F.col("high") + F.col("low") + F.col("close")) / 3
-        volume = F.sum("volume").over(frame)
-        enough = F.count("close").over(frame) >= min_count(n, ctx.config.min_fraction)
-        value = F.when(enough & (volume > 0), F.sum(typical * F.col("volume")).over(frame) / volume)
-        return bars.withColumn(f"vwap_{window}", _observed(value)).withColumn(
-            f"vwap_deviation_{window}", F.col("close") / F.col(f"vwap_{window}") - 1
-        )
+    def compute(grid: Grid) -> dict[str, np.ndarray]:
+        close, volume = grid["close"], grid["volume"]
+        typical = (grid["high"] + grid["low"] + close) / 3
+        total_volume = rolling_sum(volume, n)
+        enough = rolling_count(grid.observed, n) >= min_count(n, ctx.config.min_fraction)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            value = np.where(
+                enough & (total_volume > 0), rolling_sum(typical * volume, n) / total_volume, np.nan
+            )
+            value = _observed(grid, value)
+            return {f"vwap_{window}": value, f"vwap_deviation_{window}": close / value - 1}
 
     columns = (
         FeatureColumn(f"vwap_{window}", f"Volume-weighted typical price over {window}.", low=0),
         FeatureColumn(f"vwap_deviation_{window}", f"close / vwap_{window} - 1."),
     )
-    return Feature(columns, n, transform=apply)
+    return Feature(columns, n, windows=compute)
 
 
 @transformer
@@ -291,17 +314,19 @@ def volume_zscore(ctx: FeatureContext, window: str) -> Feature:
     n = ctx.bars(window, "volume_zscore.window")
     name = f"volume_zscore_{window}"
 
-    def apply(bars: DataFrame) -> DataFrame:
-        frame = time_window(n, ctx.seconds)
-        spread = F.stddev_samp("volume").over(frame)
-        enough = F.count("volume").over(frame) >= min_count(n, ctx.config.min_fraction)
-        value = F.when(enough & (spread > 0), (F.col("volume") - F.avg("volume").over(frame)) / spread)
-        return bars.withColumn(name, _observed(value))
+    def compute(grid: Grid) -> dict[str, np.ndarray]:
+        volume = grid["volume"]
+        moments = rolling_moments(volume, None, n)
+        spread = moments.sample_std_x()
+        enough = moments.count >= min_count(n, ctx.config.min_fraction)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            value = np.where(enough & (spread > 0), (volume - moments.mean_x) / spread, np.nan)
+        return {name: _observed(grid, value)}
 
     column = FeatureColumn(
         name, f"Volume z-score over {window} (sample stdev); null on constant volume.", by_source=True
     )
-    return Feature((column,), n, transform=apply)
+    return Feature((column,), n, windows=compute)
 
 
 @transformer
@@ -327,29 +352,24 @@ def btc_beta(ctx: FeatureContext, window: str) -> Feature:
     """Rolling correlation and beta of the token's 1-bar log returns to BTC's, same bars."""
     n = ctx.bars(window, "btc_beta.window")
 
-    def apply(bars: DataFrame) -> DataFrame:
-        # BTC's return of the same bar, through a window by time rather than a self-join (which
-        # would compute every earlier feature twice).
-        same_bar = Window.partitionBy("open_time")
-        joined = bars.withColumn(
-            "_btc", F.max(F.when(F.col("token") == BTC, F.col("_log_return"))).over(same_bar)
-        )
-        both = F.col("_log_return").isNotNull() & F.col("_btc").isNotNull()
-        x, y = F.when(both, F.col("_log_return")), F.when(both, F.col("_btc"))
-        frame = time_window(n, ctx.seconds)
-        enough = F.count(x).over(frame) >= min_count(n, ctx.config.min_fraction)
-        beta = F.covar_samp(x, y).over(frame) / F.var_samp(y).over(frame)
-        return (
-            joined.withColumn(f"corr_btc_{window}", _observed(F.when(enough, F.corr(x, y).over(frame))))
-            .withColumn(f"beta_btc_{window}", _observed(F.when(enough, beta)))
-            .drop("_btc")
-        )
+    def compute(grid: Grid) -> dict[str, np.ndarray]:
+        # Over the bars where both returns exist (BTC's joined to every token's rows by slot).
+        moments = rolling_moments(grid.log_return, grid["_btc"], n)
+        enough = moments.count >= min_count(n, ctx.config.min_fraction)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            corr = moments.sxy / np.sqrt(moments.sxx * moments.syy)
+            beta = moments.sxy / moments.syy
+        valid = enough & np.isfinite(moments.syy) & (moments.syy > 0)
+        return {
+            f"corr_btc_{window}": _observed(grid, np.where(valid & (moments.sxx > 0), corr, np.nan)),
+            f"beta_btc_{window}": _observed(grid, np.where(valid, beta, np.nan)),
+        }
 
     columns = (
         FeatureColumn(f"corr_btc_{window}", f"Correlation of {ctx.interval} log returns with BTC's over {window}.", low=-1 - EPS, high=1 + EPS, by_source=True),
         FeatureColumn(f"beta_btc_{window}", f"Beta to BTC over {window}: cov(token, BTC) / var(BTC).", by_source=True),
     )  # fmt: skip
-    return Feature(columns, n + 1, transform=apply)
+    return Feature(columns, n + 1, windows=compute)
 
 
 @transformer

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -158,22 +158,42 @@ class Market:
         return self._day_bars(pair, day_index)
 
     def _compute_day_bars(self, pair: str, day_index: int) -> DayBars:
-        if not 0 <= day_index < _ANCHOR_DAYS:
-            raise ValueError(f"day {day_index} outside the emulated range (2017-2036)")
+        days = self.days_bars(pair, np.array([day_index]))
+        return DayBars(*(getattr(days, f.name)[0] for f in fields(DayBars)))
+
+    def days_bars(self, pair: str, day_indices: np.ndarray) -> DayBars:
+        """The minutes of several days at once, one row per day (shape ``(days, 1440)``): each
+        day's draws come from its own seed, so row ``i`` equals ``day_bars(pair, day_indices[i])``
+        bit for bit; the arithmetic runs once over all the days (the 1h/1d klines of years of
+        history derive ~20 k pair-days of minutes)."""
+        day_indices = np.asarray(day_indices, dtype=np.int64)
+        if len(day_indices) and not (0 <= day_indices.min() and day_indices.max() < _ANCHOR_DAYS):
+            raise ValueError("day outside the emulated range (2017-2036)")
         profile = profile_for(pair)
         anchors = self._anchors(pair)
-        rng = np.random.default_rng(_seed(self.seed, pair, day_index))
         n = MINUTES_PER_DAY
+        k = len(day_indices)
+        steps, wicks = np.empty((k, n)), np.empty((2, k, n))
+        noise, trade_size, taker_noise = np.empty((k, n)), np.empty((k, n)), np.empty((k, n))
+        for row, day_index in enumerate(day_indices.tolist()):
+            rng = np.random.default_rng(_seed(self.seed, pair, day_index))
+            steps[row] = rng.standard_normal(n)
+            wicks[:, row] = rng.standard_normal((2, n))
+            noise[row] = rng.lognormal(0.0, 0.45, n)
+            trade_size[row] = rng.lognormal(0.0, 0.3, n)
+            taker_noise[row] = rng.normal(0, 0.05, n)
         sigma_min = profile.annual_vol / math.sqrt(365.0 * n)
         t = np.arange(1, n + 1) / n
-        steps = rng.standard_normal(n) * sigma_min
-        walk = np.cumsum(steps)
+        steps *= sigma_min
+        walk = np.cumsum(steps, axis=1)
+        start, end = anchors[day_indices][:, None], anchors[day_indices + 1][:, None]
         # Brownian bridge: the day ends exactly on the next anchor, so days join without a jump.
-        log_close = anchors[day_index] + (anchors[day_index + 1] - anchors[day_index]) * t
-        log_close += walk - t * walk[-1]
+        log_close = start + (end - start) * t
+        log_close += walk - t * walk[:, -1:]
         close = np.exp(log_close)
-        open_ = np.exp(np.concatenate(([anchors[day_index]], log_close[:-1])))
-        wicks = np.abs(rng.standard_normal((2, n))) * sigma_min * 0.6
+        # A minute opens at the previous minute's close (the same exp of the same log price).
+        open_ = np.concatenate((np.exp(start), close[:, :-1]), axis=1)
+        wicks = np.abs(wicks) * sigma_min * 0.6
         high = np.maximum(open_, close) * np.exp(wicks[0])
         low = np.minimum(open_, close) * np.exp(-wicks[1])
 
@@ -184,16 +204,15 @@ class Market:
         # trading when the price moves.
         seasonal = 1.0 + 0.35 * np.sin(2 * np.pi * (t - 0.375))
         move = np.abs(steps) / sigma_min
-        activity = seasonal * rng.lognormal(0.0, 0.45, n) * (0.7 + 0.3 * move)
-        activity /= activity.mean()
+        activity = seasonal * noise * (0.7 + 0.3 * move)
+        activity /= activity.mean(axis=1, keepdims=True)
         typical = (open_ + high + low + close) / 4.0
         qty_decimals = quantity_decimals(profile.price)
         volume = np.round(profile.daily_quote_volume / n * activity / typical, qty_decimals)
         quote_volume = np.round(volume * typical, 8)
-        trade_size = 350.0 * rng.lognormal(0.0, 0.3, n)
-        trades = np.maximum(1, np.round(quote_volume / trade_size)).astype(np.int64)
+        trades = np.maximum(1, np.round(quote_volume / (350.0 * trade_size))).astype(np.int64)
         trades[volume == 0] = 0
-        taker = np.clip(0.5 + 0.15 * np.tanh(steps / sigma_min) + rng.normal(0, 0.05, n), 0.05, 0.95)
+        taker = np.clip(0.5 + 0.15 * np.tanh(steps / sigma_min) + taker_noise, 0.05, 0.95)
         taker_base = np.round(volume * taker, qty_decimals)
         taker_quote = np.round(taker_base * typical, 8)
         return DayBars(open_, high, low, close, volume, quote_volume, trades, taker_base, taker_quote)
@@ -285,63 +304,90 @@ class Market:
     def _interval_klines(
         self, pair: str, step_min: int, first_open: int, last_open: int, limit: int, now_ms: int
     ) -> list[list]:
-        """Coarser klines (5m ... 1d) aggregated from the day's minutes in one numpy pass per day:
-        the same values as :meth:`_candle`, so 1h/1d klines and archive files always equal
-        their 1m bars resampled (the backfill path for years of history)."""
+        """Coarser klines (5m ... 1d) aggregated from the days' minutes in one numpy pass over
+        all the days of the page: the same values as :meth:`_candle`, so 1h/1d klines and archive
+        files always equal their 1m bars resampled (the backfill path for years of history)."""
+        if first_open > last_open:
+            return []
+        per_day = MINUTES_PER_DAY // step_min
+        first_day = (first_open - EPOCH_MS) // DAY_MS
+        last_day = (last_open - EPOCH_MS) // DAY_MS
+        # Enough days for `limit` candles (days without minutes, before a listing, are skipped).
+        days = np.arange(first_day, last_day + 1, dtype=np.int64)
         rows: list[list] = []
+        batch = max(1, -(-limit // per_day) + 1)
+        for offset in range(0, len(days), batch):
+            chunk = days[offset : offset + batch]
+            rows += self._interval_rows(
+                pair, step_min, chunk, first_open, last_open, limit - len(rows), now_ms
+            )
+            if len(rows) >= limit:
+                break
+        return rows
+
+    def _interval_rows(
+        self,
+        pair: str,
+        step_min: int,
+        days: np.ndarray,
+        first_open: int,
+        last_open: int,
+        limit: int,
+        now_ms: int,
+    ) -> list[list]:
         step_ms = step_min * MINUTE_MS
         per_day = MINUTES_PER_DAY // step_min
+        day_starts = EPOCH_MS + days * DAY_MS
+        minutes = day_starts[:, None] + MINUTE_MS * np.arange(MINUTES_PER_DAY, dtype=np.int64)
+        mask = minutes <= now_ms
+        listed = np.zeros_like(mask)
+        for listing in self.listings.get(pair, []):
+            start = int(listing.start.timestamp() * 1000)
+            end = int(listing.end.timestamp() * 1000) if listing.end else np.iinfo(np.int64).max
+            listed |= (minutes >= start) & (minutes < end)
+        mask = (mask & listed).reshape(len(days), per_day, step_min)
+        opens = (day_starts[:, None] + step_ms * np.arange(per_day, dtype=np.int64)).ravel()
+        live = mask.any(axis=2).ravel() & (opens >= first_open) & (opens <= last_open)
+        chosen = np.flatnonzero(live)[:limit]
+        if not len(chosen):
+            return []
+        # Only the days holding chosen candles are generated.
+        needed = np.unique(chosen // per_day)
+        bars = self.days_bars(pair, days[needed])
+        position = np.searchsorted(needed, chosen // per_day)
+        slot = chosen % per_day
+        m = mask[needed].reshape(-1, step_min)[position * per_day + slot]
+
+        def shaped(values: np.ndarray) -> np.ndarray:
+            return values.reshape(-1, step_min)[position * per_day + slot]
+
         decimals = price_decimals(profile_for(pair).price)
         qty = quantity_decimals(profile_for(pair).price)
-        open_ms = first_open
-        while open_ms <= last_open and len(rows) < limit:
-            day_index, offset_ms = divmod(open_ms - EPOCH_MS, DAY_MS)
-            day_start = EPOCH_MS + day_index * DAY_MS
-            mask = self._minute_mask(pair, day_start, now_ms, minute_stream=False).reshape(per_day, step_min)
-            first = offset_ms // step_ms
-            last = min(per_day - 1, (last_open - day_start) // step_ms)
-            live = np.flatnonzero(mask.any(axis=1))
-            live = live[(live >= first) & (live <= last)][: limit - len(rows)]
-            if len(live):
-                bars = self.day_bars(pair, int(day_index))
-                m = mask[live]
-                index = np.arange(len(live))
+        index = np.arange(len(chosen))
+        first_minute = m.argmax(axis=1)
+        last_minute = step_min - 1 - m[:, ::-1].argmax(axis=1)
+        o, h, lo, c = (shaped(a) for a in (bars.open, bars.high, bars.low, bars.close))
+        opened = o[index, first_minute].tolist()
+        high = np.round(np.where(m, h, -np.inf).max(axis=1), decimals).tolist()
+        low = np.round(np.where(m, lo, np.inf).min(axis=1), decimals).tolist()
+        closed = c[index, last_minute].tolist()
+        trades = np.where(m, shaped(bars.trades), 0).sum(axis=1).tolist()
 
-                def shaped(values: np.ndarray, rows: np.ndarray = live) -> np.ndarray:
-                    return values.reshape(per_day, step_min)[rows]
+        def total(values: np.ndarray, places: int) -> list[int]:
+            return np.where(m, shaped(fixed(values, places)), 0).sum(axis=1).tolist()
 
-                o, h, lo, c = (shaped(a) for a in (bars.open, bars.high, bars.low, bars.close))
-                first_minute = m.argmax(axis=1)
-                last_minute = step_min - 1 - m[:, ::-1].argmax(axis=1)
-                columns = {
-                    "open": o[index, first_minute],
-                    "high": np.round(np.where(m, h, -np.inf).max(axis=1), decimals),
-                    "low": np.round(np.where(m, lo, np.inf).min(axis=1), decimals),
-                    "close": c[index, last_minute],
-                    "trades": np.where(m, shaped(bars.trades), 0).sum(axis=1),
-                }
-                places = {"volume": qty, "quote": 8, "taker_base": qty, "taker_quote": 8}
-                sums = {
-                    name: np.where(m, shaped(fixed(values, places[name])), 0).sum(axis=1)
-                    for name, values in (
-                        ("volume", bars.volume), ("quote", bars.quote_volume),
-                        ("taker_base", bars.taker_base), ("taker_quote", bars.taker_quote),
-                    )
-                }  # fmt: skip
-                values = {k: v.tolist() for k, v in columns.items()}
-                totals = {k: v.tolist() for k, v in sums.items()}
-                for j, k in enumerate(live.tolist()):
-                    t = day_start + k * step_ms
-                    rows.append(
-                        [
-                            t, f"{values['open'][j]:.8f}", f"{values['high'][j]:.8f}", f"{values['low'][j]:.8f}",
-                            f"{values['close'][j]:.8f}", format_units(totals["volume"][j], qty), t + step_ms - 1,
-                            format_units(totals["quote"][j]), int(values["trades"][j]),
-                            format_units(totals["taker_base"][j], qty), format_units(totals["taker_quote"][j]), "0",
-                        ]
-                    )  # fmt: skip
-            open_ms = day_start + DAY_MS
-        return rows
+        volume, quote = total(bars.volume, qty), total(bars.quote_volume, 8)
+        taker_base, taker_quote = total(bars.taker_base, qty), total(bars.taker_quote, 8)
+        out: list[list] = []
+        for j, t in enumerate(opens[chosen].tolist()):
+            out.append(
+                [
+                    t, f"{opened[j]:.8f}", f"{high[j]:.8f}", f"{low[j]:.8f}", f"{closed[j]:.8f}",
+                    format_units(volume[j], qty), t + step_ms - 1, format_units(quote[j]), int(trades[j]),
+                    format_units(taker_base[j], qty), format_units(taker_quote[j]), "0",
+                ]
+            )  # fmt: skip
+        return out
 
     def _candle(self, pair: str, open_ms: int, step_min: int, now_ms: int) -> list | None:
         day_index, offset_ms = divmod(open_ms - EPOCH_MS, DAY_MS)

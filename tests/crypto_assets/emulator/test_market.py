@@ -123,3 +123,31 @@ def test_dropped_minutes_leave_the_exchanges_coarser_klines_whole():
     assert (
         len(market.klines("ETHUSDT", "1m", start_ms=DAY, end_ms=DAY + 3_599_999, limit=60, now_ms=NOW)) == 60
     )
+
+
+def test_days_computed_together_equal_each_day_alone(market: Market):
+    # Years of 1h/1d klines derive their minutes many days at a time; the 1m path one day at a
+    # time: both must see the same minutes, bit for bit, or the cross-interval check would fire.
+    import numpy as np
+
+    days = np.array([3000, 3001, 3450, 3999])
+    together = market.days_bars("PEPEUSDT", days)
+    for row, day in enumerate(days):
+        alone = Market(load_universe()).day_bars("PEPEUSDT", int(day))
+        for name in ("open", "high", "low", "close", "volume", "quote_volume", "trades", "taker_base"):
+            assert np.array_equal(getattr(together, name)[row], getattr(alone, name)), name
+
+
+def test_coarse_klines_equal_their_minutes_across_a_page_of_many_days(market: Market):
+    # A 1d page spans hundreds of days in one batch; each candle still equals its own minutes.
+    start = DAY - 400 * 86_400_000
+    daily = market.klines("ETHUSDT", "1d", start_ms=start, end_ms=None, limit=1000, now_ms=NOW)
+    assert len(daily) == 404  # 400 days before DAY, DAY and the 2 after it, the day opening at NOW
+    for candle in (daily[0], daily[137], daily[-2]):
+        minutes = market.klines("ETHUSDT", "1m", start_ms=candle[0], end_ms=candle[6], limit=1000, now_ms=NOW)
+        minutes += market.klines(
+            "ETHUSDT", "1m", start_ms=candle[0] + 1000 * 60_000, end_ms=candle[6], limit=1000, now_ms=NOW
+        )
+        assert candle[1] == minutes[0][1] and candle[4] == minutes[-1][4]
+        assert float(candle[2]) == max(float(m[2]) for m in minutes)
+        assert candle[8] == sum(m[8] for m in minutes)

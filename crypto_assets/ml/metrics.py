@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score, brier_score_loss, log_loss, roc_auc_score
 
 EPSILON = 1e-6
 
 
 def classification_metrics(up: pd.Series, probability: pd.Series) -> dict[str, float]:
     """Accuracy (at 0.5), ROC-AUC (NaN when only one class is present), log-loss and Brier."""
+    # Imported here: scikit-learn costs ~1.5 s to import, and every process that loads the code
+    # location (the CLI, the UI, each run) would pay it for the model's assets alone.
+    from sklearn.metrics import accuracy_score, brier_score_loss, log_loss, roc_auc_score
+
     y = up.astype(int).to_numpy()
     p = np.clip(probability.astype(float).to_numpy(), EPSILON, 1 - EPSILON)
     both = len(np.unique(y)) == 2

@@ -11,18 +11,19 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-from sklearn.inspection import permutation_importance
 
 from crypto_assets.ml.baselines import BASELINES, baseline_probabilities, baseline_returns
 from crypto_assets.ml.config import MlConfig
 from crypto_assets.ml.metrics import classification_metrics, information_coefficient, long_short_spread
 from crypto_assets.ml.splits import FoldError, walk_forward_folds
 from crypto_assets.universe import CATEGORIES
+
+if TYPE_CHECKING:  # scikit-learn is imported where a model is built (~1.5 s at import)
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
 TIME = "bar_time"
 MODEL = "model"
@@ -79,6 +80,8 @@ def leaking_features(frame: pd.DataFrame, config: MlConfig) -> dict[str, float]:
 def _models(
     config: MlConfig, features: Sequence[str]
 ) -> tuple[HistGradientBoostingClassifier, HistGradientBoostingRegressor]:
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
     categorical = [len(features) + i for i in range(len(config.categorical))] or None
     common = {"random_state": config.seed, "early_stopping": False, "categorical_features": categorical}
     return (
@@ -180,6 +183,8 @@ def evaluate(frame: pd.DataFrame, config: MlConfig, importance: bool = True) -> 
         # is shuffled (near 0: the model does not use it; negative: noise).
         classifier, x_test, y_test = last_fit
         if y_test.nunique() == 2:
+            from sklearn.inspection import permutation_importance
+
             found = permutation_importance(
                 classifier, x_test, y_test, scoring="roc_auc", n_repeats=3, random_state=config.seed
             )

@@ -163,17 +163,14 @@ def rolling_moments(x: np.ndarray, y: np.ndarray | None, bars: int) -> Moments:
 class Grid:
     """One token's bars on the dense grid of its interval, from its first to its last slot: a slot
     without a row is NaN in every column, as is a gap row's close. ``observed`` marks rows with a
-    close; ``log_return`` is the 1-bar log return (NaN across a missing bar); ``btc`` is BTC's
-    1-bar log return at the same slot."""
+    close; ``log_return`` is the 1-bar log return (NaN across a missing bar); the column ``_btc``
+    is BTC's 1-bar log return at the same slot."""
 
     interval_seconds: int
     columns: Mapping[str, np.ndarray]
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.columns[name]
-
-    def __len__(self) -> int:
-        return len(self.columns["close"])
 
     def shifted(self, name: str, bars: int) -> np.ndarray:
         """``name`` of the slot ``bars`` intervals earlier (NaN before the grid starts)."""

@@ -131,8 +131,11 @@ class Market:
         return start <= at_ms and (end is None or at_ms < end)
 
     def _listed_mask(self, pair: str, day_start_ms: int) -> np.ndarray:
-        minutes = day_start_ms + MINUTE_MS * np.arange(MINUTES_PER_DAY, dtype=np.int64)
-        mask = np.zeros(MINUTES_PER_DAY, dtype=bool)
+        return self._listed(pair, day_start_ms + MINUTE_MS * np.arange(MINUTES_PER_DAY, dtype=np.int64))
+
+    def _listed(self, pair: str, minutes: np.ndarray) -> np.ndarray:
+        """Which of ``minutes`` (epoch ms, any shape) fall inside one of the pair's listings."""
+        mask = np.zeros(minutes.shape, dtype=bool)
         for listing in self.listings.get(pair, []):
             start = int(listing.start.timestamp() * 1000)
             end = int(listing.end.timestamp() * 1000) if listing.end else np.iinfo(np.int64).max
@@ -339,13 +342,7 @@ class Market:
         per_day = MINUTES_PER_DAY // step_min
         day_starts = EPOCH_MS + days * DAY_MS
         minutes = day_starts[:, None] + MINUTE_MS * np.arange(MINUTES_PER_DAY, dtype=np.int64)
-        mask = minutes <= now_ms
-        listed = np.zeros_like(mask)
-        for listing in self.listings.get(pair, []):
-            start = int(listing.start.timestamp() * 1000)
-            end = int(listing.end.timestamp() * 1000) if listing.end else np.iinfo(np.int64).max
-            listed |= (minutes >= start) & (minutes < end)
-        mask = (mask & listed).reshape(len(days), per_day, step_min)
+        mask = ((minutes <= now_ms) & self._listed(pair, minutes)).reshape(len(days), per_day, step_min)
         opens = (day_starts[:, None] + step_ms * np.arange(per_day, dtype=np.int64)).ravel()
         live = mask.any(axis=2).ravel() & (opens >= first_open) & (opens <= last_open)
         chosen = np.flatnonzero(live)[:limit]

@@ -219,26 +219,12 @@ def bollinger(ctx: FeatureContext, window: int = 20, stdevs: float = 2) -> Featu
 
     def compute(bars: pd.DataFrame) -> dict[str, np.ndarray]:
         close = bars["close"].to_numpy()
-        n = len(close)
-        if n < window:
-            return {}
-        # Each window summed oldest first, then its squared deviations: a two-pass stdev.
-        total = close[: n - window + 1].copy()
-        for j in range(1, window):
-            total += close[j : n - window + 1 + j]
-        mean = total / window
-        squares = np.zeros(len(mean))
-        for j in range(window):
-            deviation = close[j : n - window + 1 + j] - mean
-            squares += deviation * deviation
-        spread = np.sqrt(squares / window)
+        # The last `window` observed closes: their mean, then the squared deviations (two-pass).
+        moments = rolling_moments(close, None, window)
         ok = within_reach(bars["seconds"].to_numpy(), window, span, ctx.seconds)
-        middle = np.full(n, np.nan)
-        middle[window - 1 :] = mean
-        middle = np.where(ok, middle, np.nan)
-        full_spread = np.full(n, np.nan)
-        full_spread[window - 1 :] = spread
-        upper, lower = middle + stdevs * full_spread, middle - stdevs * full_spread
+        middle = np.where(ok, moments.mean_x, np.nan)
+        spread = np.sqrt(moments.sxx / window)
+        upper, lower = middle + stdevs * spread, middle - stdevs * spread
         with np.errstate(invalid="ignore", divide="ignore"):
             pct_b = np.where(upper > lower, (close - lower) / (upper - lower), np.nan)
             width = (upper - lower) / middle

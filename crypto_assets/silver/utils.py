@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -179,11 +180,11 @@ class Grid:
             return np.full(len(values), np.nan)
         return np.concatenate([np.full(bars, np.nan), values[: len(values) - bars]])
 
-    @property
+    @cached_property
     def observed(self) -> np.ndarray:
         return ~np.isnan(self.columns["close"])
 
-    @property
+    @cached_property
     def log_return(self) -> np.ndarray:
         return log_ratio(self.columns["close"], self.shifted("close", 1))
 

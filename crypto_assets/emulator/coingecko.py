@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from crypto_assets.emulator.market import DAY_MS, EPOCH_MS, MINUTE_MS, MINUTES_PER_DAY, Market
+from crypto_assets.emulator.market import DAY_MS, MINUTE_MS, Market
 
 if TYPE_CHECKING:
     from crypto_assets.emulator.app import EmulatorConfig
@@ -56,21 +56,12 @@ def routes(market: Market, config: EmulatorConfig) -> list[Route]:
         token = market.universe.token(symbol)
         return next((lst.pair for lst in token.listings if lst.exchange == "binance"), f"{symbol}USD")
 
-    def minute_close(pair: str, at_ms: np.ndarray) -> np.ndarray:
-        out = np.empty(len(at_ms))
-        day_index = (at_ms - EPOCH_MS) // DAY_MS
-        for day in np.unique(day_index):
-            mask = day_index == day
-            minute = ((at_ms[mask] - EPOCH_MS) % DAY_MS) // MINUTE_MS
-            out[mask] = market.day_bars(pair, int(day)).close[np.clip(minute, 0, MINUTES_PER_DAY - 1)]
-        return out
-
     def usd_prices(symbol: str, at_ms: np.ndarray) -> np.ndarray:
-        usdt_usd = minute_close("USDTUSD", at_ms)
+        usdt_usd = market.closes_at("USDTUSD", at_ms)
         if symbol == "USDT":
             return usdt_usd
         pair = model_pair(symbol)
-        return minute_close(pair, at_ms) * (1.0 if pair.endswith("USD") else usdt_usd)
+        return market.closes_at(pair, at_ms) * (1.0 if pair.endswith("USD") else usdt_usd)
 
     def daily_volume(symbol: str) -> float:
         from crypto_assets.emulator.profiles import profile_for

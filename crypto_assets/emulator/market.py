@@ -188,12 +188,8 @@ class Market:
         sigma_min = profile.annual_vol / math.sqrt(365.0 * n)
         t = np.arange(1, n + 1) / n
         steps *= sigma_min
-        walk = np.cumsum(steps, axis=1)
-        start, end = anchors[day_indices][:, None], anchors[day_indices + 1][:, None]
-        # Brownian bridge: the day ends exactly on the next anchor, so days join without a jump.
-        log_close = start + (end - start) * t
-        log_close += walk - t * walk[:, -1:]
-        close = np.exp(log_close)
+        start = anchors[day_indices][:, None]
+        close = np.exp(_bridge(steps, start, anchors[day_indices + 1][:, None], t))
         # A minute opens at the previous minute's close (the same exp of the same log price).
         open_ = np.concatenate((np.exp(start), close[:, :-1]), axis=1)
         wicks = np.abs(wicks) * sigma_min * 0.6
@@ -219,6 +215,28 @@ class Market:
         taker_base = np.round(volume * taker, qty_decimals)
         taker_quote = np.round(taker_base * typical, 8)
         return DayBars(open_, high, low, close, volume, quote_volume, trades, taker_base, taker_quote)
+
+    def closes_at(self, pair: str, at_ms: np.ndarray) -> np.ndarray:
+        """The close of the minute holding each instant of ``at_ms``: ``day_bars(...).close`` bit
+        for bit, from each day's price steps alone (its first draw), without the wicks, volumes
+        and trades: CoinGecko's points over years ask for a minute of each of thousands of days."""
+        at_ms = np.asarray(at_ms, dtype=np.int64)
+        day_index = (at_ms - EPOCH_MS) // DAY_MS
+        minute = np.clip((at_ms - EPOCH_MS) % DAY_MS // MINUTE_MS, 0, MINUTES_PER_DAY - 1)
+        days, row_of = np.unique(day_index, return_inverse=True)
+        if len(days) and not (0 <= days.min() and days.max() < _ANCHOR_DAYS):
+            raise ValueError("day outside the emulated range (2017-2036)")
+        profile = profile_for(pair)
+        anchors = self._anchors(pair)
+        n = MINUTES_PER_DAY
+        steps = np.empty((len(days), n))
+        for row, day in enumerate(days.tolist()):
+            steps[row] = np.random.default_rng(_seed(self.seed, pair, day)).standard_normal(n)
+        steps *= profile.annual_vol / math.sqrt(365.0 * n)
+        t = np.arange(1, n + 1) / n
+        log_close = _bridge(steps, anchors[days][:, None], anchors[days + 1][:, None], t)
+        close = np.round(np.exp(log_close), price_decimals(profile.price))
+        return close[row_of.reshape(-1), minute]
 
     # ------------------------------------------------------------------ klines
     def klines(
@@ -449,6 +467,15 @@ class Market:
             "buyer_is_maker": bool(rng.random() < 0.5),
             "id": int((minute_ms // MINUTE_MS) * 1000 + sequence),
         }
+
+
+def _bridge(steps: np.ndarray, start: np.ndarray, end: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Log closes of days' minutes (rows) from their scaled steps: a Brownian bridge from the
+    day's anchor to the next, so days join without a jump."""
+    walk = np.cumsum(steps, axis=1)
+    log_close = start + (end - start) * t
+    log_close += walk - t * walk[:, -1:]
+    return log_close
 
 
 def now_ms() -> int:

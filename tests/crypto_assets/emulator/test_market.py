@@ -1,8 +1,15 @@
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 
-from crypto_assets.emulator.market import INTERVAL_MINUTES, Market, price_decimals, quantity_decimals
+from crypto_assets.emulator.market import (
+    EPOCH_MS,
+    INTERVAL_MINUTES,
+    Market,
+    price_decimals,
+    quantity_decimals,
+)
 from crypto_assets.universe import load_universe
 
 DAY = int(datetime(2026, 11, 20, tzinfo=UTC).timestamp() * 1000)
@@ -151,3 +158,25 @@ def test_coarse_klines_equal_their_minutes_across_a_page_of_many_days(market: Ma
         assert candle[1] == minutes[0][1] and candle[4] == minutes[-1][4]
         assert float(candle[2]) == max(float(m[2]) for m in minutes)
         assert candle[8] == sum(m[8] for m in minutes)
+
+
+def test_a_minutes_close_alone_equals_its_days_bars(market: Market):
+    """CoinGecko's points read single minutes of thousands of days: ``closes_at`` draws only the
+    price steps, and must give the very closes ``day_bars`` has (unsorted instants, repeated days,
+    the first and last minute of a day)."""
+    day_ms, minute_ms = 86_400_000, 60_000
+    first = int(datetime(2023, 3, 1, tzinfo=UTC).timestamp() * 1000)
+    at = np.array(
+        [first + 40 * day_ms + 7 * minute_ms, first, first + day_ms - 1, first + 3 * day_ms + 59_999]
+    )
+    at = np.concatenate([at, first + np.arange(0, 400) * day_ms + 12 * 3_600_000])
+    for pair in ("BTCUSDT", "PEPEUSDT", "USDTUSD"):
+        expected = [
+            market.day_bars(pair, (int(a) - EPOCH_MS) // day_ms).close[
+                (int(a) - EPOCH_MS) % day_ms // minute_ms
+            ]
+            for a in at
+        ]
+        assert market.closes_at(pair, at).tolist() == expected
+    with pytest.raises(ValueError, match="outside the emulated range"):
+        market.closes_at("BTCUSDT", np.array([EPOCH_MS - day_ms]))

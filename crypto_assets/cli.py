@@ -137,6 +137,9 @@ class _Runner:
     def assets(self, job_name: str) -> list[str]:
         return self._location.assets(job_name)
 
+    def downstream(self, job_name: str, asset: str) -> set[str]:
+        return self._location.downstream(job_name, asset)
+
     def run(
         self,
         job_name: str,
@@ -239,12 +242,18 @@ class _Background:
     A child process, not a thread: Dagster captures a run's stdout per process, so two runs at
     once in one process would leave the output redirected."""
 
-    def __init__(self, keys: list[str], assets: list[str], lake_root: Path) -> None:
+    def __init__(
+        self, keys: list[str], assets: list[str], lake_root: Path, intervals: list[str], days_per_run: int
+    ) -> None:
         from crypto_assets.automation import CLI_PART_ENV
         from crypto_assets.lake_lock import child_env
 
         command = [sys.executable, "-m", "crypto_assets.cli", "run", "--start", keys[0], "--end", keys[-1]]
         command += ["--no-services", "--no-warm-up", "--assets", ",".join(assets)]
+        # The parent's runs, cut the same way: CoinGecko makes one call per token and run, so a
+        # child left to its own defaults (a month per run with 1m) would make 60 x 37 calls for
+        # five years instead of 37.
+        command += ["--intervals", ",".join(intervals), "--days-per-run", str(days_per_run)]
         # Part of this run: it writes under this process's lake lock.
         self._process = subprocess.Popen(
             command,
@@ -365,19 +374,20 @@ def _run(args: argparse.Namespace, settings: Settings, keys: list[str]) -> int:
         unknown = sorted(set(selected) - set(runner.assets(job_name)))
         if unknown:
             raise CliError(f"--assets: {unknown} are not assets of {job_name}: {runner.assets(job_name)}")
+        raw_config = None if args.no_ingest or "raw_klines" not in selected else {"intervals": intervals}
         markets = None
-        if not args.no_ingest and warm_up is not None and COINGECKO in selected:
+        # (Not in the background part itself: it runs CoinGecko alone.)
+        if not args.no_ingest and COINGECKO in selected and len(selected) > 1:
             # CoinGecko's free plan allows 30 calls a minute (37 tokens: ~75 s of waiting): fetch
-            # the range's USD markets beside the warm-up, which keeps Spark busy meanwhile.
-            markets = _Background(keys, [COINGECKO], settings.lake_root)
+            # the range's USD markets in a child process, beside Spark work that does not read
+            # them: the warm-up, or (no warm-up, as in a deep history) the klines' own layers.
+            markets = _Background(keys, [COINGECKO], settings.lake_root, intervals, days_per_run)
             selected = [a for a in selected if a != COINGECKO]
         if warm_up is not None:
             _warm(runner, warm_up)
-        if markets is not None:
-            markets.wait()
-        for chunk in chunks:
-            raw_config = None if args.no_ingest or "raw_klines" not in selected else {"intervals": intervals}
-            runner.run(job_name, chunk, raw_config, selected)
+        selected = run_chunks(
+            runner, job_name, chunks, selected, raw_config, markets, overlap=warm_up is None
+        )
         if "ml_predictions" in selected and not args.no_train:
             _train_if_nothing_serves(runner, settings, keys)
 
@@ -396,6 +406,34 @@ def _run(args: argparse.Namespace, settings: Settings, keys: list[str]) -> int:
     )
     _say("  lineage:    make dev, then open http://127.0.0.1:3000")
     return 0
+
+
+def run_chunks(
+    runner: Any,
+    job_name: str,
+    chunks: list[list[str]],
+    selected: list[str],
+    raw_config: dict[str, Any] | None,
+    markets: Any,
+    overlap: bool,
+) -> list[str]:
+    """Run ``selected`` over each chunk of days; ``markets`` (a background CoinGecko fetch, or
+    None) must be done before the assets that read it. With ``overlap``, the assets that do not
+    read it run first, beside the fetch (two runs per chunk instead of one, ~2 s each: worth it
+    where the fetch is long, as in a deep history). Returns the assets of the last runs."""
+
+    def run(assets: list[str]) -> None:
+        for chunk in chunks if assets else []:
+            runner.run(job_name, chunk, raw_config if "raw_klines" in assets else None, assets)
+
+    if markets is not None and overlap:
+        reads_markets = runner.downstream(job_name, COINGECKO)
+        run([a for a in selected if a not in reads_markets])
+        selected = [a for a in selected if a in reads_markets]
+    if markets is not None:
+        markets.wait()
+    run(selected)
+    return selected
 
 
 def _train_if_nothing_serves(runner: _Runner, settings: Settings, keys: list[str]) -> None:

@@ -57,6 +57,20 @@ class CodeLocationRunner:
         job = defs.resolve_job_def(job_name)
         return sorted(key.to_user_string() for key in job.asset_layer.executable_asset_keys)
 
+    def downstream(self, job_name: str, asset: str) -> set[str]:
+        """The job's assets that read ``asset``, directly or through others (not ``asset``)."""
+        from crypto_assets.definitions import defs
+
+        graph = defs.resolve_job_def(job_name).asset_layer.asset_graph
+        found: set[AssetKey] = set()
+        frontier = [AssetKey(asset)]
+        while frontier:
+            for child in graph.get(frontier.pop()).child_keys:
+                if child not in found and graph.has(child):
+                    found.add(child)
+                    frontier.append(child)
+        return {key.to_user_string() for key in found}
+
     def _checks_of(self, job_name: str, assets: Sequence[AssetKey]) -> frozenset[AssetCheckKey]:
         """The job's checks on ``assets``, without the freshness checks (the sensor's business)."""
         from crypto_assets.definitions import defs

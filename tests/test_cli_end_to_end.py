@@ -8,6 +8,7 @@ the warm-up logic is the same. `bench/run_footprint.py` measures the defaults on
 
 import subprocess
 import sys
+import time
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -127,3 +128,41 @@ def test_a_fresh_lake_run_is_warm_then_sql(fresh_run, monkeypatch):
         return set(pq.read_table(raw / f"dt={day}").column("interval").to_pylist())
 
     assert intervals(31) == {"1d"} and intervals(30) == intervals(1) == {"1d", "1h"}
+
+
+def test_without_a_warm_up_the_klines_layers_run_beside_the_coingecko_fetch(fresh_run):
+    """A deep history (`--no-warm-up`) spends CoinGecko's rate-limited minutes running the
+    assets that do not read it; the ones that do run after the fetch. Re-runs the fresh run's
+    day (idempotent), on three assets to stay fast."""
+    assert fresh_run.run.returncode == 0
+    env = fresh_run.env
+    assets = "raw_klines,raw_coingecko_markets,silver_token_markets"
+    started = time.time()
+    again = _cli(
+        "run",
+        "--start",
+        DAY,
+        "--end",
+        DAY,
+        "--no-warm-up",
+        "--intervals",
+        "1h,1d",
+        "--assets",
+        assets,
+        env=env,
+    )
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "silver_token_markets" in again.stdout and "raw_coingecko_markets" in again.stdout
+    records = _python(
+        "from dagster import DagsterInstance\n"
+        "for r in DagsterInstance.get().get_run_records():\n"
+        "    keys = sorted(k.to_user_string() for k in r.dagster_run.asset_selection or ())\n"
+        "    print(r.start_time, r.end_time, r.dagster_run.status.value, ','.join(keys))",
+        env,
+    ).splitlines()
+    ours = [line.split() for line in records if float(line.split()[0]) >= started]
+    runs = {fields[3]: (float(fields[0]), float(fields[1])) for fields in ours}
+    assert len(runs) == len(ours) == 3 and {fields[2] for fields in ours} == {"SUCCESS"}
+    klines, fetch, readers = runs["raw_klines"], runs["raw_coingecko_markets"], runs["silver_token_markets"]
+    assert klines[0] < fetch[1]  # the klines' run started while the fetch went on
+    assert readers[0] >= fetch[1]  # the markets' reader started once the fetch was done

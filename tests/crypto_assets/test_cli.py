@@ -4,6 +4,7 @@ from datetime import date
 
 import pytest
 
+from crypto_assets import cli
 from crypto_assets.cli import CliError, format_table, partition_keys
 
 TODAY = date(2026, 11, 24)
@@ -107,3 +108,68 @@ def test_the_local_instance_queues_runs_one_at_a_time(tmp_path, monkeypatch):
     (home / "dagster.yaml").write_text(mine)
     prepare_dagster_home(Settings.from_env())
     assert (home / "dagster.yaml").read_text() == mine  # a user's own config is left alone
+
+
+class _Recorder:
+    """A runner and a background fetch that record what ran, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, ...]] = []
+
+    def run(self, job_name: str, keys: list[str], raw_config: dict | None, assets: list[str]) -> None:
+        self.events.append(("run", keys[0], raw_config is not None, *assets))
+
+    def downstream(self, job_name: str, asset: str) -> set[str]:
+        assert asset == "raw_coingecko_markets"
+        return {"silver_token_markets", "gold_market_features"}
+
+    def wait(self) -> None:
+        self.events.append(("wait",))
+
+
+SELECTED = ["raw_klines", "bronze_klines", "silver_token_markets", "gold_market_features"]
+
+
+def test_a_deep_history_runs_what_does_not_read_coingecko_beside_its_fetch():
+    recorder = _Recorder()
+    last = cli.run_chunks(
+        recorder,
+        "market_data_job",
+        [["d1", "d2"], ["d3"]],
+        SELECTED,
+        {"intervals": ["1h"]},
+        recorder,
+        overlap=True,
+    )
+    assert recorder.events == [
+        ("run", "d1", True, "raw_klines", "bronze_klines"),
+        ("run", "d3", True, "raw_klines", "bronze_klines"),
+        ("wait",),
+        # The readers of the markets: after the fetch, and without the raw klines' config.
+        ("run", "d1", False, "silver_token_markets", "gold_market_features"),
+        ("run", "d3", False, "silver_token_markets", "gold_market_features"),
+    ]
+    assert last == ["silver_token_markets", "gold_market_features"]
+
+
+def test_without_overlap_the_fetch_is_awaited_before_one_run_per_chunk():
+    recorder = _Recorder()
+    cli.run_chunks(
+        recorder, "market_data_job", [["d1"]], SELECTED, {"intervals": ["1h"]}, recorder, overlap=False
+    )
+    assert recorder.events == [("wait",), ("run", "d1", True, *SELECTED)]
+    recorder.events.clear()
+    cli.run_chunks(recorder, "market_data_job", [["d1"]], SELECTED, None, None, overlap=True)
+    assert recorder.events == [("run", "d1", False, *SELECTED)]
+
+
+def test_the_assets_downstream_of_coingecko_come_from_the_job_graph():
+    from dagster import DagsterInstance
+
+    from crypto_assets.launch import CodeLocationRunner
+
+    runner = CodeLocationRunner(DagsterInstance.ephemeral())
+    readers = runner.downstream("market_data_job", "raw_coingecko_markets")
+    assert {"silver_token_markets", "gold_market_features", "ml_predictions"} <= readers
+    assert not readers & {"raw_coingecko_markets", "raw_klines", "bronze_klines", "silver_bars_1h"}
+    assert readers < set(runner.assets("market_data_job"))

@@ -103,6 +103,7 @@ def create_app(market: Market, config: EmulatorConfig | None = None) -> Starlett
     ledger = WeightLedger(int(config.weight_window_seconds * 1000))
     book = faults.FaultBook()
     calls: dict[str, int] = defaultdict(int)
+    klines_served: dict[str, int] = defaultdict(int)  # "SYMBOL interval" -> klines pages answered
 
     def served(handler: Callable, weight: int = 0) -> Callable:
         """Every HTTP route: armed faults first, then Binance's weight accounting, then the handler."""
@@ -173,6 +174,7 @@ def create_app(market: Market, config: EmulatorConfig | None = None) -> Starlett
                 "rejected_429": ledger.rejected,
                 "calls": dict(calls),
                 "faults_fired": book.fired,
+                "klines_served": dict(klines_served),
             }
         )
 
@@ -257,6 +259,7 @@ def create_app(market: Market, config: EmulatorConfig | None = None) -> Starlett
         if start is not None and end is not None and start > end:
             return _error(400, -1023, "Start time is greater than end time.")
         rows = market.klines(symbol, interval, start_ms=start, end_ms=end, limit=limit, now_ms=config.clock())
+        klines_served[f"{symbol} {interval}"] += 1
         return JSONResponse(rows)
 
     async def stream_socket(websocket: WebSocket) -> None:

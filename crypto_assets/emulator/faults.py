@@ -1,7 +1,8 @@
 """Faults on demand, so every failure path of the ingestion is tested for real over HTTP.
 
-Armed through the admin route ``POST /_emulator/faults`` (or ``crypto-analytics emulator
---fault``), each fault hits the next ``count`` requests whose path starts with ``route``.
+Armed through the admin route ``POST /_emulator/faults``, each fault hits the next ``count``
+requests whose path starts with ``route``, after letting the first ``after`` of them through (a
+source that fails half-way through a run).
 """
 
 from __future__ import annotations
@@ -23,12 +24,15 @@ class Fault:
     count: int = 1
     retry_after: int = 1
     delay: float = 2.0
+    after: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}; one of {KINDS}")
         if self.count < 1:
             raise ValueError("count must be >= 1")
+        if self.after < 0:
+            raise ValueError("after must be >= 0")
 
 
 class FaultBook:
@@ -51,6 +55,9 @@ class FaultBook:
         with self._lock:
             for fault in self._faults:
                 if path.startswith(fault.route):
+                    if fault.after > 0:
+                        fault.after -= 1
+                        return None
                     fault.count -= 1
                     if fault.count == 0:
                         self._faults.remove(fault)

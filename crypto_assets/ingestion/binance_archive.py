@@ -4,7 +4,10 @@ One zipped CSV per pair, interval and day (or month), verified against its ``.CH
 (SHA-256) before a single row is used. Spot files switched ``open_time`` / ``close_time`` from
 milliseconds to microseconds on 2025-01-01: both are read, and rows come out in milliseconds,
 the same :class:`Kline` as the REST client's. A file that is not published yet is ``None``,
-so the caller can fall back to REST for that day.
+so the caller can fall back to REST for that day. A file that does not match its checksum, or is
+not a zip, is downloaded again with its ``.CHECKSUM`` (a corrupted download is transient), with
+the client's retry budget and backoff; after that :class:`ChecksumMismatch` or
+:class:`~crypto_assets.ingestion.http.UnreadableBody` is raised, and the caller falls back to REST.
 """
 
 from __future__ import annotations
@@ -26,13 +29,13 @@ from crypto_assets.ingestion.binance import (
     klines_from_frame,
     validate_kline_frame,
 )
-from crypto_assets.ingestion.http import MalformedPayload, NotFound, RetryingHttp, SourceError
+from crypto_assets.ingestion.http import MalformedPayload, NotFound, RetryingHttp, UnreadableBody
 
 MICROSECOND_THRESHOLD = 10**14  # ms timestamps are ~1.7e12 until year 5138; µs are ~1.7e15
 
 
-class ChecksumMismatch(SourceError):
-    """The archive file does not match its published SHA-256: never used."""
+class ChecksumMismatch(UnreadableBody):
+    """The archive file does not match its published SHA-256: never used (downloaded again)."""
 
 
 def daily_path(pair: str, interval: str, day: date) -> str:
@@ -88,7 +91,7 @@ class BinanceArchiveClient:
 
     def fetch_frame(self, path: str) -> pd.DataFrame | None:
         """The verified rows of one archive file as a kline frame, or None when not published."""
-        text = self._verified_text(path)
+        text = self.http.read(lambda: self._verified_text(path))
         return None if text is None else archive_frame(text)
 
     def fetch(self, path: str) -> list[Kline] | None:
@@ -97,6 +100,7 @@ class BinanceArchiveClient:
         return None if frame is None else klines_from_frame(frame)
 
     def _verified_text(self, path: str) -> str | None:
+        """One download of the file and its checksum, verified and unzipped."""
         try:
             payload = self.http.get(path).content
             published = self.http.get(path + ".CHECKSUM").text
@@ -115,7 +119,7 @@ class BinanceArchiveClient:
                     raise MalformedPayload(f"{path}: expected one CSV in the zip, found {names}")
                 return archive.read(names[0]).decode()
         except zipfile.BadZipFile as exc:
-            raise MalformedPayload(f"{path}: not a valid zip file ({exc})") from exc
+            raise UnreadableBody(f"{path}: not a valid zip file ({exc})") from exc
 
     def day(self, pair: str, interval: str, day: date) -> list[Kline] | None:
         frame = self.day_frame(pair, interval, day)

@@ -4,8 +4,12 @@
   budget, so concurrent workers slow down together instead of each earning its own 429;
 - 418: the IP is banned; :class:`Banned` at once, never a retry;
 - 5xx, timeouts, dropped connections: exponential backoff with full jitter, ``max_retries`` times;
+- a 200 whose body cannot be read (cut JSON, a zip that is not a zip, a checksum that does not
+  match): :class:`UnreadableBody`, retried like a 5xx (a cut connection or a corrupted download is
+  transient on a real network), then raised;
 - any other 4xx: :class:`RequestRejected` with the server's message;
-- a 200 whose body is not the expected format: :class:`MalformedPayload`.
+- a body that reads but does not have the documented shape (a field of the wrong type, pages out
+  of order): :class:`MalformedPayload` at once, since asking again returns the same thing.
 """
 
 from __future__ import annotations
@@ -15,11 +19,12 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class SourceError(RuntimeError):
@@ -44,6 +49,10 @@ class Unavailable(SourceError):
 
 class MalformedPayload(SourceError):
     """The response body is not what the endpoint documents."""
+
+
+class UnreadableBody(MalformedPayload):
+    """A body that could not be read at all (cut short, corrupted): transient, so retried."""
 
 
 class NotFound(SourceError):
@@ -139,6 +148,7 @@ class RetryingHttp:
         )
         self.responses = 0
         self.rate_limited = 0
+        self.unreadable = 0  # bodies retried because they could not be read
 
     def close(self) -> None:
         self._http.close()
@@ -198,13 +208,34 @@ class RetryingHttp:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def get_json(self, path: str, params: dict[str, Any] | None = None, **kwargs: Any) -> Any:
-        response = self.get(path, params, **kwargs)
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise MalformedPayload(
-                f"{self.base_url}{path} returned HTTP 200 with a body that is not JSON: {response.text[:120]!r}"
-            ) from exc
+        """The decoded JSON body; a body that does not decode is fetched again (``read``)."""
+
+        def decoded() -> Any:
+            response = self.get(path, params, **kwargs)
+            try:
+                return response.json()
+            except ValueError as exc:
+                raise UnreadableBody(
+                    f"{self.base_url}{path} returned HTTP 200 with a body that is not JSON:"
+                    f" {response.text[:120]!r}"
+                ) from exc
+
+        return self.read(decoded)
+
+    def read(self, fetch: Callable[[], T]) -> T:
+        """``fetch()`` (which makes its own requests and reads their bodies), called again while
+        it raises :class:`UnreadableBody`: ``max_retries`` times with the 5xx backoff, then the
+        last error is raised, saying how many attempts were made. A body that reads but has the
+        wrong shape (:class:`MalformedPayload`) is not retried: the server would send it again."""
+        for attempt in range(self.max_retries + 1):
+            try:
+                return fetch()
+            except UnreadableBody as exc:
+                if attempt == self.max_retries:
+                    raise type(exc)(f"{exc} (after {attempt + 1} attempts)") from exc
+                self.unreadable += 1
+                self._backoff(attempt, str(exc)[:200])
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _backoff(self, attempt: int, why: str) -> None:
         # Full jitter: spreads retries of concurrent callers instead of synchronising them.

@@ -15,6 +15,7 @@ from crypto_assets.pipeline_config import load_pipeline_config
 from crypto_assets.publishing import publish
 from crypto_assets.raw.fetch import EXCHANGE_SOURCES, PairReport, fetch_klines, fetch_plan
 from crypto_assets.raw.fetch import INTERVAL as MINUTE
+from crypto_assets.raw.fetched import FetchedPeriods
 from crypto_assets.raw.merge import exchange_rows, merge_raw
 from crypto_assets.raw.schema import RAW_KEY, RAW_KLINES_SCHEMA
 from crypto_assets.universe import load_universe
@@ -83,6 +84,11 @@ def raw_klines(
     ranges (pages of 1,000 under the shared weight budget). Prices and volumes stay the
     exchange's decimal strings; rows carry their source, interval and ingestion time; candles
     still open are never written.
+
+    Transient faults (429, 5xx, timeouts, cut or corrupted bodies) are retried; an archive day
+    that stays corrupted or unavailable comes from REST instead (``archive_fallbacks``). When a
+    run fails anyway, the pair-periods it had fetched are kept and its retry fetches only the
+    rest (``pairs_reused``); nothing reaches the partitions before every pair is in.
     """
     window = context.partition_time_window
     starts = config.starts(window.start, window.end)
@@ -91,6 +97,7 @@ def raw_klines(
     frames: list[pd.DataFrame] = []
     reports: list[PairReport] = []
     not_listed: set[str] = set()
+    kept = FetchedPeriods(lake.root, binance.rest_url, binance.archive_url, binance.klines_source)
     with binance.client() as rest, binance.archive_client() as archive:
         listed = rest.trading_symbols()
         for interval, start in starts.items():
@@ -112,11 +119,17 @@ def raw_klines(
                     datetime.now(UTC),
                     monthly=monthly,
                     interval=interval,
+                    kept=kept,
                 )
                 frames.append(frame)
-                reports += [PairReport(f"{r.pair} {interval}", r.rows, r.source) for r in period_reports]
+                day = period_start.date().isoformat()
+                reports += [
+                    PairReport(f"{r.pair} {interval}", r.rows, r.source, r.fallback and f"{day}: {r.fallback}", r.reused)
+                    for r in period_reports
+                ]  # fmt: skip
         used_weight = rest.used_weight
         rate_limited = rest.http.rate_limited
+        unreadable = rest.http.unreadable + archive.http.unreadable
     if not_listed:
         context.log.warning(f"listed in the universe but unknown to the exchange: {sorted(not_listed)}")
     # Empty frames are left out of the concat (pandas warns on them) unless all are empty.
@@ -153,8 +166,13 @@ def raw_klines(
             "pairs_not_on_exchange": MetadataValue.json(sorted(not_listed)),
             "exchange_used_weight_1m": MetadataValue.int(used_weight or 0),
             "http_429_received": MetadataValue.int(rate_limited),
+            "unreadable_bodies_retried": MetadataValue.int(unreadable),
+            "archive_fallbacks": MetadataValue.json({r.pair: r.fallback for r in reports if r.fallback}),
+            "pairs_reused": MetadataValue.int(sum(r.reused for r in reports)),
         },
     )
+    # The partitions hold them now: a later run of these days fetches afresh.
+    kept.discard_used()
 
 
 def _total_rows(reports: list[PairReport]) -> dict[str, int]:

@@ -14,6 +14,7 @@ from crypto_assets.ingestion.binance import (
     klines_frame,
     parse_kline,
 )
+from crypto_assets.ingestion.http import UnreadableBody
 
 DAY = int(datetime(2026, 11, 20, tzinfo=UTC).timestamp() * 1000)
 
@@ -161,16 +162,47 @@ def test_4xx_is_not_retried_and_keeps_binance_code():
     assert info.value.code == -1121 and sleeps == []
 
 
-def test_non_json_and_wrong_shapes_are_malformed():
-    client, _ = _client(lambda r: httpx.Response(200, text='[[1634943780000, "60685.2'))
-    with pytest.raises(MalformedPayload, match="not JSON"):
+def test_a_body_that_is_not_json_is_fetched_again_then_named():
+    bodies = ['[[1634943780000, "60685.2', json.dumps([_kline(DAY)])]
+    attempts = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        attempts.append(request)
+        return httpx.Response(200, text=bodies[min(len(attempts) - 1, 1)])
+
+    client, sleeps = _client(handler, backoff_seconds=1.0)
+    assert len(client.klines("BTCUSDT", "1m", DAY, DAY + 60_000)) == 1  # a cut body is transient
+    assert len(attempts) == 2 and len(sleeps) == 1 and client.http.unreadable == 1
+
+    client, sleeps = _client(lambda r: httpx.Response(200, text='[[1634943780000, "60685.2'), max_retries=2)
+    with pytest.raises(UnreadableBody, match=r"not JSON.*\(after 3 attempts\)"):
         client.klines("BTCUSDT", "1m", DAY, DAY + 60_000)
-    client, _ = _client(lambda r: httpx.Response(200, json={"symbols": "nope"}))
-    with pytest.raises(MalformedPayload, match="symbols"):
-        client.exchange_info()
-    client, _ = _client(lambda r: httpx.Response(200, json=[_kline(DAY + 60_000), _kline(DAY)]))
-    with pytest.raises(MalformedPayload, match="ascending"):
-        client.klines("BTCUSDT", "1m", DAY, DAY + 120_000)
+    assert len(sleeps) == 2  # the 5xx backoff between attempts
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"symbols": "nope"}, "symbols"),
+        ([_kline(DAY + 60_000), _kline(DAY)], "ascending"),
+        ([[DAY, 1.0, "2", "0.5", "1.5", "10", DAY + 59_999, "15", 3, "5", "7.5", "0"]], "decimal string"),
+    ],
+)
+def test_a_body_that_reads_but_has_the_wrong_shape_fails_at_once(body, message):
+    attempts = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        attempts.append(request)
+        return httpx.Response(200, json=body)
+
+    client, sleeps = _client(handler)
+    with pytest.raises(MalformedPayload, match=message) as info:
+        if isinstance(body, dict):
+            client.exchange_info()
+        else:
+            client.klines("BTCUSDT", "1m", DAY, DAY + 120_000)
+    assert not isinstance(info.value, UnreadableBody)
+    assert len(attempts) == 1 and sleeps == []  # asking again would return the same thing
 
 
 @pytest.mark.integration

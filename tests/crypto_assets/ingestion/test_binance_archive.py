@@ -92,12 +92,51 @@ def test_unpublished_days_and_pairs_are_none(emulator_url):
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("kind", ["bad_checksum", "truncated"])
-def test_damaged_files_are_refused_over_http(emulator_url, faults, kind):
+@pytest.mark.parametrize(
+    ("kind", "on", "damaged_attempts"),
+    # A route matches the paths it starts: the zip's route damages the zip and its checksum.
+    [("bad_checksum", ".CHECKSUM", 2), ("truncated", "", 1), ("truncated", ".CHECKSUM", 2)],
+)
+def test_a_damaged_download_is_fetched_again_with_its_checksum(
+    emulator_url, faults, kind, on, damaged_attempts
+):
     route = daily_path("SOLUSDT", "1m", date(2024, 3, 2))
-    faults(route + (".CHECKSUM" if kind == "bad_checksum" else ""), kind)
-    with BinanceArchiveClient(emulator_url) as archive, pytest.raises(ChecksumMismatch):
+    faults(route + on, kind, count=2)
+    with BinanceArchiveClient(emulator_url, backoff_seconds=0.01) as archive:
+        klines = archive.fetch(route)
+        assert archive.http.unreadable == damaged_attempts
+    with BinanceClient(emulator_url) as rest:
+        assert klines == rest.klines("SOLUSDT", "1m", 1709337600000, 1709337600000 + 86_400_000)
+
+
+@pytest.mark.integration
+def test_a_file_damaged_every_time_is_refused_after_the_retries(emulator_url, faults):
+    route = daily_path("SOLUSDT", "1m", date(2024, 3, 4))
+    faults(route + ".CHECKSUM", "bad_checksum", count=3)
+    with (
+        BinanceArchiveClient(emulator_url, backoff_seconds=0.01, max_retries=2) as archive,
+        pytest.raises(ChecksumMismatch, match=r"SOLUSDT-1m-2024-03-04.zip: .*after 3 attempts"),
+    ):
         archive.fetch(route)
+    stats = httpx.get(f"{emulator_url}/_emulator/stats").json()
+    assert stats["faults_fired"]["bad_checksum"] >= 3  # the checksum was fetched again each time
+
+
+def test_a_zip_that_is_not_a_zip_is_fetched_again():
+    """Its checksum matches (the damage happened before it was published): read, refused, retried."""
+    payloads = [b"not a zip", _zip("1672531200000,1,2,0.5,1.5,10,1672531259999,15,3,5,7.5,0\n")]
+    sent: list[bytes] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith(".CHECKSUM"):
+            return httpx.Response(200, text=f"{hashlib.sha256(sent[-1]).hexdigest()}  x.zip")
+        sent.append(payloads[min(len(sent), 1)])
+        return httpx.Response(200, content=sent[-1])
+
+    transport = httpx.MockTransport(handler)
+    client = BinanceArchiveClient("http://archive.test", transport=transport, sleep=lambda _: None)
+    assert len(client.fetch("/x.zip")) == 1
+    assert client.http.unreadable == 1 and len(sent) == 2
 
 
 @pytest.mark.integration

@@ -57,10 +57,19 @@ def test_slow_responses_time_out_and_are_retried(emulator_url, faults):
         assert len(_klines(client)) == 60
 
 
-def test_truncated_json_is_a_malformed_payload(emulator_url, faults):
-    faults("/api/v3/klines", "truncated", count=1)
-    with BinanceClient(emulator_url) as client, pytest.raises(MalformedPayload, match="not JSON"):
-        _klines(client)
+def test_a_truncated_body_is_fetched_again(emulator_url, faults):
+    faults("/api/v3/klines", "truncated", count=2)
+    with BinanceClient(emulator_url, backoff_seconds=0.05) as client:
+        klines = _klines(client)
+        assert client.http.unreadable == 2
+    assert len(klines) == 60 and len({k.open_time for k in klines}) == 60
+
+
+def test_a_body_truncated_every_time_fails_naming_the_url_and_attempts(emulator_url, faults):
+    faults("/api/v3/klines", "truncated", count=10)
+    with BinanceClient(emulator_url, backoff_seconds=0.01, max_retries=2) as client:
+        with pytest.raises(MalformedPayload, match=r"/api/v3/klines .*not JSON.*after 3 attempts"):
+            _klines(client)
 
 
 def test_the_budget_keeps_a_fast_client_under_the_weight_limit(emulator_url):

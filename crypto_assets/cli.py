@@ -154,7 +154,8 @@ class _Runner:
             PARTITION_NAME_TAG,
         )
 
-        run_config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+        # One line per warning on the terminal; a failure's stack stays in the run's event log.
+        run_config: dict[str, Any] = {"loggers": {"terminal": {"config": {"log_level": "WARNING"}}}}
         if raw_config is not None:
             run_config["ops"] = {"raw_klines": {"config": raw_config}}
         t0 = time.monotonic()
@@ -211,13 +212,26 @@ class _Runner:
             self.warnings.append(line)
             _say(f"  ! {line}")
         if not result.success:
-            failure = next(
-                (e for e in result.all_events if e.event_type_value in ("STEP_FAILURE", "RUN_FAILURE")),
-                None,
+            raise CliError(
+                f"partitions {label} failed: {failure_cause(result.all_events)}"
+                f" (run id {result.run_id}; its log with the stack trace: `make dev`)"
             )
-            message = failure.message if failure else "unknown error"
-            raise CliError(f"partitions {label} failed: {message} (run id {result.run_id}; see `make dev`)")
         _say(f"  {label:<22}  {job_name} done in {time.monotonic() - t0:.1f} s")
+
+
+def failure_cause(events: Sequence[Any]) -> str:
+    """``<step>: <Error>: <what our code said>`` for a failed run's first failure (the innermost
+    cause, one line: the URL, file or value the error names), else the run failure's message."""
+    from crypto_assets.terminal import error_line
+
+    for event in events:
+        if event.event_type_value == "STEP_FAILURE":
+            return f"{event.step_key}: {error_line(event.event_specific_data.error)}"
+    for event in events:
+        if event.event_type_value == "RUN_FAILURE":
+            error = getattr(event.event_specific_data, "error", None)
+            return error_line(error) if error is not None else event.message or "unknown error"
+    return "unknown error"
 
 
 def _day_list(days: list[str]) -> str:
@@ -254,6 +268,7 @@ class _Background:
         # child left to its own defaults (a month per run with 1m) would make 60 x 37 calls for
         # five years instead of 37.
         command += ["--intervals", ",".join(intervals), "--days-per-run", str(days_per_run)]
+        self._assets = assets
         # Part of this run: it writes under this process's lake lock.
         self._process = subprocess.Popen(
             command,
@@ -266,7 +281,12 @@ class _Background:
     def wait(self) -> None:
         output, _ = self._process.communicate()
         if self._process.returncode != 0:
-            raise CliError(f"the background run failed (exit {self._process.returncode}):\n{output[-3000:]}")
+            lines = [line for line in output.splitlines() if line.strip()]
+            said = next((line for line in reversed(lines) if line.startswith("crypto-analytics: ")), None)
+            last = (said or (lines[-1] if lines else "no output")).removeprefix("crypto-analytics: ")
+            raise CliError(
+                f"the background run of {', '.join(self._assets)} failed (exit {self._process.returncode}): {last}"
+            )
         for line in output.splitlines():
             if line.startswith("  ") and (" rows " in line or " done in " in line or "FAILED" in line):
                 _say(line)

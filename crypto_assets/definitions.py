@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dagster import Definitions, in_process_executor
+from dagster import Definitions, colored_console_logger, in_process_executor
 
 from crypto_assets.assets import ASSETS
 from crypto_assets.freshness import FRESHNESS_CHECKS
@@ -14,6 +14,7 @@ from crypto_assets.jobs import (
     refinement_job,
     targets_refresh_job,
 )
+from crypto_assets.terminal import terminal_logger
 from resources.environment import build_resources
 from resources.settings import Settings
 from sensors import schedules, sensors
@@ -39,6 +40,9 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
         resources=build_resources(settings),
         # One process per run: a Spark JVM per step would cost ~5 s each for small partitions.
         executor=in_process_executor,
+        # Dagster's console logger for runs of the UI (its default); the CLI's runs ask for the
+        # one-line terminal logger in their run config.
+        loggers={"console": colored_console_logger, "terminal": terminal_logger},
     )
 
 

@@ -166,3 +166,80 @@ def test_without_a_warm_up_the_klines_layers_run_beside_the_coingecko_fetch(fres
     klines, fetch, readers = runs["raw_klines"], runs["raw_coingecko_markets"], runs["silver_token_markets"]
     assert klines[0] < fetch[1]  # the klines' run started while the fetch went on
     assert readers[0] >= fetch[1]  # the markets' reader started once the fetch was done
+
+
+def _raw_only_env(tmp_path: Path, emulator_url: str, warehouse_port: int) -> dict[str, str]:
+    from tests.conftest import _small_universe, local_server_env
+
+    return local_server_env(
+        tmp_path,
+        emulator_url,
+        warehouse_port,
+        "T_CLI_FAULTS",
+        UNIVERSE_FILE=str(_small_universe(tmp_path / "universe.yaml")),
+        DAGSTER_URL="http://127.0.0.1:9",
+    )
+
+
+RAW_ONLY = (
+    "run",
+    "--start",
+    DAY,
+    "--end",
+    DAY,
+    "--no-warm-up",
+    "--intervals",
+    "1m",
+    "--assets",
+    "raw_klines",
+)
+
+
+def test_a_run_rides_out_cut_bodies_and_takes_a_corrupted_archive_day_from_rest(
+    tmp_path, emulator_url, warehouse_port, faults
+):
+    """Two cut REST bodies, a cut archive file and a checksum that never matches (6 attempts):
+    one run, exit 0, BTCUSDT's minutes from REST equal to the archive's, and the run says why."""
+    from crypto_assets.ingestion.binance_archive import daily_path
+
+    env = _raw_only_env(tmp_path, emulator_url, warehouse_port)
+    btc = daily_path("BTCUSDT", "1m", date.fromisoformat(DAY))
+    faults("/api/v3/exchangeInfo", "truncated", count=2)
+    faults(daily_path("ETHUSDT", "1m", date.fromisoformat(DAY)), "truncated", count=1)
+    faults(btc + ".CHECKSUM", "bad_checksum", count=6)
+    run = _cli(*RAW_ONLY, env=env)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "BTCUSDT 2024-06-03: archive failed after its retries, fetching from REST instead" in run.stderr
+    raw = pq.read_table(Path(env["LAKE_ROOT"]) / "raw" / "raw_klines" / f"dt={DAY}").to_pandas()
+    sources = raw.groupby("symbol")["source"].agg(set).to_dict()
+    assert sources == {
+        "BTCUSDT": {"binance_rest"},
+        "DOGEUSDT": {"binance_archive"},
+        "ETHUSDT": {"binance_archive"},
+    }
+    assert raw.groupby("symbol").size().to_dict() == dict.fromkeys(sources, 1440)
+    metadata = _python(
+        "from dagster import AssetKey, DagsterInstance\n"
+        "m = DagsterInstance.get().get_latest_materialization_event(AssetKey('raw_klines')).asset_materialization\n"
+        "print(m.metadata['archive_fallbacks'].value, m.metadata['unreadable_bodies_retried'].value)",
+        env,
+    )
+    assert "'BTCUSDT 1m': '2024-06-03: ChecksumMismatch: " in metadata and "(after 6 attempts)" in metadata
+    # Retried: 2 exchangeInfo bodies, ETH's zip once, BTC's file 5 times (the 6th attempt gave up).
+    assert metadata.endswith(" 8")
+    assert not any((Path(env["LAKE_ROOT"]) / ".fetched").rglob("*.parquet"))  # landed: nothing kept
+
+
+def test_a_failed_run_names_its_cause_on_the_last_line(tmp_path, emulator_url, warehouse_port, faults):
+    """An IP ban is not transient: the run stops at once, and its last line says where and why;
+    the stack trace stays in the run's event log."""
+    env = _raw_only_env(tmp_path, emulator_url, warehouse_port)
+    faults("/api/v3/exchangeInfo", "418", count=1, retry_after=120)
+    run = _cli(*RAW_ONLY, env=env)
+    assert run.returncode == 2
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        f"crypto-analytics: partitions {DAY} failed: raw_klines: Banned: http://127.0.0.1:"
+    )
+    assert "/api/v3/exchangeInfo: HTTP 418, this IP is banned" in last and "(run id " in last
+    assert "Stack Trace" not in run.stdout + run.stderr and "Traceback" not in run.stdout + run.stderr

@@ -78,7 +78,10 @@ INSTANCE_CONFIG = Path(__file__).resolve().parent / "config" / "dagster.yaml"
 # What earlier versions wrote (the first one, then SHA-256s of later ones): replaced by the
 # current instance config; anything else is the user's own and is left alone.
 _OLD_INSTANCE_CONFIG = "telemetry:\n  enabled: false\n"
-_OLD_INSTANCE_CONFIG_SHA256 = {"274d07be669dd315f01cd65ec90188df5586b63f91664e103571d08a93126a88"}
+_OLD_INSTANCE_CONFIG_SHA256 = {
+    "274d07be669dd315f01cd65ec90188df5586b63f91664e103571d08a93126a88",
+    "00b2091b3726d1d93eb8507077eab29346bc5b0a01c8b58431c224e49114989a",  # before python_logs
+}
 
 
 def _shipped_before(text: str) -> bool:

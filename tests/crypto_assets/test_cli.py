@@ -104,6 +104,11 @@ def test_the_local_instance_queues_runs_one_at_a_time(tmp_path, monkeypatch):
     (home / "dagster.yaml").write_text(PREVIOUS_INSTANCE_CONFIG)
     prepare_dagster_home(Settings.from_env())
     assert (home / "dagster.yaml").read_text() == INSTANCE_CONFIG.read_text()
+    # And the one before our loggers were captured into the event log (python_logs).
+    shipped = INSTANCE_CONFIG.read_text()
+    (home / "dagster.yaml").write_text(shipped[: shipped.index("\n# Warnings of our own")])
+    prepare_dagster_home(Settings.from_env())
+    assert (home / "dagster.yaml").read_text() == shipped
     mine = "telemetry:\n  enabled: true\n"
     (home / "dagster.yaml").write_text(mine)
     prepare_dagster_home(Settings.from_env())

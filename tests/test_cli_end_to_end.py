@@ -251,3 +251,44 @@ def test_a_failed_run_names_its_cause_on_the_last_line(tmp_path, emulator_url, w
     )
     assert "/api/v3/exchangeInfo: HTTP 418, this IP is banned" in last and "(run id " in last
     assert "Stack Trace" not in run.stdout + run.stderr and "Traceback" not in run.stdout + run.stderr
+
+
+def test_a_failed_warm_up_resumes_fetching_only_what_it_missed(
+    tmp_path, emulator_url, warehouse_port, faults
+):
+    """The exchange goes down after two of the warm-up's pages: the run fails with no partition
+    written, and its re-run fetches only the pages the first one did not get (the emulator's
+    count of klines pages served per pair)."""
+    import httpx
+
+    from tests.conftest import _short_look_back
+
+    env = _raw_only_env(tmp_path, emulator_url, warehouse_port)
+    env["PIPELINE_CONFIG"] = str(_short_look_back(tmp_path / "pipeline.yaml"))
+    lake = Path(env["LAKE_ROOT"])
+    command = ("run", "--start", DAY, "--end", DAY, "--intervals", "1h", "--assets", "raw_klines")
+
+    def served() -> dict[str, int]:
+        return httpx.get(f"{emulator_url}/_emulator/stats").json()["klines_served"]
+
+    def fetched(before: dict[str, int], after: dict[str, int]) -> set[str]:
+        return {key for key, count in after.items() if count > before.get(key, 0)}
+
+    start = served()
+    faults("/api/v3/klines", "500", count=1000, after=2)
+    failed = _cli(*command, env=env)
+    httpx.delete(f"{emulator_url}/_emulator/faults")
+    assert failed.returncode == 2 and "raw_klines: Unavailable: " in failed.stderr.splitlines()[-1]
+    assert not (lake / "raw" / "raw_klines").exists() or not any((lake / "raw" / "raw_klines").glob("dt=*"))
+    middle = served()
+    first = fetched(start, middle)
+    assert len(first) == 2 and all(key.endswith(" 1d") for key in first)  # 1d comes first
+
+    again = _cli(*command, env=env)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    second = fetched(middle, served())
+    pairs = {f"{pair}USDT" for pair in ("BTC", "ETH", "DOGE")}
+    warm_up = {f"{p} 1d" for p in pairs} | {f"{p} 1h" for p in pairs}
+    # The warm-up fetched only what the failed run had not; the day itself is its own 1h page.
+    assert second & warm_up == warm_up - first
+    assert not any((lake / ".fetched").rglob("*.parquet"))  # landed: nothing kept any more

@@ -77,4 +77,4 @@ bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf .airflow .test-artifacts .dagster .pytest_cache .ruff_cache lake/raw lake/bronze lake/silver lake/warehouse lake/logs
+	rm -rf .airflow .test-artifacts .dagster .pytest_cache .ruff_cache lake/raw lake/bronze lake/silver lake/warehouse lake/logs lake/.fetched

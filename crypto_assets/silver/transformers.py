@@ -211,6 +211,10 @@ def macd(ctx: FeatureContext, fast: int = 12, slow: int = 26, signal: int = 9) -
     return Feature(columns, ctx.span(slow_bars) + ctx.span(signal_bars), recursion=compute)
 
 
+# Bands narrower than this share of the middle band are rounding noise of a flat window.
+FLAT_BAND_RELATIVE = 1e-12
+
+
 @transformer
 def bollinger(ctx: FeatureContext, window: int = 20, stdevs: float = 2) -> Feature:
     """Bollinger bands: mean +- ``stdevs`` population stdevs of the last ``window`` closes."""
@@ -226,7 +230,11 @@ def bollinger(ctx: FeatureContext, window: int = 20, stdevs: float = 2) -> Featu
         spread = np.sqrt(moments.sxx / window)
         upper, lower = middle + stdevs * spread, middle - stdevs * spread
         with np.errstate(invalid="ignore", divide="ignore"):
-            pct_b = np.where(upper > lower, (close - lower) / (upper - lower), np.nan)
+            # A flat window's band is rounding noise (twenty closes of 1.0003 average to
+            # 1.0002999999999997: a band 9e-16 wide), not a band: %B is null there. Real bands are
+            # at least a tick wide, ~1e-8 of the price even for PEPE.
+            flat = (upper - lower) <= FLAT_BAND_RELATIVE * np.abs(middle)
+            pct_b = np.where(flat, np.nan, (close - lower) / (upper - lower))
             width = (upper - lower) / middle
         return {
             names["middle"]: middle,

@@ -130,3 +130,21 @@ def test_returns_never_span_a_gap(real_hourly_features):
     # 14:00 follows the 12:00-13:00 outage: no 1h return, a 4h return (from 10:00) exists.
     assert row["return_1h"] is None and row["return_4h"] is not None
     assert row["rsi_14"] is not None  # bar-based indicators continue over observed bars
+
+
+def test_bollinger_pct_b_is_null_on_a_flat_window_despite_rounding():
+    """Real USDC, 2022-05-07 21:00 -> 05-08 01:00: twenty closes of 1.0003, whose mean comes out
+    1.0002999999999997; the band is 9e-16 wide and %B was 0.75."""
+    import numpy as np
+
+    from crypto_assets.silver.transformers import FeatureContext, bollinger
+
+    feature = bollinger(FeatureContext("1h", load_pipeline_config()), window=20)
+    closes = np.array([1.0003] * 20 + [1.0004])
+    bars = pd.DataFrame({"close": closes, "seconds": np.arange(21) * 3600})
+    values = feature.recursion(bars)
+    assert np.isnan(values["bb_pct_b_20"][19])  # flat: no band to be a share of
+    window = closes[1:]  # a real band (one tick up) keeps its %B
+    sd = window.std()
+    expected = (closes[-1] - (window.mean() - 2 * sd)) / (4 * sd)
+    assert values["bb_pct_b_20"][20] == pytest.approx(expected, rel=1e-9)

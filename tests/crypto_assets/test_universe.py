@@ -38,6 +38,11 @@ def test_lifecycle_facts_from_the_real_data():
     # USDC was suspended from 2022-09-26 to 2023-03-11 14:00.
     assert universe.token("USDC").pair_on("binance", *_day("2023-01-10")) is None
     assert universe.token("USDC").pair_on("binance", *_day("2023-03-11")) == "USDCUSDT"
+    # TUSD traded through 2021-2022 (12,309 real hourly bars), suspended as USDC was.
+    assert universe.token("TUSD").pair_on("binance", *_day("2021-06-01")) == "TUSDUSDT"
+    assert universe.token("TUSD").pair_on("binance", *_day("2022-09-25")) == "TUSDUSDT"
+    assert universe.token("TUSD").pair_on("binance", *_day("2023-01-10")) is None
+    assert universe.token("TUSD").pair_on("binance", *_day("2023-03-12")) == "TUSDUSDT"
     # AGIX and OCEAN merged into FET on 2024-07-01.
     assert universe.token("AGIX").pair_on("binance", *_day("2024-07-01")) is None
 

@@ -80,9 +80,15 @@ def coverage_result(
 ) -> AssetCheckResult:
     present_set, expected_set = set(present), set(expected)
     missing = sorted(expected_set - present_set)
+    # Nothing expected and nothing there: nothing was evaluated, which is not a pass. Said once,
+    # with the reason (e.g. no minute data in range for 5m bars), instead of a token list.
+    nothing = not expected_set and not present_set
     return AssetCheckResult(
         check_name=check_name,
-        passed=not missing,
+        passed=not missing and not nothing,
+        description="nothing to evaluate: " + "; ".join(sorted(set(unavailable.values())))
+        if nothing
+        else None,
         severity=AssetCheckSeverity.WARN,
         metadata={
             "expected_tokens": len(expected_set),

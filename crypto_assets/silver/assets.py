@@ -101,6 +101,7 @@ def build_bars_asset(interval: str) -> AssetsDefinition:
             time_column="open_time",
             keys=KEYS,
             observed=~F.col("is_gap"),
+            coverage=_no_source_data(bronze, interval),
             validators=validators,
             extra_aggregates={
                 f"bars_from_{source}": F.sum((F.col("bar_source") == source).cast("int"))
@@ -112,6 +113,20 @@ def build_bars_asset(interval: str) -> AssetsDefinition:
             bronze.unpersist()
 
     return _bars
+
+
+def _no_source_data(bronze: DataFrame, interval: str) -> tuple[list[str], dict[str, str]] | None:
+    """For an interval that is only resampled (5m: not an ingested interval), when the range has
+    no klines of it or finer: no token can have bars, so coverage says that once instead of
+    listing every token as missing. None otherwise (coverage as usual)."""
+    if interval in CONFIG.ingest_intervals:
+        return None
+    sources = [interval, *finer_intervals(interval)]
+    if not bronze.where(F.col("interval").isin(sources)).isEmpty():
+        return None
+    return [], {
+        "*": f"no {'/'.join(sorted(sources))} klines in range: {interval} bars are resampled from them"
+    }
 
 
 def _bar_sources(interval: str) -> list[str]:

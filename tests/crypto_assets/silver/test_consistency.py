@@ -72,3 +72,28 @@ def _day(day: str):
 
     start = datetime.fromisoformat(day).replace(tzinfo=UTC)
     return start, start + timedelta(days=1)
+
+
+def test_5m_bars_without_minute_data_say_so_once(local_env, spark):
+    """A range with only 1h klines: 5m bars cannot exist, and coverage says why, once, instead of
+    calling every token missing (nor passing: nothing was evaluated)."""
+    job = build_definitions(Settings.from_env()).resolve_job_def("history_job")
+    selection = [AssetKey(a) for a in ("raw_klines", "bronze_klines", "silver_bars_5m")]
+    result = job.execute_in_process(
+        partition_key="2024-03-06",
+        instance=DagsterInstance.ephemeral(),
+        asset_selection=selection,
+        run_config={"ops": {"raw_klines": {"config": {"intervals": ["1h"]}}}},
+    )
+    assert result.success
+    (coverage,) = [
+        e
+        for e in result.get_asset_check_evaluations()
+        if e.asset_key == AssetKey("silver_bars_5m") and e.check_name == "token_coverage"
+    ]
+    assert not coverage.passed and coverage.severity.value == "WARN"
+    assert coverage.metadata["missing_tokens"].value == []
+    assert (
+        coverage.description
+        == "nothing to evaluate: no 1m/5m klines in range: 5m bars are resampled from them"
+    )

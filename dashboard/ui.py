@@ -51,6 +51,7 @@ class Filters:
     last_day: date
     all_tokens: tuple[str, ...]
     categories: dict[str, str]  # token -> category
+    no_match: str = ""  # what was searched for when no token matches it (pages then show nothing)
 
     @property
     def shown_tokens(self) -> list[str]:
@@ -126,6 +127,10 @@ def sidebar() -> Filters | None:
         selected = tuple(options)
     else:
         selected = ()
+    # An empty selection means every token: a search that matches nothing must not become that.
+    narrowed = [f"“{search.strip()}”"] if search.strip() else []
+    narrowed += [f"in {', '.join(chosen_categories)}"] if chosen_categories else []
+    no_match = " ".join(narrowed) if not options and narrowed else ""
     return Filters(
         tokens=selected,
         start=start,
@@ -135,6 +140,7 @@ def sidebar() -> Filters | None:
         last_day=last_day,
         all_tokens=all_tokens,
         categories=categories,
+        no_match=no_match,
     )
 
 
@@ -157,7 +163,8 @@ def _date_range(picked: object, default_start: date, last_day: date) -> tuple[da
 
 
 def current_filters() -> Filters | None:
-    """For a page: the filters, or stop with the reason there are none."""
+    """For a page: the filters, or stop with the reason there are none (no data, or no token
+    matching the sidebar's search)."""
     filters = st.session_state.get("filters")
     if filters is None:
         problem = st.session_state.get("data_problem", "No data yet.")
@@ -165,6 +172,12 @@ def current_filters() -> Filters | None:
             st.error(problem, icon=":material/power_off:")
         else:
             st.info(problem, icon=":material/table_view:")
+        st.stop()
+    if filters.no_match:
+        st.info(
+            f"No token matches {filters.no_match}. Clear the search (or the categories) to see every token.",
+            icon=":material/search_off:",
+        )
         st.stop()
     return filters
 

@@ -126,6 +126,19 @@ def test_an_injection_attempt_in_every_text_widget_changes_nothing(warehouse, pa
     assert int(rows["n"].iloc[0]) == 6 * 72
 
 
+@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize(("search", "categories"), [("NOPE", []), (INJECTION, []), ("BTC", ["Meme"])])
+def test_a_search_that_matches_no_token_says_so_and_shows_nothing_else(warehouse, page, search, categories):
+    at = _open(page, token_search=search, categories=categories)
+    assert not at.exception
+    assert [i.value for i in at.info] == [
+        f"No token matches “{search}”"
+        + (" in Meme" if categories else "")
+        + ". Clear the search (or the categories) to see every token."
+    ]
+    assert not at.get("plotly_chart") and not at.dataframe and not at.metric
+
+
 def test_a_catalogue_choice_outside_its_fixed_list_is_refused():
     with pytest.raises(data.DashboardDataError, match="unknown choice"):
         data.bars("1h; DROP TABLE X", "BTC", date(2024, 3, 1), date(2024, 3, 1))

@@ -5,10 +5,30 @@ No Streamlit and no warehouse here, so every number a page shows can be tested o
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
 INTERVAL_FREQ = {"1h": "h", "1d": "D"}
+
+
+PRICE_DIGITS = 5
+
+
+def price_text(value: float) -> str:
+    """A price with 5 significant digits at any magnitude (PEPE 0.00001089, SHIB 0.00000808, BTC
+    101,234.50: at least cents, thousands separated); empty when missing. A number format of one
+    precision would show micro-priced tokens as 0.000008 or BTC as 1.0123e+5."""
+    if value is None or value != value:
+        return ""
+    magnitude = math.floor(math.log10(abs(value))) if value else 0
+    decimals = max(2, PRICE_DIGITS - 1 - magnitude)
+    text = f"{value:,.{decimals}f}"
+    if decimals > 2:
+        whole, fraction = text.split(".")
+        text = f"{whole}.{fraction.rstrip('0').ljust(2, '0')}"
+    return text
 
 
 def snapshot(recent: pd.DataFrame, daily: pd.DataFrame) -> pd.DataFrame:

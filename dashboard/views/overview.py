@@ -30,7 +30,7 @@ shown = pd.DataFrame(
     {
         "token": snap["token"],
         "category": snap["category"],
-        "price": snap["close"].map(lambda v: float(f"{v:.6g}")),
+        "price": snap["close"].astype(float).map(analytics.price_text),
         "1h %": (snap["change_1h"] * 100).round(2),
         "24h %": (snap["change_24h"] * 100).round(2),
         "7d %": (snap["change_7d"] * 100).round(2),

@@ -120,3 +120,21 @@ def test_dagster_status_says_when_the_ui_is_down():
 
     status = health.dagster_status(f"http://127.0.0.1:{free_port()}", timeout=1)
     assert not status.reachable and "ConnectError" in (status.error or "")
+
+
+@pytest.mark.parametrize(
+    ("price", "shown"),
+    [
+        (8.08e-06, "0.00000808"),  # SHIB: was 0.000008
+        (1.089e-05, "0.00001089"),  # PEPE: was 0.00001
+        (1.2345678e-06, "0.0000012346"),
+        (0.5, "0.50"),
+        (1.0003, "1.0003"),
+        (23.456789, "23.457"),
+        (101234.567, "101,234.57"),
+        (0.0, "0.00"),
+        (float("nan"), ""),
+    ],
+)
+def test_prices_keep_five_significant_digits_at_any_magnitude(price, shown):
+    assert analytics.price_text(price) == shown

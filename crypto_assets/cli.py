@@ -681,6 +681,9 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
             "true",
             "--browser.gatherUsageStats",
             "false",
+            # A dashboard for readers: no Deploy button or developer menu in the header.
+            "--client.toolbarMode",
+            "minimal",
         ]
         _say(f"Dashboard on http://{args.host}:{args.port} (Ctrl-C to stop)")
         return _serve(command)

@@ -67,6 +67,8 @@ def candlestick(
     fig.update_layout(
         height=420 + 160 * len(panels), xaxis_rangeslider_visible=False, margin={"t": 40, "b": 20}
     )
+    fig.update_yaxes(title_text="price (USDT)", row=1, col=1)
+    fig.update_yaxes(title_text=f"volume ({token})", row=2, col=1)
     return fig
 
 

@@ -113,6 +113,20 @@ def dagster_status(url: str | None = None, timeout: float = 3.0) -> DagsterStatu
     return DagsterStatus(url, pd.DataFrame(assets), pd.DataFrame(checks))
 
 
+FAILED = ("FAILED", "EXECUTION_FAILED")
+
+
+def failing_checks(checks: pd.DataFrame) -> list[str]:
+    """Each failing check by name: ``asset.check`` with its severity and partition when known."""
+    if checks.empty:
+        return []
+    names = []
+    for row in checks[checks["status"].isin(FAILED)].itertuples():
+        details = [str(v) for v in (row.severity, row.partition) if isinstance(v, str) and v]
+        names.append(f"{row.asset}.{row.check}" + (f" ({', '.join(details)})" if details else ""))
+    return names
+
+
 def lake_freshness(lake_root: Path, today: date | None = None) -> pd.DataFrame:
     """The newest daily partition of every asset in the lake, and how many days old it is."""
     today = today or datetime.now(UTC).date()

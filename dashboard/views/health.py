@@ -56,15 +56,13 @@ if not status.reachable:
     )
 else:
     st.markdown(f"From [{status.url}]({status.url}).")
-    failing = (
-        status.checks[status.checks["status"].isin(["FAILED", "EXECUTION_FAILED"])]
-        if len(status.checks)
-        else status.checks
-    )
+    failing = health.failing_checks(status.checks)
     cols = st.columns(3)
     cols[0].metric("Assets", len(status.assets))
     cols[1].metric("Checks", len(status.checks))
     cols[2].metric("Failing checks", len(failing))
+    if failing:
+        st.warning("Failing: " + ", ".join(failing), icon=":material/rule:")
     link = {"link": st.column_config.LinkColumn("link", display_text="open in Dagster")}
     ui.table(status.assets, "dagster-assets", column_config=link)
     if len(status.checks):

@@ -1,6 +1,7 @@
 """Predictions: the latest prediction per token, and how the served predictions really do
 against the realised 24h outcome and the naive baselines, per day and per category."""
 
+import pandas as pd
 import plotly.express as px
 import streamlit as st
 
@@ -61,9 +62,12 @@ left, right = st.columns(2)
 metric = left.radio("Metric", ["accuracy", "ic", "brier"], horizontal=True, key="prediction_metric")
 by = right.radio("By", ["day", "category"], horizontal=True, key="prediction_breakdown")
 if by == "day":
+    # Days as categories: one day on a date axis is drawn as milliseconds around midnight.
+    days = overall.assign(dt=pd.to_datetime(overall["dt"]).dt.strftime("%Y-%m-%d"))
     fig = px.line(
-        overall, x="dt", y=metric, color="predictor", markers=True, title=f"{metric} per day, all tokens"
+        days, x="dt", y=metric, color="predictor", markers=True, title=f"{metric} per day, all tokens"
     )
+    fig.update_xaxes(type="category", title_text="day (UTC)")
 else:
     fig = px.bar(
         summary[summary["scope"] != "all"], x="scope", y=metric, color="predictor", barmode="group",

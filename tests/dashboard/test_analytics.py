@@ -138,3 +138,33 @@ def test_dagster_status_says_when_the_ui_is_down():
 )
 def test_prices_keep_five_significant_digits_at_any_magnitude(price, shown):
     assert analytics.price_text(price) == shown
+
+
+def test_failing_checks_are_named():
+    checks = pd.DataFrame(
+        [
+            {
+                "asset": "raw_klines",
+                "check": "token_coverage",
+                "status": "FAILED",
+                "severity": "WARN",
+                "partition": "2026-12-04",
+            },
+            {
+                "asset": "bronze_klines",
+                "check": "ohlc_consistent",
+                "status": "SUCCEEDED",
+                "severity": None,
+                "partition": None,
+            },
+            {
+                "asset": "gold_x",
+                "check": "schema",
+                "status": "EXECUTION_FAILED",
+                "severity": None,
+                "partition": None,
+            },
+        ]
+    )
+    assert health.failing_checks(checks) == ["raw_klines.token_coverage (WARN, 2026-12-04)", "gold_x.schema"]
+    assert health.failing_checks(pd.DataFrame()) == []

@@ -57,3 +57,5 @@ def test_the_sidebar_keeps_its_choices_across_pages(dashboard_url):
         assert load.charts == 1
         expect(page.get_by_test_id("stMain").get_by_text("1d bars observed", exact=False)).to_be_visible()
         expect(sidebar.get_by_label("1d", exact=True)).to_be_checked()
+        # A dashboard for readers: Streamlit's Deploy button is not in the header.
+        expect(page.get_by_text("Deploy", exact=True)).to_have_count(0)

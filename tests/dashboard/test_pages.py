@@ -1,5 +1,6 @@
 """Every page through Streamlit's AppTest, on the synthetic warehouse (fakesnow in-process)."""
 
+import json
 from datetime import date
 from pathlib import Path
 
@@ -105,6 +106,9 @@ def test_the_sidebar_drives_the_queries(warehouse):
 
 def test_explorer_draws_an_outage_as_a_gap(warehouse):
     at = _open("views/explorer.py", categories=["Meme"])
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert spec["layout"]["yaxis"]["title"]["text"] == "price (USDT)"
+    assert spec["layout"]["yaxis2"]["title"]["text"] == "volume (DOGE)"
     assert at.selectbox(key="explorer_token").value == "DOGE"
     assert any("2 missing or gap bars" in c.value for c in at.caption), [c.value for c in at.caption]
 
@@ -193,6 +197,12 @@ def test_prediction_performance_by_day_and_by_category(warehouse):
             at = _open("views/predictions.py", prediction_breakdown=by, prediction_metric=metric)
             assert not at.exception and len(at.get("plotly_chart")) == 2, (by, metric)
     summary = at.dataframe[-1].value
+    day = json.loads(
+        _open("views/predictions.py", prediction_breakdown="day").get("plotly_chart")[-1].proto.spec
+    )
+    # Days on a category axis, named as days: one day is not drawn as milliseconds around midnight.
+    assert day["layout"]["xaxis"]["type"] == "category"
+    assert all(len(x) == 10 and x[4] == "-" for trace in day["data"] for x in trace["x"])
     served = summary[(summary["scope"] == "all") & (summary["predictor"] == "served")].iloc[0]
     assert served["outcomes"] == 48 and served["accuracy"] == 0.55
 

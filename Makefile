@@ -10,6 +10,13 @@ AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 export LAKE_ROOT ?= $(CURDIR)/lake
 
+# Ports of the local servers: `make dev DAGSTER_PORT=3001`, `make airflow AIRFLOW_PORT=8090`, ...
+DAGSTER_PORT   ?= 3000
+DASHBOARD_PORT ?= 8501
+AIRFLOW_PORT   ?= 8080
+# Where Airflow's DAGs find Dagster (the webserver of `make dev`).
+DAGSTER_URL    ?= http://127.0.0.1:$(DAGSTER_PORT)
+
 .PHONY: install run test dev dashboard browser airflow airflow-venv lint format bench clean
 
 install: $(STAMP)
@@ -31,13 +38,14 @@ test: $(STAMP) browser $(AIRFLOW_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## make dev: Dagster UI + daemon on http://127.0.0.1:3000 with the embedded services
+## make dev: Dagster UI + daemon on http://127.0.0.1:3000 (DAGSTER_PORT) with the embedded services
 dev: $(STAMP)
-	$(BIN)/crypto-analytics dev
+	$(BIN)/crypto-analytics dev --port $(DAGSTER_PORT)
 
-## make dashboard: the Streamlit dashboard on http://127.0.0.1:8501 (starts the embedded warehouse)
+## make dashboard: the Streamlit dashboard on http://127.0.0.1:8501 (DASHBOARD_PORT; starts the
+## embedded warehouse)
 dashboard: $(STAMP)
-	$(BIN)/crypto-analytics dashboard
+	$(BIN)/crypto-analytics dashboard --port $(DASHBOARD_PORT)
 
 # Debian's chromium for the dashboard's real-browser test (Playwright drives it; it never
 # downloads a browser of its own).
@@ -55,13 +63,19 @@ $(AIRFLOW_STAMP): airflow_bridge/requirements.txt
 	$(AIRFLOW_VENV)/bin/python -m pip install --quiet -r airflow_bridge/requirements.txt
 	touch $(AIRFLOW_STAMP)
 
-## make airflow: Airflow standalone (scheduler, API server, UI on http://127.0.0.1:8080) with the
-## DAGs that trigger the Dagster jobs of `make dev` (DAGSTER_URL, default http://127.0.0.1:3000)
+## make airflow: Airflow standalone (scheduler, API server, UI on http://127.0.0.1:8080, AIRFLOW_PORT)
+## with the DAGs that trigger the Dagster jobs of `make dev` (DAGSTER_URL, default
+## http://127.0.0.1:$(DAGSTER_PORT)). The port moves the API server and the execution API its
+## tasks report to together: the second alone stays at localhost:8080 and every task fails.
 airflow: $(AIRFLOW_STAMP)
 	AIRFLOW_HOME=$(CURDIR)/.airflow \
 	AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/airflow_bridge/dags \
 	AIRFLOW__CORE__LOAD_EXAMPLES=False \
 	AIRFLOW__API__HOST=127.0.0.1 \
+	AIRFLOW__API__PORT=$(AIRFLOW_PORT) \
+	AIRFLOW__API__BASE_URL=http://127.0.0.1:$(AIRFLOW_PORT) \
+	AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$(AIRFLOW_PORT)/execution/ \
+	DAGSTER_URL=$(DAGSTER_URL) \
 	PYTHONPATH=$(CURDIR) PATH=$(CURDIR)/$(AIRFLOW_VENV)/bin:$$PATH \
 	$(AIRFLOW_VENV)/bin/airflow standalone
 

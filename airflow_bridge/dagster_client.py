@@ -62,7 +62,9 @@ query Failure($runId: ID!) {
     ... on EventConnection {
       events {
         __typename
-        ... on ExecutionStepFailureEvent { stepKey error { message cause { message cause { message } } } }
+        ... on ExecutionStepFailureEvent {
+          stepKey error { className message cause { className message cause { className message } } }
+        }
         ... on RunFailureEvent { message }
       }
     }
@@ -86,6 +88,30 @@ class DagsterError(RuntimeError):
     """Dagster refused a request or a run did not succeed; the message is Dagster's own."""
 
 
+class DagsterUnreachable(DagsterError):
+    """The webserver did not answer: transient (it restarts, the network comes back)."""
+
+
+# A step failure worth another try: its cause is outside the job (an exchange, a service or the
+# network that did not answer, a body cut on the way), not its code, config or data.
+TRANSIENT_ERRORS = frozenset(
+    {
+        "Unavailable", "UnreadableBody", "ChecksumMismatch", "ServiceError", "ConnectionError",
+        "ConnectError", "ConnectTimeout", "ReadTimeout", "TimeoutError", "OperationalError",
+    }
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RunFailure:
+    """Why a run failed (Dagster's words) and whether trying again may help: yes when no step
+    failed (the run itself died: its process, its start) or every failed step's error chain
+    names a transient error."""
+
+    message: str
+    transient: bool
+
+
 @dataclass
 class DagsterClient:
     url: str
@@ -104,7 +130,7 @@ class DagsterClient:
             )
             response.raise_for_status()
         except httpx.HTTPError as exc:
-            raise DagsterError(f"the Dagster webserver at {self.url} did not answer: {exc}") from exc
+            raise DagsterUnreachable(f"the Dagster webserver at {self.url} did not answer: {exc}") from exc
         body = response.json()
         if body.get("errors"):
             raise DagsterError(
@@ -180,20 +206,25 @@ class DagsterClient:
             raise DagsterError(f"run {run_id}: {found.get('message', found['__typename'])}")
         return str(found["status"])
 
-    def failure(self, run_id: str) -> str:
-        """Dagster's own account of why a run failed: each failed step's error, then the run's."""
+    def failure(self, run_id: str) -> RunFailure:
+        """Dagster's own account of why a run failed (each failed step's error, then the run's),
+        and whether it is transient."""
         found = self._post(FAILURE, {"runId": run_id})["logsForRun"]
         messages = []
+        steps_transient: list[bool] = []
         for event in found.get("events", []):
             if event["__typename"] == "ExecutionStepFailureEvent":
                 # The step error wraps the user's exception: report the innermost cause.
                 error = event["error"] or {}
+                classes = {error.get("className")}
                 while error.get("cause"):
                     error = error["cause"]
+                    classes.add(error.get("className"))
                 messages.append(f"step {event['stepKey']}: {str(error.get('message', '')).strip()}")
+                steps_transient.append(bool(classes & TRANSIENT_ERRORS))
             elif event["__typename"] == "RunFailureEvent" and event.get("message"):
                 messages.append(event["message"].strip())
-        return " | ".join(messages) or "no failure event recorded"
+        return RunFailure(" | ".join(messages) or "no failure event recorded", all(steps_transient))
 
     def terminate(self, run_id: str, *, settle: float = 30.0) -> str:
         """Ask Dagster to stop the run until it is stopping or over; returns its status then.

@@ -1,5 +1,11 @@
 """DagsterJobOperator: launch one Dagster job (for the partition of the Airflow data interval),
-wait for it, and fail with Dagster's own message. Nothing else happens in Airflow."""
+wait for it, and fail with Dagster's own message. Nothing else happens in Airflow.
+
+Only what may succeed on another try is left to Airflow's retries: Dagster unreachable, or a run
+that failed for a transient reason (its process died; a source or service did not answer).
+Everything else fails at once, without a retry: an unknown partition or job, a launch Dagster
+refused, a run canceled on purpose in Dagster, a run that timed out, and a step that failed on
+its code, config or data."""
 
 from __future__ import annotations
 
@@ -9,15 +15,24 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk import BaseHook, BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_bridge.dagster_client import DagsterClient, DagsterError
+from airflow_bridge.dagster_client import DagsterClient, DagsterError, DagsterUnreachable
 
 DEFAULT_CONN_ID = "dagster_default"
 DEFAULT_URL = "http://127.0.0.1:3000"
 
 
 class DagsterJobFailed(RuntimeError):
-    """The Dagster run failed, was canceled, or could not be launched (Dagster's reason inside)."""
+    """The Dagster run failed for a transient reason, or Dagster did not answer: retried."""
+
+
+class DagsterJobRefused(AirflowFailException):
+    """The run cannot succeed by trying again (Dagster's reason inside): failed without a retry."""
+
+
+def _fail(exc: DagsterError) -> Exception:
+    return DagsterJobFailed(str(exc)) if isinstance(exc, DagsterUnreachable) else DagsterJobRefused(str(exc))
 
 
 def client_from(conn_id: str) -> DagsterClient:
@@ -106,7 +121,7 @@ class DagsterJobOperator(BaseOperator):
             }
             self.run_id = client.launch(self.job_name, partition, tags)
         except DagsterError as exc:
-            raise DagsterJobFailed(str(exc)) from None
+            raise _fail(exc) from None
         self.log.info(
             "Dagster run %s of %s (partition %s): %s/runs/%s",
             self.run_id,
@@ -118,14 +133,21 @@ class DagsterJobOperator(BaseOperator):
         try:
             status = client.wait(self.run_id, timeout=self.dagster_timeout, poll=self.poll_interval)
         except DagsterError as exc:
-            raise DagsterJobFailed(str(exc)) from None
+            raise _fail(exc) from None
         except BaseException:
             # Airflow's execution_timeout or a kill arrives here as an exception: stop the run too.
             self._terminate()
             raise
+        if status == "CANCELED":
+            raise DagsterJobRefused(
+                f"Dagster run {self.run_id} of {self.job_name} was canceled in Dagster: not retried"
+            )
         if status != "SUCCESS":
-            reason = client.failure(self.run_id) if status == "FAILURE" else "the run was canceled"
-            raise DagsterJobFailed(f"Dagster run {self.run_id} of {self.job_name} {status}: {reason}")
+            failure = client.failure(self.run_id)
+            message = f"Dagster run {self.run_id} of {self.job_name} {status}: {failure.message}"
+            if failure.transient:
+                raise DagsterJobFailed(f"{message} (transient: Airflow retries it)")
+            raise DagsterJobRefused(f"{message} (not transient: not retried)")
         return self.run_id
 
     def _terminate(self) -> None:

@@ -78,6 +78,9 @@ class Universe:
     # (venue, market) -> pair templates such as "{token}USDT": pairs other venues and markets name
     # the same way, valid for every token with a canonical listing (e.g. Binance USDT-M futures).
     templates: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    # (venue, market) -> tokens the templates do not apply to (Binance futures list SHIB only as
+    # the per-1,000 contract 1000SHIBUSDT: there is no SHIBUSDT there).
+    template_exceptions: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
     _by_symbol: dict[str, Token] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -102,9 +105,10 @@ class Universe:
             for listing in token.listings
             if listing.exchange == exchange and listing.market == market
         }
+        skipped = self.template_exceptions.get((exchange, market), frozenset())
         for template in self.templates.get((exchange, market), ()):
             for token in self.tokens:
-                if token.listings:
+                if token.listings and token.symbol not in skipped:
                     known.setdefault(template.format(token=token.symbol), token)
         return known
 
@@ -214,13 +218,23 @@ def _parse(raw: dict) -> Universe:
     symbols = [t.symbol for t in tokens]
     if len(set(symbols)) != len(symbols):
         raise UniverseError("duplicate token symbols in the universe file")
-    templates = {
-        (item["venue"], _market(item.get("market", "spot"), f"markets: {item['venue']}")): tuple(
-            item["pairs"]
-        )
+    markets = {
+        (item["venue"], _market(item.get("market", "spot"), f"markets: {item['venue']}")): item
         for item in raw.get("markets", [])
     }
-    return Universe(quote_asset=raw.get("quote_asset", "USDT"), tokens=tuple(tokens), templates=templates)
+    templates = {key: tuple(item["pairs"]) for key, item in markets.items()}
+    exceptions = {
+        key: frozenset(item.get("except", ())) for key, item in markets.items() if item.get("except")
+    }
+    stray = sorted({s for skipped in exceptions.values() for s in skipped} - set(symbols))
+    if stray:
+        raise UniverseError(f"markets: 'except' names unknown tokens {stray}")
+    return Universe(
+        quote_asset=raw.get("quote_asset", "USDT"),
+        tokens=tuple(tokens),
+        templates=templates,
+        template_exceptions=exceptions,
+    )
 
 
 def load_universe(path: str | Path | None = None) -> Universe:

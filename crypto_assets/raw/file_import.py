@@ -247,9 +247,17 @@ def read_file(
     universe = universe or load_universe()
     market = resolve_market(path, market)
     known = universe.pairs(venue, market)
+    named_symbol, named_interval = name_parts(path)
+    if symbol is not None and named_symbol is not None and symbol != named_symbol:
+        raise ImportError_(
+            f"{path}: --symbol {symbol} contradicts the pair its name gives, {named_symbol}; rename the"
+            " file or leave out --symbol"
+        )
+    for pair in (symbol, named_symbol):
+        if pair is not None:
+            _refuse_per_thousand(path, pair)
     if symbol is not None and symbol not in known:
         raise ImportError_(_unknown_pair(symbol, venue, market, known))
-    named_symbol, named_interval = name_parts(path)
     table, problems = _table(path)
     lines = table["_line"]
     time_column = next((c for c in TIME_COLUMNS if c in table.columns), None)
@@ -262,6 +270,8 @@ def read_file(
     symbol_column = next((c for c in SYMBOL_COLUMNS if c in table.columns), None)
     if symbol_column is not None:
         pairs = table[symbol_column].astype(str).str.strip().str.upper()
+        for pair in pairs.unique():
+            _refuse_per_thousand(path, str(pair))
         expected = symbol or named_symbol
         if expected is not None:
             other = pairs != expected
@@ -355,6 +365,23 @@ def read_file(
     return ParsedFile(
         path, venue, market, out[[f.name for f in RAW_KLINES_SCHEMA.fields]].reset_index(drop=True)
     )
+
+
+# Futures quoting a multiple of the coin: 1000SHIBUSDT is the price of 1,000 SHIB.
+_PER_MANY = re.compile(r"^(?P<many>1000000|1000|1M)(?P<pair>[A-Z][A-Z0-9]+)$")
+
+
+def _refuse_per_thousand(path: Path, pair: str) -> None:
+    """A per-1,000 contract's prices are 1,000x the coin's: stored beside the coin's pair they would
+    read as its price x1,000, so such files are refused, saying why."""
+    found = _PER_MANY.match(pair)
+    if found:
+        many = {"1M": "1,000,000", "1000000": "1,000,000", "1000": "1,000"}[found["many"]]
+        raise ImportError_(
+            f"{path}: {pair} is a per-{many} contract (one unit is {many} of the coin, as on Binance"
+            f" futures): its prices are {many}x {found['pair']}'s. Such contracts are not imported:"
+            f" their rows would read as the coin's price x{many}"
+        )
 
 
 def _iso(ms: int) -> str:

@@ -43,12 +43,14 @@ def test(file: str, day: str, *dag_ids: str) -> dict:
         dag = next(v for v in namespace.values() if getattr(v, "dag_id", None) == dag_id)
         started = time.monotonic()
         run = dag.test(logical_date=datetime.fromisoformat(day).replace(tzinfo=UTC))
-        logs = Path(os.environ["AIRFLOW_HOME"], "logs").glob(f"dag_id={dag_id}/**/*.log")
+        logs = sorted(Path(os.environ["AIRFLOW_HOME"], "logs").glob(f"dag_id={dag_id}/**/*.log"))
         results[dag_id] = {
             "state": str(run.state),
             "data_interval_start": str(run.data_interval_start),
             "seconds": round(time.monotonic() - started, 1),
             "log": "\n".join(p.read_text() for p in logs),
+            # One log file per try of the task (attempt=1.log, attempt=2.log, ...).
+            "tries": len({p.name for p in logs if p.name.startswith("attempt=")}),
         }
     return results
 

@@ -1,5 +1,6 @@
 """A small Dagster code location for the Airflow bridge's tests: a daily-partitioned asset job
-that records the partition it ran, a job that fails with a known message, and a slow one.
+that records the partition it ran, a job that fails with a known message, one that fails as a
+network does (transient), and a slow one.
 (The bridge only launches, waits and reports: what the job computes does not matter to it.)"""
 
 import os
@@ -34,6 +35,11 @@ def refuse(context: OpExecutionContext) -> None:
 
 
 @op
+def lose_connection(context: OpExecutionContext) -> None:
+    raise ConnectionError("the exchange did not answer (bridge test)")
+
+
+@op
 def linger(context: OpExecutionContext) -> None:
     time.sleep(300)
 
@@ -41,6 +47,11 @@ def linger(context: OpExecutionContext) -> None:
 @job
 def failing_job() -> None:
     refuse()
+
+
+@job
+def flaky_job() -> None:
+    lose_connection()
 
 
 @job
@@ -53,6 +64,7 @@ defs = Definitions(
     jobs=[
         define_asset_job("ok_job", selection=[bridge_partition], partitions_def=partitions),
         failing_job,
+        flaky_job,
         slow_job,
     ],
 )

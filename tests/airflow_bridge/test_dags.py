@@ -22,7 +22,7 @@ SIDE = Path(__file__).with_name("airflow_side.py")
 RUNS = "{ runsOrError { ... on Runs { results { runId jobName status tags { key value } } } } }"
 
 TEST_DAGS = """
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from airflow.sdk import DAG
 from airflow.timetables.interval import CronDataIntervalTimetable
@@ -30,15 +30,18 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 from airflow_bridge.operator import DagsterJobOperator
 
 
+# One retry, a second apart: what fails fast must not use it, what is transient must.
 def make(dag_id, **options):
     with DAG(dag_id, schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
-             start_date=datetime(2024, 1, 1), catchup=False) as dag:
+             start_date=datetime(2024, 1, 1), catchup=False,
+             default_args={"retries": 1, "retry_delay": timedelta(seconds=1)}) as dag:
         DagsterJobOperator(task_id="run", poll_interval=0.5, **options)
     return dag
 
 
 ok = make("bridge_ok", job_name="ok_job")
 failing = make("bridge_failing", job_name="failing_job", partitioned=False)
+flaky = make("bridge_flaky", job_name="flaky_job", partitioned=False)
 bad_key = make("bridge_bad_key", job_name="ok_job", partition_key="1999-01-01")
 slow = make("bridge_timeout", job_name="slow_job", partitioned=False, dagster_timeout=6)
 """
@@ -138,7 +141,7 @@ def dag_runs(airflow, dagster_url):
     url, _ = dagster_url
     before_bad_key = None
     results: dict[str, dict] = {}
-    for group in (["bridge_ok", "bridge_failing"], ["bridge_bad_key"], ["bridge_timeout"]):
+    for group in (["bridge_ok", "bridge_failing", "bridge_flaky"], ["bridge_bad_key"], ["bridge_timeout"]):
         if group == ["bridge_bad_key"]:
             before_bad_key = len(_runs(url))
         found, output = _side(env, "test", str(dags), "2024-03-02", *group)
@@ -179,22 +182,30 @@ def test_a_run_processes_the_day_of_its_data_interval_and_is_tagged(dag_runs, da
     )
 
 
-def test_a_failing_job_fails_the_task_with_dagsters_message(dag_runs):
+def test_a_failing_job_fails_the_task_with_dagsters_message_without_a_retry(dag_runs):
     result = dag_runs["bridge_failing"]
-    assert result["state"] == "failed"
+    assert result["state"] == "failed" and result["tries"] == 1, result["output"][-3000:]
     assert "quota exceeded (bridge test)" in result["output"] and "step refuse" in result["output"]
+    assert "not transient: not retried" in result["output"]
+
+
+def test_a_transient_failure_is_retried(dag_runs):
+    result = dag_runs["bridge_flaky"]
+    assert result["state"] == "failed" and result["tries"] == 2, result["output"][-3000:]
+    assert "the exchange did not answer (bridge test)" in result["output"]
+    assert "transient: Airflow retries it" in result["output"]
 
 
 def test_an_unknown_partition_fails_fast_and_launches_nothing(dag_runs):
     result = dag_runs["bridge_bad_key"]
-    assert result["state"] == "failed" and result["runs_launched"] == 0
+    assert result["state"] == "failed" and result["runs_launched"] == 0 and result["tries"] == 1
     assert "has no partition '1999-01-01'" in result["output"]
 
 
 def test_a_timeout_terminates_the_dagster_run(dag_runs, dagster_url):
     url, _ = dagster_url
     result = dag_runs["bridge_timeout"]
-    assert result["state"] == "failed" and result["seconds"] < 120
+    assert result["state"] == "failed" and result["seconds"] < 120 and result["tries"] == 1
     assert "did not finish within 6 s: terminated it" in result["output"]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

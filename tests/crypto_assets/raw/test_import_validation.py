@@ -115,3 +115,49 @@ def test_an_archive_folder_sets_the_market_and_contradictions_are_refused(tmp_pa
     parsed = read_file(path)
     assert parsed.market == "usdm_futures" and parsed.rows["trade_count"].iloc[0] == 9011
     assert _refused(path, market="spot") == f"{path}: --market spot but the archive folder says usdm_futures"
+
+
+def test_a_symbol_that_contradicts_the_file_name_is_refused(tmp_path: Path):
+    """--symbol SHIBUSDT on 1000SHIBUSDT_1h_365d.csv landed prices x1,000."""
+    path = tmp_path / "BTCUSDT_1h_365d.csv"
+    path.write_text("date,open,high,low,close,volume\n2023-01-01 00:00:00,1,2,0.5,1.5,10\n")
+    assert _refused(path, symbol="ETHUSDT") == (
+        f"{path}: --symbol ETHUSDT contradicts the pair its name gives, BTCUSDT; rename the file or"
+        " leave out --symbol"
+    )
+    assert read_file(path, symbol="BTCUSDT").rows["symbol"].unique().tolist() == ["BTCUSDT"]
+
+
+@pytest.mark.parametrize(
+    ("name", "symbol", "market"),
+    [
+        ("1000SHIBUSDT_1h_365d.csv", None, "usdm_futures"),
+        ("1000SHIBUSDT_1h_365d.csv", "SHIBUSDT", "spot"),
+        ("prices.csv", "1000PEPEUSDT", "usdm_futures"),
+    ],
+)
+def test_per_thousand_contracts_are_refused_saying_why(
+    tmp_path: Path, name: str, symbol: str | None, market: str
+):
+    path = tmp_path / name
+    path.write_text("date,open,high,low,close,volume\n2023-01-01 00:00:00,1,2,0.5,1.5,10\n")
+    message = _refused(path, symbol=symbol, market=market)
+    if symbol == "SHIBUSDT":  # the name contradicts --symbol first
+        assert "contradicts the pair its name gives, 1000SHIBUSDT" in message
+        return
+    pair = symbol or "1000SHIBUSDT"
+    assert f"{pair} is a per-1,000 contract" in message and "x1,000" in message
+
+
+def test_a_ticker_column_with_a_per_thousand_contract_is_refused(tmp_path: Path):
+    path = tmp_path / "futures.csv"
+    path.write_text(HEADER + _row(0, ticker="1000FLOKIUSDT"))
+    assert "1000FLOKIUSDT is a per-1,000 contract" in _refused(path, market="usdm_futures")
+
+
+def test_futures_pairs_exclude_the_coins_listed_only_per_thousand():
+    from crypto_assets.universe import load_universe
+
+    futures = load_universe().pairs("binance", "usdm_futures")
+    assert "BTCUSDT" in futures and "DOGEUSDT" in futures
+    assert not {"SHIBUSDT", "PEPEUSDT", "FLOKIUSDT"} & set(futures)

@@ -125,6 +125,12 @@ def find_files(path: Path) -> list[Path]:
     raise ImportError_(f"{path}: no such file or directory")
 
 
+def _upper_pair(name: str) -> str:
+    """The name with its leading pair part upper-cased (``btcusdt_1m.csv`` -> ``BTCUSDT_1m.csv``)."""
+    found = re.match(r"^([A-Za-z0-9]+)(.*)$", name, re.DOTALL)
+    return found[1].upper() + found[2] if found else name
+
+
 def name_parts(path: Path) -> tuple[str | None, str | None]:
     """(pair, interval) from the file name, when it follows one of the known patterns."""
     match = _NAME.match(path.name)
@@ -155,11 +161,16 @@ def resolve_market(path: Path, market: str | None) -> str:
 
 
 def _lines(path: Path) -> list[list[str]]:
-    if path.name.endswith(".gz"):
-        with gzip.open(path, "rt", encoding="utf-8", newline="") as handle:
-            text = handle.read()
-    else:
-        text = path.read_text(encoding="utf-8")
+    # utf-8-sig: a byte-order mark (as spreadsheet exports write) is not part of the first column.
+    try:
+        if path.name.endswith(".gz"):
+            with gzip.open(path, "rt", encoding="utf-8-sig", newline="") as handle:
+                text = handle.read()
+        else:
+            text = path.read_text(encoding="utf-8-sig")
+    except (EOFError, OSError, UnicodeDecodeError) as exc:
+        kind = "gzip file" if path.name.endswith(".gz") else "UTF-8 text file"
+        raise ImportError_(f"{path}: not a readable {kind} ({type(exc).__name__}: {exc})") from None
     if not text.strip():
         raise ImportError_(f"{path}: the file is empty")
     return list(csv.reader(io.StringIO(text)))
@@ -169,7 +180,10 @@ def _table(path: Path) -> tuple[pd.DataFrame, Problems]:
     """The file as text columns with a ``_line`` column (the line in the file, 1-based)."""
     problems = Problems(path)
     if path.name.endswith(".parquet"):
-        frame = pd.read_parquet(path)
+        try:
+            frame = pd.read_parquet(path)
+        except (OSError, ValueError) as exc:
+            raise ImportError_(f"{path}: not a readable Parquet file ({type(exc).__name__}: {exc})") from None
         if frame.empty:
             raise ImportError_(f"{path}: no rows")
         frame.columns = [str(c).strip().lower() for c in frame.columns]
@@ -207,12 +221,32 @@ def _table(path: Path) -> tuple[pd.DataFrame, Problems]:
     return frame, problems
 
 
+# Epoch numbers by magnitude for the years 2001..2286: seconds ~1e9, ms ~1e12, µs ~1e15, ns ~1e18.
+_EPOCH_UNITS = ((10**11, "seconds"), (MICROSECONDS, "milliseconds"), (10**17, "microseconds"))
+
+
+def _epoch_unit(number: int) -> str:
+    return next((unit for bound, unit in _EPOCH_UNITS if number < bound), "nanoseconds")
+
+
 def _epoch_ms(values: pd.Series, problems: Problems, lines: pd.Series, column: str) -> pd.Series:
     text = values.astype(str).str.strip()
     digits = text.str.fullmatch(r"\d+")
     if digits.all():
         numbers = text.astype("int64")
-        return numbers.where(numbers < MICROSECONDS, numbers // 1000)
+        units = numbers.map(_epoch_unit)
+        # Seconds and nanoseconds are refused in one line for the file, not row by row (taken for
+        # milliseconds they are 1970, or the year 55131).
+        for unit in ("seconds", "nanoseconds"):
+            wrong = units == unit
+            if wrong.any():
+                more = f" (and {int(wrong.sum()) - 1} more)" if wrong.sum() > 1 else ""
+                raise ImportError_(
+                    f"{problems.path}:line {int(lines[wrong].iloc[0])}{more}: field {column!r}:"
+                    f" {text[wrong].iloc[0]} looks like epoch {unit}; times must be epoch milliseconds"
+                    " (or microseconds) or UTC dates, nothing imported"
+                )
+        return numbers.where(units != "microseconds", numbers // 1000)
     parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
     bad = parsed.isna()
     if bad.any():
@@ -248,6 +282,12 @@ def read_file(
     market = resolve_market(path, market)
     known = universe.pairs(venue, market)
     named_symbol, named_interval = name_parts(path)
+    if named_symbol is None:
+        # btcusdt_1m.csv: a lower-case name gives its pair when that pair is known here (a name
+        # such as data_1h.csv is not taken for the pair DATA).
+        lower = name_parts(path.with_name(_upper_pair(path.name)))
+        if lower[0] in known:
+            named_symbol, named_interval = lower
     if symbol is not None and named_symbol is not None and symbol != named_symbol:
         raise ImportError_(
             f"{path}: --symbol {symbol} contradicts the pair its name gives, {named_symbol}; rename the"

@@ -161,3 +161,40 @@ def test_futures_pairs_exclude_the_coins_listed_only_per_thousand():
     futures = load_universe().pairs("binance", "usdm_futures")
     assert "BTCUSDT" in futures and "DOGEUSDT" in futures
     assert not {"SHIBUSDT", "PEPEUSDT", "FLOKIUSDT"} & set(futures)
+
+
+@pytest.mark.parametrize(
+    ("first", "unit"),
+    [(1672531200, "seconds"), (1672531200000000000, "nanoseconds")],
+)
+def test_epoch_seconds_and_nanoseconds_are_one_clear_line(tmp_path: Path, first: int, unit: str):
+    path = tmp_path / "BTCUSDT_1m.csv"
+    step = 60 if unit == "seconds" else 60 * 10**9
+    rows = "".join(f"{first + i * step},1,2,0.5,1.5,10\n" for i in range(120))
+    path.write_text("open_time,open,high,low,close,volume\n" + rows)
+    message = _refused(path)
+    assert message == (
+        f"{path}:line 2 (and 119 more): field 'open_time': {first} looks like epoch {unit}; times must be"
+        " epoch milliseconds (or microseconds) or UTC dates, nothing imported"
+    )
+
+
+def test_a_corrupt_gzip_names_the_file(tmp_path: Path):
+    path = tmp_path / "BTCUSDT_1h.csv.gz"
+    with gzip.open(path, "wt") as handle:
+        handle.write(HEADER + _row(0) * 50)
+    path.write_bytes(path.read_bytes()[:-20])  # cut: the stream ends early
+    message = _refused(path)
+    assert message.startswith(f"{path}: not a readable gzip file (EOFError") and "\n" not in message
+
+
+def test_a_utf8_bom_and_a_lower_case_name_are_read(tmp_path: Path):
+    path = tmp_path / "btcusdt_1h.csv"
+    path.write_bytes(
+        b"\xef\xbb\xbf" + (HEADER.replace(",ticker", "") + "2023-01-01 00:00:00,1,2,0.5,1.5,10\n").encode()
+    )
+    parsed = read_file(path)
+    assert parsed.rows["symbol"].tolist() == ["BTCUSDT"] and parsed.rows["interval"].tolist() == ["1h"]
+    other = tmp_path / "data_1h.csv"  # not a pair: not taken for one
+    other.write_text("date,open,high,low,close,volume\n2023-01-01 00:00:00,1,2,0.5,1.5,10\n")
+    assert "the file name gives no pair" in _refused(other)

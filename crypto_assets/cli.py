@@ -529,7 +529,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         files = find_files(Path(args.path))
         if not files:
             raise CliError(f"{args.path}: no .csv, .csv.gz or .parquet files")
-        with contextlib.nullcontext() if args.dry_run else _lake_writer(settings, "crypto-analytics import"):
+        writer = _lake_writer(settings, "crypto-analytics import", wait=args.wait)
+        with contextlib.nullcontext() if args.dry_run else writer:
             report = import_files(
                 files,
                 settings,
@@ -548,8 +549,10 @@ def cmd_import(args: argparse.Namespace) -> int:
         f" of the same file(s) replaced, {report['shadowed']:,} slots shared with other sources (kept),"
         f" nothing else touched; {report['seconds']:.1f} s"
     )
-    if not args.dry_run:
-        _say("Refine them with: crypto-analytics run --start FIRST --end LAST --no-ingest")
+    _say(
+        f"{'After importing, refine' if args.dry_run else 'Refine'} them with: crypto-analytics run"
+        f" --start {report['first_day']} --end {report['last_day']} --no-ingest"
+    )
     return 0
 
 
@@ -564,7 +567,7 @@ def cmd_lake_remove(args: argparse.Namespace) -> int:
         with (
             contextlib.nullcontext()
             if args.dry_run
-            else _lake_writer(settings, "crypto-analytics lake remove")
+            else _lake_writer(settings, "crypto-analytics lake remove", wait=args.wait)
         ):
             report = remove_source(sources, settings, dry_run=args.dry_run, say=_say)
     except ImportError_ as exc:
@@ -710,6 +713,9 @@ def _serve(command: list[str]) -> int:
 DEFAULT_WORKSPACE = "workspace.yaml"
 
 
+WAIT_HELP = "when another run, import or removal is writing the lake, queue behind it instead of stopping"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crypto-analytics", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -717,11 +723,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="materialize a range of daily partitions through every layer")
     run.add_argument("--start", type=_parse_day, help="first day (YYYY-MM-DD, UTC)")
     run.add_argument("--end", type=_parse_day, help="last day, inclusive (default: yesterday)")
-    run.add_argument(
-        "--wait",
-        action="store_true",
-        help="when another run, import or removal is writing the lake, queue behind it instead of stopping",
-    )
+    run.add_argument("--wait", action="store_true", help=WAIT_HELP)
     run.add_argument(
         "--days",
         type=int,
@@ -784,6 +786,7 @@ def build_parser() -> argparse.ArgumentParser:
     importer.add_argument(
         "--dry-run", action="store_true", help="validate and show what would change, write nothing"
     )
+    importer.add_argument("--wait", action="store_true", help=WAIT_HELP)
     importer.set_defaults(func=cmd_import)
 
     lake = sub.add_parser("lake", help="manage the lake")
@@ -793,6 +796,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--source", action="append", required=True, help="file:<file name> (or the file name); repeatable"
     )
     remove.add_argument("--dry-run", action="store_true", help="show what would be removed")
+    remove.add_argument("--wait", action="store_true", help=WAIT_HELP)
     remove.set_defaults(func=cmd_lake_remove)
 
     sql = sub.add_parser("sql", help="run a query on the configured warehouse and print the result")

@@ -42,6 +42,13 @@ def _holder(handle: TextIO) -> dict[str, Any]:
         return {}
 
 
+def _overlap(holder: dict[str, Any], days: tuple[str, str] | None) -> bool | None:
+    """Whether the holder's days overlap ``days``; None when either side names no days."""
+    if not days or not holder.get("first_day"):
+        return None
+    return not (days[1] < holder["first_day"] or days[0] > holder["last_day"])
+
+
 def _describe(holder: dict[str, Any], days: tuple[str, str] | None) -> str:
     if not holder:
         return "another process"
@@ -49,13 +56,17 @@ def _describe(holder: dict[str, Any], days: tuple[str, str] | None) -> str:
         f"{holder.get('first_day')}..{holder.get('last_day')}" if holder.get("first_day") else "no day range"
     )
     text = f"`{holder.get('command', '?')}` (pid {holder.get('pid')}, {span}, since {holder.get('since')})"
-    if (
-        days
-        and holder.get("first_day")
-        and not (days[1] < holder["first_day"] or days[0] > holder["last_day"])
-    ):
+    if _overlap(holder, days):
         text += ", whose days overlap these"
     return text
+
+
+def _why_one_writer(holder: dict[str, Any], days: tuple[str, str] | None) -> str:
+    if _overlap(holder, days):
+        return "Running both would interleave writes to the same partitions"
+    # Other days: the partitions differ, but the look-back reads, staging sweeps, Spark's cores and
+    # the Dagster instance do not.
+    return "One writer at a time keeps every partition whole, whatever its days"
 
 
 @contextmanager
@@ -84,12 +95,12 @@ def lake_writer(
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                holder = _describe(_holder(handle), days)
+                found = _holder(handle)
+                holder = _describe(found, days)
                 if not wait:
                     raise LakeBusy(
-                        f"the lake {lake_root} is being written by {holder}. Running both would interleave"
-                        " writes to the same partitions: wait for it to finish, or pass --wait to queue"
-                        " behind it."
+                        f"the lake {lake_root} is being written by {holder}. {_why_one_writer(found, days)}:"
+                        " wait for it to finish, or pass --wait to queue behind it."
                     ) from None
                 if time.monotonic() >= deadline:
                     raise LakeBusy(f"gave up after {timeout:.0f} s waiting for {holder}") from None

@@ -41,7 +41,7 @@ from crypto_assets.raw.schema import RAW_KLINES_SCHEMA, with_provenance
 from crypto_assets.universe import MARKETS, Universe, load_universe
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import SparkSession
 
     from resources.settings import Settings
 
@@ -452,37 +452,30 @@ class SeriesChange:
     shadowed: int  # other sources' rows at the same slots: kept in raw, bronze takes the newest
 
 
-def plan_changes(
-    existing: DataFrame | None, new: DataFrame, files: Sequence[ParsedFile]
-) -> list[SeriesChange]:
-    """Counts per series, computed before anything is written (``import --dry-run`` prints them)."""
-    from pyspark.sql import functions as F
-
-    from crypto_assets.raw.merge import covered_rows
-
+def plan_changes(existing: pd.DataFrame | None, files: Sequence[ParsedFile]) -> list[SeriesChange]:
+    """Counts per series, computed before anything is written (``import --dry-run`` prints them)
+    from the keys of the raw partitions the files touch (:func:`existing_keys`): pandas, no JVM."""
     series = ["source", "venue", "market", "symbol", "interval"]
+    slots = ["venue", "market", "symbol", "interval", "open_time"]
     replaced: dict[tuple, int] = {}
     shadowed: dict[tuple, int] = {}
-    coverages = [c for f in files for c in f.coverages()]
-    if existing is not None:
-        replaced = {
-            tuple(r[:5]): r["n"]
-            for r in existing.where(covered_rows(coverages))
-            .groupBy(*series)
-            .agg(F.count("*").alias("n"))
-            .collect()
-        }
-        slots = ["venue", "market", "symbol", "interval", "open_time"]
-        others = existing.select(*slots, F.col("source").alias("_other"))
-        shadowed = {
-            tuple(r[:5]): r["n"]
-            for r in new.select(*series, "open_time")
-            .join(others, on=slots)
-            .where(F.col("_other") != F.col("source"))
-            .groupBy(*series)
-            .agg(F.count_distinct("open_time").alias("n"))
-            .collect()
-        }
+    if existing is not None and len(existing):
+        covered = pd.Series(False, index=existing.index)
+        for c in (c for f in files for c in f.coverages()):
+            covered |= (
+                (existing["source"] == c.source)
+                & (existing["venue"] == c.venue)
+                & (existing["market"] == c.market)
+                & (existing["symbol"] == c.symbol)
+                & (existing["interval"] == c.interval)
+                & existing["open_time"].between(c.first_open_ms, c.last_open_ms)
+            )
+        replaced = existing[covered].groupby(series).size().to_dict()
+        new = pd.concat([f.rows[[*series, "open_time"]] for f in files], ignore_index=True)
+        others = existing[[*slots, "source"]].rename(columns={"source": "_other"})
+        joined = new.merge(others, on=slots)
+        joined = joined[joined["_other"] != joined["source"]]
+        shadowed = joined.groupby(series)["open_time"].nunique().to_dict()
     changes = []
     for parsed in files:
         for coverage in parsed.coverages():
@@ -546,12 +539,13 @@ def import_files(
             " import them one at a time or rename them"
         )
     combined = pd.concat([p.rows for p in parsed], ignore_index=True)
-    lake, spark = _lake(settings)
-    new = spark.createDataFrame(combined, schema=RAW_KLINES_SCHEMA)
     days = sorted({_iso(int(ms))[:10] for ms in combined["open_time"].unique()})
-    existing = lake.read_partitions("raw", "raw_klines", days)
-    existing = with_provenance(existing) if existing is not None else None
-    changes = plan_changes(existing, new, parsed)
+    if not dry_run:
+        from resources.parquet_io import recover_partitions
+
+        # A writer killed mid-swap left a day half-renamed: put it back before counting its rows.
+        recover_partitions([settings.lake_root / "raw" / "raw_klines" / f"dt={day}" for day in days])
+    changes = plan_changes(existing_keys(settings.lake_root, days), parsed)
     for change in changes:
         say(
             f"  {change.source} {change.venue}/{change.market} {change.symbol} {change.interval}"
@@ -568,10 +562,37 @@ def import_files(
         "changes": changes,
         "dry_run": dry_run,
     }
-    if not dry_run:
+    if not dry_run:  # Spark only to write: a dry run validates and plans without a JVM
+        lake, spark = _lake(settings)
+        new = spark.createDataFrame(combined, schema=RAW_KLINES_SCHEMA)
+        existing = lake.read_partitions("raw", "raw_klines", days)
+        existing = with_provenance(existing) if existing is not None else None
         _land(lake, existing, new, parsed, days, f"file import: {', '.join(sources)}")
     report["seconds"] = time.monotonic() - started
     return report
+
+
+KEY_COLUMNS = ("venue", "market", "symbol", "interval", "open_time", "source")
+
+
+def existing_keys(lake_root: Path, days: Sequence[str]) -> pd.DataFrame | None:
+    """The raw rows' keys on ``days`` (finished partitions only), read with pyarrow; partitions
+    written before venue and market were recorded are Binance spot."""
+    import pyarrow.parquet as pq
+
+    from crypto_assets.raw.schema import PROVENANCE_DEFAULTS
+
+    frames = []
+    for day in days:
+        folder = Path(lake_root) / "raw" / "raw_klines" / f"dt={day}"
+        for file in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
+            present = set(pq.read_schema(file).names)
+            table = pq.read_table(file, columns=[c for c in KEY_COLUMNS if c in present]).to_pandas()
+            for column, value in PROVENANCE_DEFAULTS.items():
+                if column not in table.columns:
+                    table[column] = value
+            frames.append(table[list(KEY_COLUMNS)])
+    return pd.concat(frames, ignore_index=True) if frames else None
 
 
 def _lake(settings: Settings) -> tuple[object, SparkSession]:

@@ -19,9 +19,23 @@ def test_a_second_writer_is_refused_with_who_holds_the_lake(tmp_path):
                 pass
     message = str(refused.value)
     assert f"pid {os.getpid()}" in message and "2024-03-01..2024-03-03" in message
-    assert "overlap" in message and "--wait" in message
+    assert "overlap" in message and "--wait" in message and "the same partitions" in message
+    with lake_writer(tmp_path, "crypto-analytics run", ("2024-03-01", "2024-03-03")):
+        with pytest.raises(LakeBusy) as other_days:
+            with lake_writer(tmp_path, "crypto-analytics run", ("2024-04-01", "2024-04-02")):
+                pass
+    # Other days: not "the same partitions", still one writer at a time.
+    assert "overlap" not in str(other_days.value) and "same partitions" not in str(other_days.value)
+    assert "One writer at a time keeps every partition whole" in str(other_days.value)
     with lake_writer(tmp_path, "crypto-analytics import"):  # free again
         pass
+
+
+@pytest.mark.parametrize("command", [["import", "x.csv"], ["lake", "remove", "--source", "x.csv"]])
+def test_import_and_lake_remove_accept_the_wait_the_message_offers(command):
+    from crypto_assets.cli import build_parser
+
+    assert build_parser().parse_args([*command, "--wait"]).wait is True
 
 
 def test_a_waiting_writer_goes_when_the_first_is_done(tmp_path):

@@ -28,6 +28,9 @@ def dags(folder: str) -> dict:
                     "tasks": [t.task_id for t in value.tasks],
                     "job": getattr(task, "job_name", None),
                     "partitioned": getattr(task, "partitioned", None),
+                    "start_date": str(value.start_date),
+                    "default_start_date": str((value.default_args or {}).get("start_date")),
+                    "doc": bool(value.doc_md and "Which partition a run processes" in value.doc_md),
                 }
     return {"dags": found, "errors": errors}
 

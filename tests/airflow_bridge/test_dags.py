@@ -156,11 +156,28 @@ def test_the_dag_files_import_in_airflow_3(airflow):
     env, _ = airflow
     result, output = _side(env, "dags", str(REPO / "airflow_bridge" / "dags"))
     assert result["errors"] == {}, output
+    # Every DAG starts at the first partition, in default_args too (Airflow then refuses a logical
+    # date before it), and documents which partition a run processes.
+    first = {
+        "start_date": "2017-08-17 00:00:00+00:00",
+        "default_start_date": "2017-08-17 00:00:00+00:00",
+        "doc": True,
+    }
     assert result["dags"] == {
-        "crypto_market_data": {"timetable": "CronDataIntervalTimetable", "tasks": ["market_data_job"], "job": "market_data_job", "partitioned": True},
-        "crypto_ml_predictions": {"timetable": "CronDataIntervalTimetable", "tasks": ["ml_prediction_job"], "job": "ml_prediction_job", "partitioned": True},
-        "crypto_ml_training": {"timetable": "CronDataIntervalTimetable", "tasks": ["ml_training_job"], "job": "ml_training_job", "partitioned": False},
+        "crypto_market_data": {"timetable": "CronDataIntervalTimetable", "tasks": ["market_data_job"], "job": "market_data_job", "partitioned": True, **first},
+        "crypto_ml_predictions": {"timetable": "CronDataIntervalTimetable", "tasks": ["ml_prediction_job"], "job": "ml_prediction_job", "partitioned": True, **first},
+        "crypto_ml_training": {"timetable": "CronDataIntervalTimetable", "tasks": ["ml_training_job"], "job": "ml_training_job", "partitioned": False, **first},
     }  # fmt: skip
+
+
+def test_the_bridges_first_partition_is_the_dagster_jobs(monkeypatch):
+    from airflow_bridge.partitions import BINANCE_FIRST_DAY, first_partition
+    from crypto_assets import partitions
+
+    assert BINANCE_FIRST_DAY == partitions.BINANCE_FIRST_DAY
+    assert first_partition().date().isoformat() == partitions.first_day()
+    monkeypatch.setenv("PARTITIONS_START", "2024-01-01")
+    assert first_partition().date().isoformat() == partitions.first_day() == "2024-01-01"
 
 
 def test_a_run_processes_the_day_of_its_data_interval_and_is_tagged(dag_runs, dagster_url):

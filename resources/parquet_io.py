@@ -6,11 +6,21 @@ Writes are atomic: Spark writes into a hidden staging directory next to the part
 a finished write is swapped in by two directory renames. A crash mid-write leaves the previous
 partition untouched; a crash between the two renames is repaired on the next access (the retired
 copy is put back). Re-running a partition replaces it whole, so it never duplicates rows.
+
+A write of several days (a range run, an import, a removal) is atomic as a whole, through a
+journal beside the asset's days (``.range.<id>.journal``, with ``.range.<id>.lock`` held by the
+writer while it lives): ``writing`` while the staging folder fills, ``swapping`` once every day is
+complete in it, ``done`` when every day is in place. Whoever next touches the asset (a writer, or
+a reader through :func:`recover_partitions`) finds a journal whose lock nobody holds and finishes
+it: ``swapping`` is rolled forward (every day comes from the staging folder), ``writing`` is rolled
+back (nothing was swapped; the staging folder is removed). A kill at any instant thus leaves the
+old days or the new ones, never a mix, and nothing behind once the next writer has passed.
 """
 
+import fcntl
+import json
 import os
 import shutil
-import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -39,7 +49,6 @@ from crypto_assets.quality import utc_day
 
 STAGING = "staging"
 RETIRED = "retired"
-_STALE_STAGING_SECONDS = 6 * 3600
 
 
 def _siblings(target: Path, kind: str) -> list[Path]:
@@ -63,24 +72,71 @@ def recover_partition(target: Path) -> None:
 
 def recover_partitions(targets: list[Path]) -> None:
     """``recover_partition`` for many partitions, listing each asset's folder once: a look-back
-    or a range of hundreds of days would otherwise list the folder once per day (quadratic)."""
+    or a range of hundreds of days would otherwise list the folder once per day (quadratic).
+    Range writes that died half-way are finished first (:func:`recover_ranges`)."""
     hidden: dict[Path, list[str]] = {}
     for target in targets:
         if target.parent not in hidden:
             try:
-                hidden[target.parent] = [n for n in os.listdir(target.parent) if n.startswith(".")]
+                names = [n for n in os.listdir(target.parent) if n.startswith(".")]
             except FileNotFoundError:
-                hidden[target.parent] = []
+                names = []
+            if any(n.endswith(_JOURNAL) for n in names):
+                recover_ranges(target.parent)
+                names = [n for n in os.listdir(target.parent) if n.startswith(".")]
+            hidden[target.parent] = names
         prefix = f".{target.name}."
         if any(name.startswith(prefix) for name in hidden[target.parent]):
             recover_partition(target)
 
 
-def _clean_stale_staging(target: Path) -> None:
-    now = time.time()
-    for stale in _siblings(target, STAGING):
-        if now - stale.stat().st_mtime > _STALE_STAGING_SECONDS:
-            shutil.rmtree(stale, ignore_errors=True)
+def _held(lock_path: Path) -> bool:
+    """Whether a live process holds ``lock_path`` (a writer's lock, see ``_locked``)."""
+    if not lock_path.exists():
+        return False
+    with open(lock_path, "a") as lock:
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+    return False
+
+
+def _staging_lock(staging: Path) -> Path:
+    """``.X.staging-<id>`` is locked by its writer through ``.X.<id>.lock``."""
+    head, _, write_id = staging.name.rpartition(f".{STAGING}-")
+    return staging.parent / f"{head}.{write_id}.lock"
+
+
+def sweep_dead_staging(folder: Path) -> list[str]:
+    """Remove staging folders in ``folder`` whose writer is gone (its lock is free), except those
+    a range journal still names (``recover_ranges`` finishes them). Returns what was removed."""
+    journaled = {f".range.{STAGING}-{p.name.removeprefix('.range.').removesuffix(_JOURNAL)}"
+                 for p in folder.glob(f".range.*{_JOURNAL}")}  # fmt: skip
+    removed = []
+    for staging in folder.glob(f".*.{STAGING}-*"):
+        if staging.name in journaled or _held(_staging_lock(staging)):
+            continue
+        shutil.rmtree(staging, ignore_errors=True)
+        _staging_lock(staging).unlink(missing_ok=True)
+        removed.append(staging.name)
+    return removed
+
+
+class _Locked:
+    """An exclusive lock on ``path`` for a writer's lifetime (released and removed on exit)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file = open(path, "a")
+        fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)
+
+    def __enter__(self) -> "_Locked":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.path.unlink(missing_ok=True)
+        self._file.close()
 
 
 def _swap_in(staging: Path, target: Path) -> None:
@@ -98,15 +154,16 @@ def _swap_in(staging: Path, target: Path) -> None:
 def write_partition_atomically(frame: DataFrame, target: Path) -> None:
     """Write ``frame`` as the Parquet directory ``target``, replacing it only once complete."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    recover_partition(target)
-    _clean_stale_staging(target)
+    recover_partitions([target])
+    sweep_dead_staging(target.parent)
     staging = target.parent / f".{target.name}.{STAGING}-{uuid.uuid4().hex[:12]}"
-    try:
-        frame.write.mode("errorifexists").parquet(str(staging))
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    _swap_in(staging, target)
+    with _Locked(_staging_lock(staging)):
+        try:
+            frame.write.mode("errorifexists").parquet(str(staging))
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        _swap_in(staging, target)
 
 
 # A multi-day output is written from the driver with pyarrow, at most this many rows at a time:
@@ -157,6 +214,77 @@ def _run_lengths(values: pa.ChunkedArray) -> tuple[list[str], list[int]]:
     return encoded.values.to_pylist(), [end - start for start, end in zip([0, *ends[:-1]], ends, strict=True)]
 
 
+_JOURNAL = ".journal"
+
+
+class _RangeJournal:
+    """The journal of one range write in ``folder`` (see the module's docstring)."""
+
+    def __init__(self, folder: Path, write_id: str) -> None:
+        self.folder, self.id = folder, write_id
+        self.path = folder / f".range.{write_id}{_JOURNAL}"
+        self.lock_path = folder / f".range.{write_id}.lock"
+        self.staging = folder / f".range.{STAGING}-{write_id}"
+
+    def retired(self, key: str) -> Path:
+        return self.folder / f".dt={key}.{RETIRED}-{self.id}"
+
+    def record(self, state: str, sources: dict[str, str] | None = None) -> None:
+        """Replace the journal in one rename: a reader sees the old state or the new."""
+        tmp = self.folder / f".range.{self.id}.tmp"
+        tmp.write_text(json.dumps({"state": state, "staging": self.staging.name, "sources": sources or {}}))
+        os.replace(tmp, self.path)
+
+    def read(self) -> dict:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {"state": "writing", "sources": {}}  # torn or gone: nothing was swapped
+
+    def swap(self, key: str, source: Path) -> None:
+        """Day ``key`` from ``source`` (in the staging folder); its old copy is kept as retired
+        until the whole range is in. Re-entrant: a rolled-forward day is left as it is."""
+        target = self.folder / f"dt={key}"
+        if not source.exists():
+            return  # already swapped in
+        if target.exists():
+            if self.retired(key).exists():
+                shutil.rmtree(target)  # a reader put an old copy back meanwhile
+            else:
+                os.replace(target, self.retired(key))
+        os.replace(source, target)
+
+    def finish(self) -> None:
+        """The range is in place (or was never swapped): remove what the write left."""
+        data = self.read()
+        for key in data["sources"]:
+            shutil.rmtree(self.retired(key), ignore_errors=True)
+        shutil.rmtree(self.staging, ignore_errors=True)
+        self.path.unlink(missing_ok=True)
+        (self.folder / f".range.{self.id}.tmp").unlink(missing_ok=True)
+
+
+def recover_ranges(folder: Path) -> list[str]:
+    """Finish every range write in ``folder`` whose writer is gone (its lock is free): roll a
+    ``swapping`` one forward, a ``writing`` one back. Returns the ids finished."""
+    finished = []
+    for path in sorted(folder.glob(f".range.*{_JOURNAL}")):
+        journal = _RangeJournal(folder, path.name.removeprefix(".range.").removesuffix(_JOURNAL))
+        with open(journal.lock_path, "a") as lock:
+            try:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # its writer is alive: not ours to touch
+            data = journal.read()
+            if data["state"] == "swapping":
+                for key, source in sorted(data["sources"].items()):
+                    journal.swap(key, journal.staging / source)
+            journal.finish()
+            journal.lock_path.unlink(missing_ok=True)
+        finished.append(journal.id)
+    return finished
+
+
 def write_partitions_atomically(
     frame: DataFrame, time_column: str, targets: dict[str, Path]
 ) -> dict[str, int]:
@@ -169,41 +297,58 @@ def write_partitions_atomically(
     a re-run of the range also clears days whose data disappeared. Returns files per day.
     """
     first = next(iter(targets.values()))
-    first.parent.mkdir(parents=True, exist_ok=True)
-    _clean_stale_staging(first)
-    staging = first.parent / f".range.{STAGING}-{uuid.uuid4().hex[:12]}"
-    try:
-        with_day = frame.withColumn("_day", utc_day(frame, time_column))
-        rows_per_day: dict[str, int] = {}
-        if len(targets) > 1:
-            counted = {r["_day"]: int(r["count"]) for r in with_day.groupBy("_day").count().collect()}
-            _refuse_outside(set(counted), targets)  # a null day included, before any write
-            rows_per_day = {str(day): rows for day, rows in counted.items()}
-        chunks = _day_chunks(rows_per_day, LOCAL_WRITE_MAX_ROWS)
-        # More than one chunk reads the frame once per chunk: only when it is cached (publish()
-        # hands the IO manager a cached frame).
-        if len(targets) > 1 and (len(chunks) == 1 or frame.is_cached):
-            _write_days_locally(with_day, staging, chunks)
-        else:
-            # One task per day: one file per partition instead of one per shuffle partition and day.
-            with_day.repartition("_day").write.partitionBy("_day").mode("errorifexists").parquet(str(staging))
-        written = {p.name.removeprefix("_day="): p for p in staging.glob("_day=*")}
-        _refuse_outside(set(written), targets)
-        empty = pa.Table.from_batches([], schema=to_arrow_schema(frame.schema, timezone="UTC"))
-        files: dict[str, int] = {}
-        recover_partitions(list(targets.values()))
-        for key, target in targets.items():
-            source = written.get(key)
-            if source is None:
-                # An empty day is one empty file with the schema (no Spark job per day).
-                source = staging / f"_empty={key}"
-                source.mkdir()
-                pq.write_table(empty, source / "part-00000-empty.parquet")
-            files[key] = len(list(source.glob("*.parquet")))
-            _swap_in(source, target)
-        return files
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    folder = first.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    recover_ranges(folder)  # what dead writers left: finished before anything else
+    sweep_dead_staging(folder)
+    journal = _RangeJournal(folder, uuid.uuid4().hex[:12])
+    staging = journal.staging
+    with _Locked(journal.lock_path):
+        journal.record("writing")
+        try:
+            with_day = frame.withColumn("_day", utc_day(frame, time_column))
+            rows_per_day: dict[str, int] = {}
+            if len(targets) > 1:
+                counted = {r["_day"]: int(r["count"]) for r in with_day.groupBy("_day").count().collect()}
+                _refuse_outside(set(counted), targets)  # a null day included, before any write
+                rows_per_day = {str(day): rows for day, rows in counted.items()}
+            chunks = _day_chunks(rows_per_day, LOCAL_WRITE_MAX_ROWS)
+            # More than one chunk reads the frame once per chunk: only when it is cached (publish()
+            # hands the IO manager a cached frame).
+            if len(targets) > 1 and (len(chunks) == 1 or frame.is_cached):
+                _write_days_locally(with_day, staging, chunks)
+            else:
+                # One task per day: one file per partition instead of one per shuffle partition and day.
+                with_day.repartition("_day").write.partitionBy("_day").mode("errorifexists").parquet(
+                    str(staging)
+                )
+            written = {p.name.removeprefix("_day="): p for p in staging.glob("_day=*")}
+            _refuse_outside(set(written), targets)
+            empty = pa.Table.from_batches([], schema=to_arrow_schema(frame.schema, timezone="UTC"))
+            files: dict[str, int] = {}
+            sources: dict[str, str] = {}
+            for key in targets:
+                source = written.get(key)
+                if source is None:
+                    # An empty day is one empty file with the schema (no Spark job per day).
+                    source = staging / f"_empty={key}"
+                    source.mkdir()
+                    pq.write_table(empty, source / "part-00000-empty.parquet")
+                files[key] = len(list(source.glob("*.parquet")))
+                sources[key] = source.name
+            recover_partitions(list(targets.values()))
+            # Every day is complete in staging: from here on the range goes in whole, even if this
+            # process dies (the next one to touch the asset rolls it forward).
+            journal.record("swapping", sources)
+            for key in targets:
+                journal.swap(key, staging / sources[key])
+            journal.record("done", sources)
+            return files
+        finally:
+            if journal.read()["state"] == "swapping":  # an error while swapping: finish the range
+                for key, source in sorted(journal.read()["sources"].items()):
+                    journal.swap(key, staging / source)
+            journal.finish()
 
 
 def _refuse_outside(days: set[str | None], targets: dict[str, Path]) -> None:

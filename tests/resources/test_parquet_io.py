@@ -195,3 +195,98 @@ def test_small_ranges_write_and_read_through_arrow_with_spark_s_types(
     assert (
         spark.read.parquet(*folders).count() == 0 and spark.read.parquet(*folders).schema == by_spark.schema
     )
+
+
+KILLED_WRITER = """
+import os, signal, sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+import resources.parquet_io as lake
+
+folder, phase = Path(sys.argv[1]), sys.argv[2]
+spark = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false").getOrCreate()
+days = [datetime(2026, 1, 1) + timedelta(days=i) for i in range(30)]
+targets = {d.date().isoformat(): folder / f"dt={d.date().isoformat()}" for d in days}
+
+
+def frame(label):
+    return spark.createDataFrame([(d + timedelta(hours=h), label) for d in days for h in range(2)], "t timestamp, v string")
+
+
+lake.write_partitions_atomically(frame("old"), "t", targets)
+if phase == "swapping":  # SIGKILL after the 10th of 30 days is swapped in
+    swap, done = lake._RangeJournal.swap, []
+    def swap_then_die(self, key, source):
+        swap(self, key, source)
+        done.append(key)
+        if len(done) == 10:
+            os.kill(os.getpid(), signal.SIGKILL)
+    lake._RangeJournal.swap = swap_then_die
+else:  # SIGKILL once the staging folder holds some of the new days
+    write = lake._write_days_locally
+    def write_then_die(frame, staging, chunks):
+        write(frame, staging, chunks)
+        os.kill(os.getpid(), signal.SIGKILL)
+    lake._write_days_locally = write_then_die
+print("old written", flush=True)
+lake.write_partitions_atomically(frame("new"), "t", targets)
+"""
+
+
+def _values(folder: Path) -> dict[str, set[str]]:
+    import pyarrow.parquet as pq
+
+    return {p.name: set(pq.read_table(p).column("v").to_pylist()) for p in sorted(folder.glob("dt=*"))}
+
+
+@pytest.mark.parametrize(("phase", "after"), [("swapping", "new"), ("writing", "old")])
+def test_a_range_write_killed_at_any_phase_leaves_the_old_days_or_the_new_never_a_mix(
+    tmp_path: Path, phase: str, after: str
+):
+    """kill -9 mid-swap (10 of 30 days in) or mid-staging: whoever touches the asset next finds the
+    journal of a dead writer and rolls it forward or back; nothing is left behind."""
+    import subprocess
+    import sys
+
+    from resources.parquet_io import recover_partitions
+
+    folder = tmp_path / "raw" / "raw_klines"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_WRITER, str(folder), phase],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert killed.returncode == -9 and "old written" in killed.stdout, killed.stderr[-2000:]
+    left = {p.name for p in folder.iterdir() if p.name.startswith(".")}
+    assert any(n.endswith(".journal") for n in left) and any(".staging-" in n for n in left)
+    if phase == "swapping":  # the kill left a mix on disk...
+        assert {frozenset(v) for v in _values(folder).values()} == {frozenset({"old"}), frozenset({"new"})}
+    # ...which the next reader (or writer) finishes before reading anything.
+    recover_partitions([folder / "dt=2026-01-01"])
+    values = _values(folder)
+    assert len(values) == 30 and all(v == {after} for v in values.values()), values
+    assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []  # nothing behind
+
+
+def test_a_live_writers_journal_and_staging_are_left_alone(tmp_path: Path):
+    from resources.parquet_io import _Locked, recover_ranges, sweep_dead_staging
+
+    (tmp_path / ".range.abc.journal").write_text('{"state": "writing", "sources": {}}')
+    (tmp_path / ".range.staging-abc").mkdir()
+    (tmp_path / ".dt=2026-01-01.staging-def").mkdir()
+    with _Locked(tmp_path / ".range.abc.lock"), _Locked(tmp_path / ".dt=2026-01-01.def.lock"):
+        assert recover_ranges(tmp_path) == [] and sweep_dead_staging(tmp_path) == []
+        assert (tmp_path / ".range.staging-abc").is_dir() and (
+            tmp_path / ".dt=2026-01-01.staging-def"
+        ).is_dir()
+    # Their writers gone (locks released): finished and swept.
+    assert recover_ranges(tmp_path) == ["abc"] and sweep_dead_staging(tmp_path) == [
+        ".dt=2026-01-01.staging-def"
+    ]
+    assert list(tmp_path.iterdir()) == []

@@ -4,15 +4,29 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from dagster import AssetCheckResult, AssetExecutionContext, Config, MetadataValue, Output
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    Config,
+    MetadataValue,
+    Output,
+)
 from pydantic import Field
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from crypto_assets.bronze.transforms import BRONZE_KEY, clean_klines, outside_listing, series_column
+from crypto_assets.bronze.transforms import (
+    BRONZE_KEY,
+    clean_klines,
+    outside_listing,
+    quarantined_klines,
+    series_column,
+)
 from crypto_assets.checks import quality_check_specs, validator_specs
 from crypto_assets.ingestion.binance import INTERVAL_MS
-from crypto_assets.partitions import daily_asset, window_input
+from crypto_assets.partitions import daily_asset, daily_partitions, window_input
 from crypto_assets.pipeline_config import GAP_POLICIES, load_pipeline_config
 from crypto_assets.publishing import publish
 from crypto_assets.silver.validators import Validation, Validator, aggregating
@@ -20,6 +34,8 @@ from crypto_assets.universe import load_universe, series_key
 
 _CONFIG = load_pipeline_config()
 BARS_WITHIN_LISTING = "bars_within_listing"
+RAW_ROWS_VALID = "raw_rows_valid"
+QUARANTINE_SHOWN = 20
 # The token is part of the checked key: a row whose pair the universe does not map (a null
 # token) is a null key, and blocks the partition before it is published.
 CHECKED_KEY = ("token", *BRONZE_KEY)
@@ -89,6 +105,14 @@ class BronzeConfig(Config):
     check_specs=[
         *quality_check_specs("bronze_klines", keys="(token, venue, market, symbol, interval, open_time)"),
         *validator_specs("bronze_klines", VALIDATORS),
+        AssetCheckSpec(
+            RAW_ROWS_VALID,
+            asset="bronze_klines",
+            description="Every raw row of the days is a possible bar (positive finite prices,"
+            " non-negative volumes); the others are quarantined, named with their source, and the"
+            " day is published without them.",
+            partitions_def=daily_partitions,
+        ),
     ],
 )
 def bronze_klines(
@@ -118,6 +142,13 @@ def bronze_klines(
         max_carry_seconds=_CONFIG.max_carry_seconds,
     )
     gaps = F.sum(F.col("is_gap").cast("int"))
+    # One source's bad row never fails the day: it is left out (its slot a gap unless another
+    # source has it) and named here.
+    quarantined = quarantined_klines(raw_klines, window.start, window.end)
+    shown = [
+        row.asDict() for row in quarantined.orderBy("open_time", "symbol").limit(QUARANTINE_SHOWN).collect()
+    ]
+    quarantined_rows = quarantined.count() if shown else 0
     yield from publish(
         context,
         cleaned,
@@ -126,5 +157,25 @@ def bronze_klines(
         observed=~F.col("is_gap"),
         validators=VALIDATORS,
         extra_aggregates={"gap_rows": gaps},
-        extra_metadata={"gap_policy": MetadataValue.text(config.gap_policy)},
+        extra_metadata={
+            "gap_policy": MetadataValue.text(config.gap_policy),
+            "rows_quarantined": MetadataValue.int(quarantined_rows),
+        },
+    )
+    yield AssetCheckResult(
+        check_name=RAW_ROWS_VALID,
+        passed=not shown,
+        severity=AssetCheckSeverity.WARN,
+        description=None if not shown else f"quarantined, e.g. {_quarantine_line(shown[0])}",
+        metadata={
+            "rows_quarantined": quarantined_rows,
+            "quarantined": MetadataValue.json([{**r, "open_time": str(r["open_time"])} for r in shown]),
+        },
+    )
+
+
+def _quarantine_line(row: Mapping[str, Any]) -> str:
+    return (
+        f"{row['source']} {row['venue']}/{row['market']} {row['symbol']} {row['interval']}"
+        f" {row['open_time']}: {row['reason']}"
     )

@@ -50,18 +50,54 @@ def interval_seconds(interval: Column, intervals: Sequence[str]) -> Column:
     return lookup({i: str(parse_duration(i)) for i in intervals}, interval).cast("long")
 
 
+def invalid_reason() -> Column:
+    """Why a raw row cannot be a bar (null when it can): a price that is not a positive number
+    (text, ``inf``, 0), a volume that is not a non-negative number. Such a row is quarantined,
+    never cast into the day (a failed cast used to fail the whole day for every source)."""
+    reasons = [
+        F.when(
+            F.col(c).try_cast(AMOUNT).isNull() | (F.col(c).try_cast(AMOUNT) <= 0),
+            F.concat(
+                F.lit(f"{c} = "), F.coalesce(F.col(c), F.lit("null")), F.lit(" is not a positive price")
+            ),
+        )
+        for c in PRICES
+    ] + [
+        F.when(
+            F.col(c).isNotNull() & (F.col(c).try_cast(AMOUNT).isNull() | (F.col(c).try_cast(AMOUNT) < 0)),
+            F.concat(F.lit(f"{c} = "), F.col(c), F.lit(" is not a non-negative number")),
+        )
+        for c in VOLUMES
+    ]
+    return F.coalesce(*reasons)
+
+
+def quarantined_klines(raw: DataFrame, start: datetime, end: datetime) -> DataFrame:
+    """Raw rows opening in ``[start, end)`` that cannot be bars, with their source and why."""
+    raw = with_provenance(raw)
+    return raw.where(
+        (F.col("open_time") >= F.lit(int(start.timestamp() * 1000)))
+        & (F.col("open_time") < F.lit(int(end.timestamp() * 1000)))
+    ).select(
+        "source", "venue", "market", "symbol", "interval",
+        F.timestamp_millis(F.col("open_time")).alias("open_time"),
+        invalid_reason().alias("reason"),
+    ).where(F.col("reason").isNotNull())  # fmt: skip
+
+
 def typed_klines(raw: DataFrame, series_tokens: Mapping[str, str]) -> DataFrame:
     """Raw decimal strings and epoch milliseconds as DECIMAL(38,18) and UTC timestamps; the token
-    of each series (``venue/market/pair``, see ``Universe.series_tokens``)."""
+    of each series (``venue/market/pair``, see ``Universe.series_tokens``). Rows that cannot be
+    bars (:func:`invalid_reason`) are left out: their slot is a gap unless another source has it."""
     raw = with_provenance(raw)
-    return raw.select(
+    return raw.where(invalid_reason().isNull()).select(
         lookup(series_tokens, series_column()).alias("token"),
         F.col("venue"),
         F.col("market"),
         F.col("symbol"),
         F.col("interval"),
         F.timestamp_millis(F.col("open_time")).alias("open_time"),
-        *[F.col(c).cast(AMOUNT).alias(c) for c in (*PRICES, *VOLUMES)],
+        *[F.col(c).try_cast(AMOUNT).alias(c) for c in (*PRICES, *VOLUMES)],
         F.col("trade_count").cast("long").alias("trade_count"),
         F.col("source"),
         F.col("ingested_at"),

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import numpy as np
 import pandas as pd
 
 from crypto_assets.ingestion.http import (
@@ -73,6 +74,7 @@ def klines_from_frame(frame: pd.DataFrame) -> list[Kline]:
 
 FRAME_COLUMNS = KLINE_FIELDS[:11]
 _INT_FIELDS = ("open_time", "close_time", "trade_count")
+_PRICE_FIELDS = ("open", "high", "low", "close")
 
 
 def klines_frame(rows: list) -> pd.DataFrame:
@@ -108,10 +110,15 @@ def validate_kline_frame(frame: pd.DataFrame) -> pd.DataFrame:
             raise MalformedPayload(f"kline field {name} must be a decimal string, got {kind} values")
         else:
             try:
-                column.to_numpy().astype(float)  # C-speed check; the slow path only names the culprit
+                numbers = column.to_numpy().astype(float)  # C-speed; the slow path names the culprit
             except ValueError:
                 value = column[pd.to_numeric(column, errors="coerce").isna()].iloc[0]
                 raise MalformedPayload(f"kline field {name} is not a number: {value!r}") from None
+            # 'inf' and 'nan' parse as floats but are no price or volume; a price of 0 is none.
+            bad = ~np.isfinite(numbers) | ((numbers <= 0) if name in _PRICE_FIELDS else (numbers < 0))
+            if bad.any():
+                what = "a positive price" if name in _PRICE_FIELDS else "a non-negative finite number"
+                raise MalformedPayload(f"kline field {name} is not {what}: {column[bad].iloc[0]!r}")
     for name in _INT_FIELDS:
         frame[name] = frame[name].astype("int64")
     return frame

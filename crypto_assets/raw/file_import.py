@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
 TIME_COLUMNS = ("open_time", "date", "timestamp", "time", "datetime")
 SYMBOL_COLUMNS = ("symbol", "ticker", "pair")
+PRICES = ("open", "high", "low", "close")
 OHLCV = ("open", "high", "low", "close", "volume")
 ARCHIVE_COLUMNS = (
     "open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume", "trade_count",
@@ -347,8 +348,12 @@ def read_file(
         bad = value.isna() & ~empty
         shown = text[bad].tolist()
         problems.add_rows(lines[bad], lambda i, c=column, s=shown: f"field {c!r}: {s[i]!r} is not a number")
+        infinite = value.isin([float("inf"), float("-inf")])
+        problems.add_rows(lines[infinite], lambda _i, c=column: f"field {c!r} is not finite")
         negative = value < 0
-        problems.add_rows(lines[negative], lambda _i, c=column: f"field {c!r} is negative")
+        problems.add_rows(lines[negative & ~infinite], lambda _i, c=column: f"field {c!r} is negative")
+        if column in PRICES:  # a price of zero is no price (volumes and counts may be zero)
+            problems.add_rows(lines[value == 0], lambda _i, c=column: f"field {c!r} is zero: not a price")
         numbers[column] = value
         # Keep the file's own decimal text: bronze decides precision, raw never rounds.
         out[column] = text.where(~empty, None)

@@ -206,3 +206,25 @@ def test_venues_and_markets_are_separate_series(spark):
     counts = {r["market"]: r["count"] for r in out.groupBy("market").count().collect()}
     assert counts == {"spot": 24, "usdm_futures": 24}
     assert out.where("token = 'BTC' AND NOT is_gap").count() == 48
+
+
+def test_a_row_that_cannot_be_a_bar_is_quarantined_and_the_day_kept(spark):
+    """`high = inf` in one source's row failed the whole day for every venue and token with a
+    CAST_INVALID_INPUT naming nothing; a zero price was accepted."""
+    from crypto_assets.bronze.transforms import quarantined_klines
+
+    t = datetime(2023, 5, 6, 12, 1, tzinfo=UTC)
+    bad = {**_raw_row("BTCUSDT", t, "100.0", datetime(2023, 5, 7, 1)), "high": "inf", "source": "file:x.csv"}
+    zero = {**_raw_row("PEPEUSDT", t, "0", datetime(2023, 5, 7, 1)), "source": "file:y.csv"}
+    good = [_raw_row("BTCUSDT", t + timedelta(minutes=m), "101.0", datetime(2023, 5, 7, 1)) for m in (-1, 1)]
+    raw = spark.createDataFrame(pd.DataFrame([bad, zero, *good]), schema=RAW_KLINES_SCHEMA)
+    out = clean_klines(raw, PAIRS, CATEGORIES, start=START, end=END)
+    btc = {r["open_time"]: r for r in out.where("symbol = 'BTCUSDT' AND interval = '1m'").collect()}
+    naive = t.replace(tzinfo=None)
+    assert btc[naive]["is_gap"] and btc[naive]["close"] is None  # the bad row's slot: a gap
+    assert btc[naive + timedelta(minutes=1)]["close"] == Decimal("101.0")  # the day is kept
+    reasons = {(r["source"], r["symbol"]): r["reason"] for r in quarantined_klines(raw, START, END).collect()}
+    assert reasons == {
+        ("file:x.csv", "BTCUSDT"): "high = inf is not a positive price",
+        ("file:y.csv", "PEPEUSDT"): "open = 0 is not a positive price",
+    }

@@ -64,6 +64,16 @@ def test_parses_the_real_captured_klines_response(real_data: Path):
         (["x", "1", "1", "1", "1", "1", 2, "1", 1, "1", "1", "0"], "open_time must be an integer"),
         ([1, 1.5, "1", "1", "1", "1", 2, "1", 1, "1", "1", "0"], "open must be a decimal string"),
         ([1, "abc", "1", "1", "1", "1", 2, "1", 1, "1", "1", "0"], "open is not a number"),
+        ([1, "1", "inf", "1", "1", "1", 2, "1", 1, "1", "1", "0"], "high is not a positive price: 'inf'"),
+        ([1, "1", "1", "1", "0", "1", 2, "1", 1, "1", "1", "0"], "close is not a positive price: '0'"),
+        (
+            [1, "1", "1", "1", "1", "nan", 2, "1", 1, "1", "1", "0"],
+            "volume is not a non-negative finite number",
+        ),
+        (
+            [1, "1", "1", "1", "1", "-2", 2, "1", 1, "1", "1", "0"],
+            "volume is not a non-negative finite number",
+        ),
     ],
 )
 def test_malformed_rows_are_named(row, message):

@@ -227,3 +227,25 @@ def test_a_dry_run_validates_and_plans_without_a_jvm(tmp_path: Path):
         in done.stdout
     )
     assert not (tmp_path / "lake" / "raw").exists()
+
+
+@pytest.mark.parametrize(
+    ("row", "problem"),
+    [
+        ("2023-01-01 00:00:00,1,inf,0.5,1.5,10", "field 'high' is not finite"),
+        ("2023-01-01 00:00:00,1,2,0.5,1.5,-inf", "field 'volume' is not finite"),
+        ("2023-01-01 00:00:00,0,2,0.5,1.5,10", "field 'open' is zero: not a price"),
+        ("2023-01-01 00:00:00,1,2,0.5,1.5,-3", "field 'volume' is negative"),
+    ],
+)
+def test_non_finite_and_non_positive_prices_are_refused(tmp_path: Path, row: str, problem: str):
+    """`high = inf` was accepted (stored as the text 'inf') and failed the next bronze day."""
+    path = tmp_path / "BTCUSDT_1m.csv"
+    path.write_text("date,open,high,low,close,volume\n" + row + "\n")
+    assert f"{path}:line 2: {problem}" in _refused(path)
+
+
+def test_a_zero_volume_is_a_quiet_minute_not_a_problem(tmp_path: Path):
+    path = tmp_path / "BTCUSDT_1m.csv"
+    path.write_text("date,open,high,low,close,volume\n2023-01-01 00:00:00,1,1,1,1,0\n")
+    assert read_file(path).rows["volume"].tolist() == ["0"]

@@ -257,9 +257,13 @@ def stablecoin_peg(
             F.count("*").alias("slots"),
         ).first()
         episodes = peg_episodes(found, step_seconds) if len(found) else []
+        evaluated = int(row["slots"] or 0) if row else 0
         return Validation(
-            passed=not episodes,
+            # No stablecoin bar in range: nothing was evaluated, which is not a pass.
+            passed=not episodes and evaluated > 0,
             details={
+                **({} if evaluated else {"nothing_evaluated": "no stablecoin bars in range"}),
+                "evaluated_slots": evaluated,
                 "episodes": episodes[:shown],
                 "episode_count": len(episodes),
                 "breached_slots": {t: int(n) for t, n in found.groupby("token").size().items()}
@@ -291,9 +295,12 @@ def usd_peg(price: str, time_column: str, stablecoins: Sequence[str], threshold:
         ).select("token", F.col(time_column).alias("time"), F.col(price).cast("double").alias("extreme"))
         found = off.toPandas()
         episodes = peg_episodes(found, 3600) if len(found) else []
+        evaluated = frame.where(F.col("token").isin(list(stablecoins)) & F.col(price).isNotNull()).count()
         return Validation(
-            passed=not episodes,
+            passed=not episodes and evaluated > 0,  # nothing evaluated is not a pass
             details={
+                **({} if evaluated else {"nothing_evaluated": f"no stablecoin {price} in range"}),
+                "evaluated_rows": evaluated,
                 "episodes": episodes[:50],
                 "episode_count": len(episodes),
                 "threshold": threshold,

@@ -136,6 +136,22 @@ def test_one_coin_off_its_peg_is_named_with_start_end_and_extreme_on_lows(spark)
     assert v.stablecoin_peg(PEG, 0.10, 3600).run(bars).passed
 
 
+def test_a_peg_check_with_no_stablecoin_in_range_says_so_and_does_not_pass(spark):
+    """On the USDC de-peg day with no stablecoin bars in range it reported SUCCEEDED with
+    episode_count 0 and usdt_measured_slots 0."""
+    bars = _stable_bars(spark, {"BTC": [(99.0, 101.0, 100.0)] * 3})
+    result = v.stablecoin_peg(PEG, 0.02, 3600).run(bars)
+    assert not result.passed and result.details["nothing_evaluated"] == "no stablecoin bars in range"
+    assert result.details["evaluated_slots"] == 0
+    frame = spark.createDataFrame(
+        pd.DataFrame({"token": ["BTC"], "hour": [pd.Timestamp("2023-03-11")], "price_usd": [2e4]})
+    )
+    markets = v.usd_peg("price_usd", "hour", PEG, 0.02).run(frame)
+    assert not markets.passed and markets.details["nothing_evaluated"] == "no stablecoin price_usd in range"
+    usdc = _stable_bars(spark, {"USDC": [(0.999, 1.001, 1.0)] * 3})
+    assert v.stablecoin_peg(PEG, 0.02, 3600).run(usdc).details["evaluated_slots"] == 3
+
+
 def test_usd_prices_from_coingecko_report_episodes(spark):
     hours = pd.date_range("2023-03-11 00:00", periods=4, freq="h")
     frame = spark.createDataFrame(

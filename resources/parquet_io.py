@@ -473,6 +473,14 @@ class SparkParquetIOManager(UPathIOManager):
                 f"{context.asset_key.to_user_string()}: partitions {missing} are not in the lake;"
                 " materialize them first"
             )
+        # A window may lack look-back or look-ahead days, never the days being computed: without
+        # them the output would be an empty day recorded as a success.
+        core = sorted(set(missing) & set(self._get_paths_for_partitions(context)))
+        if core and not _input_flag(context, "optional"):
+            raise FileNotFoundError(
+                f"{context.asset_key.to_user_string()}: partition(s) {core} of the days being computed"
+                " are not in the lake (a canceled or failed run?); materialize them first"
+            )
         if missing:
             shown = missing if len(missing) <= 6 else [*missing[:3], "...", *missing[-3:]]
             context.log.warning(

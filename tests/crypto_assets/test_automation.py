@@ -40,6 +40,8 @@ def _requested(result, key: str) -> list[str]:
 
 def test_a_day_updated_by_another_run_is_followed_with_the_days_that_read_it():
     instance = DagsterInstance.ephemeral()
+    for day in ("2024-01-04", "2024-01-05", "2024-01-06"):  # the history the days read
+        assert materialize([upstream], partition_key=day, instance=instance, tags={CLI_PART_TAG: "x"}).success
     first = evaluate_automation_conditions([upstream, downstream], instance)
     assert first.total_requested == 0  # nothing is new on the first tick
 
@@ -52,8 +54,24 @@ def test_a_day_updated_by_another_run_is_followed_with_the_days_that_read_it():
     assert again.total_requested == 0
 
 
+def test_a_day_waits_while_an_upstream_day_it_needs_is_absent():
+    """A run canceled after writing one layer: the layers below it follow only once every
+    upstream day they read is there (requested then, they failed, or wrote an empty day)."""
+    instance = DagsterInstance.ephemeral()
+    cursor = evaluate_automation_conditions([upstream, downstream], instance).cursor
+    assert materialize([upstream], partition_key="2024-01-08", instance=instance).success
+    result = evaluate_automation_conditions([upstream, downstream], instance, cursor=cursor)
+    # Day 8 reads day 9 (absent) and day 7 reads day 7 (absent): neither is requested yet.
+    assert _requested(result, "downstream") == []
+    assert materialize([upstream], partition_key="2024-01-09", instance=instance).success
+    result = evaluate_automation_conditions([upstream, downstream], instance, cursor=result.cursor)
+    assert "2024-01-08" in _requested(result, "downstream")  # whole now: followed
+
+
 def test_a_run_that_wrote_both_and_the_warm_up_history_are_left_alone():
     instance = DagsterInstance.ephemeral()
+    for day in ("2024-01-06", "2024-01-07", "2024-01-08"):
+        assert materialize([upstream], partition_key=day, instance=instance, tags={CLI_PART_TAG: "x"}).success
     cursor = evaluate_automation_conditions([upstream, downstream], instance).cursor
     # One run over both assets: it already did the work.
     assert materialize(

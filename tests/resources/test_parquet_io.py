@@ -144,6 +144,25 @@ def test_missing_upstream_partition_is_a_clear_error(spark, tmp_path: Path):
     assert "materialize them first" in str(failure.event_specific_data.error)
 
 
+def test_a_window_without_the_day_being_computed_fails_instead_of_writing_an_empty_day(spark, tmp_path: Path):
+    """A canceled run left day 5's upstream absent: gold for day 5 was recorded materialized with
+    0 rows. The day itself is required; only its look-back may be missing."""
+    resources = {"lake": _lake(tmp_path)}
+    assert materialize([numbers], partition_key="2026-01-04", resources=resources).success
+    result = materialize(
+        [numbers.to_source_asset(), windowed],
+        partition_key="2026-01-05",
+        resources=resources,
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "partition(s) ['2026-01-05'] of the days being computed are not in the lake" in str(
+        failure.event_specific_data.error
+    )
+    assert not (tmp_path / "silver" / "windowed" / "dt=2026-01-05").exists()
+
+
 def test_only_local_lakes_are_accepted():
     from upath import UPath
 

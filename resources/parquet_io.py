@@ -24,7 +24,7 @@ import shutil
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -481,12 +481,19 @@ class SparkParquetIOManager(UPathIOManager):
                 f"{context.asset_key.to_user_string()}: partition(s) {core} of the days being computed"
                 " are not in the lake (a canceled or failed run?); materialize them first"
             )
-        if missing:
-            shown = missing if len(missing) <= 6 else [*missing[:3], "...", *missing[-3:]]
-            context.log.warning(
-                f"{context.asset_key.to_user_string()}: {len(missing)} partition(s) {shown} are not"
-                " materialized; loading without them (look-back windows start cold)"
-            )
+        # Days not closed yet cannot exist (a look-ahead past yesterday): no warning for them.
+        today = datetime.now(UTC).date().isoformat()
+        first_core = min(self._get_paths_for_partitions(context))
+        for missed, effect in (
+            ([k for k in missing if k < first_core], "look-back windows start cold"),
+            ([k for k in missing if first_core <= k < today], "values that look ahead to them stay null"),
+        ):
+            if missed:
+                shown = missed if len(missed) <= 6 else [*missed[:3], "...", *missed[-3:]]
+                context.log.warning(
+                    f"{context.asset_key.to_user_string()}: {len(missed)} partition(s) {shown} are not"
+                    f" materialized; loading without them ({effect})"
+                )
         if not existing and _input_flag(context, "optional"):
             return None  # type: ignore[return-value]
         if not existing:

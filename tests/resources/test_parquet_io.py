@@ -163,6 +163,50 @@ def test_a_window_without_the_day_being_computed_fails_instead_of_writing_an_emp
     assert not (tmp_path / "silver" / "windowed" / "dt=2026-01-05").exists()
 
 
+def test_days_that_cannot_exist_yet_are_not_warned_about(spark, tmp_path: Path):
+    """Every `make run` warned that 7 future partitions were 'not materialized ... look-back
+    windows start cold'. A look-ahead past yesterday is not missing data; a past one is, and says
+    what it affects."""
+    from datetime import UTC, datetime, timedelta
+
+    from dagster import DagsterInstance
+
+    yesterday = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
+    before = (datetime.now(UTC).date() - timedelta(days=5)).isoformat()
+
+    @asset(
+        partitions_def=days,
+        io_manager_key="lake",
+        metadata={"layer": "gold"},
+        ins={"numbers": window_input("numbers", days_before=1, days_after=3)},
+    )
+    def ahead(numbers: DataFrame) -> DataFrame:
+        return numbers
+
+    resources, instance = {"lake": _lake(tmp_path)}, DagsterInstance.ephemeral()
+    warnings = []
+    for day in (yesterday, before):
+        assert materialize([numbers], partition_key=day, resources=resources, instance=instance).success
+        run = materialize(
+            [numbers.to_source_asset(), ahead], partition_key=day, resources=resources, instance=instance
+        )
+        warnings.append([e.user_message for e in instance.all_logs(run.run_id) if e.level == 30])
+    # Yesterday: D-1 missing (look-back), D+1..D+3 not closed yet (no warning about them).
+    assert warnings[0] == [
+        f"numbers: 1 partition(s) {[_shift(yesterday, -1)]} are not materialized; loading without them (look-back windows start cold)"
+    ]
+    assert warnings[1][-1] == (
+        f"numbers: 3 partition(s) {[_shift(before, d) for d in (1, 2, 3)]} are not materialized; loading"
+        " without them (values that look ahead to them stay null)"
+    )
+
+
+def _shift(day: str, days: int) -> str:
+    from datetime import date, timedelta
+
+    return (date.fromisoformat(day) + timedelta(days=days)).isoformat()
+
+
 def test_only_local_lakes_are_accepted():
     from upath import UPath
 

@@ -18,7 +18,8 @@ CLI_PART_TAG = "crypto-analytics/part-of-cli-run"
 CLI_PART_ENV = "CRYPTO_ANALYTICS_PART_OF_CLI_RUN"
 # Upstream that a day may lack and still run: CoinGecko's markets (optional inputs: a source that
 # may not have been ingested) and the model (predictions come from a baseline until one serves).
-MAY_BE_ABSENT = ("raw_coingecko_markets", "silver_token_markets", "ml_candidate_model", "ml_serving_model")
+MODELS = ("ml_candidate_model", "ml_serving_model")
+MAY_BE_ABSENT = ("raw_coingecko_markets", "silver_token_markets", *MODELS)
 
 
 def follows_upstream() -> AutomationCondition:
@@ -51,6 +52,8 @@ def follows_upstream() -> AutomationCondition:
     )
     return (
         AutomationCondition.any_deps_match(updated | AutomationCondition.will_be_requested())
+        # A promoted model is lineage, not a reason to predict every past day again.
+        .ignore(AssetSelection.assets(*MODELS))
         .with_label("upstream days updated")
         .since_last_handled()
         & ~absent

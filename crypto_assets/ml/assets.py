@@ -365,6 +365,9 @@ def predict_frame(
     io_manager_key="warehouse_io_manager",
     kinds=("sklearn", "snowflake"),
     ins={"gold_market_features": AssetIn()},
+    # The model it serves with (read from the registry): in the lineage, not a trigger (automation
+    # does not re-predict history when a model is promoted; see crypto_assets/automation.py).
+    deps=[AssetKey("ml_serving_model")],
     metadata={"partition_expr": "BAR_TIME", "cluster_by": "DT"},
     name="ml_predictions",
 )

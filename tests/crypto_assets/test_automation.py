@@ -117,3 +117,15 @@ def test_a_raw_day_landing_by_any_route_requests_every_layer_of_that_day():
         "gold_correlations",
     ):
         assert _requested(result, key) == ["2023-03-24"], key
+
+
+def test_the_serving_model_is_upstream_of_predictions_in_the_lineage_but_triggers_nothing():
+    from dagster import AssetKey
+
+    graph = defs.resolve_asset_graph()
+    assert AssetKey("ml_serving_model") in graph.get(AssetKey("ml_predictions")).parent_keys
+    instance = DagsterInstance.ephemeral()
+    cursor = evaluate_automation_conditions(defs, instance).cursor
+    instance.report_runless_asset_event(AssetMaterialization("ml_serving_model"))
+    result = evaluate_automation_conditions(defs, instance, cursor=cursor)
+    assert _requested(result, "ml_predictions") == []  # a promotion does not re-predict history

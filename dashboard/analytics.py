@@ -99,7 +99,8 @@ def biggest_changes(snap: pd.DataFrame, measures: dict[str, str], n: int = 5) ->
 
 def on_grid(bars: pd.DataFrame, interval: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
     """Every slot of the interval's grid between ``start`` and ``end``, missing ones as NaN rows:
-    Plotly then draws an outage as a break in each line instead of a straight line across it."""
+    Plotly then draws an outage as a break in each line instead of a straight line across it.
+    ``is_gap``: no bar (either kind); ``not_loaded``: no row at all in the warehouse."""
     grid = pd.date_range(start, end, freq=INTERVAL_FREQ[interval], inclusive="left", name="bar_time")
     frame = bars.copy()
     frame["bar_time"] = pd.to_datetime(frame["bar_time"])
@@ -107,8 +108,13 @@ def on_grid(bars: pd.DataFrame, interval: str, start: pd.Timestamp, end: pd.Time
     numeric = [c for c in frame.columns if c not in ("bar_time", "is_gap")]
     frame[numeric] = frame[numeric].astype(float)
     frame.loc[gap, numeric] = np.nan
-    frame = frame.drop_duplicates("bar_time").set_index("bar_time").reindex(grid)
+    frame = frame.drop_duplicates("bar_time").set_index("bar_time")
+    loaded = grid.isin(frame.index)
+    frame = frame.reindex(grid)
     frame["is_gap"] = frame["close"].isna()
+    # A slot the warehouse has no row for was never loaded (a day nobody ran); a gap row is the
+    # exchange's outage. Both break the lines; the chart tells them apart.
+    frame["not_loaded"] = ~loaded
     return frame.reset_index()
 
 

@@ -61,9 +61,16 @@ def candlestick(
                 fig.add_hline(y=level, line_dash="dot", line_color="#aaa", row=i, col=1)
         elif panel == "ATR":
             fig.add_trace(go.Scatter(x=x, y=bars["atr"], name="ATR(14)", **line), row=i, col=1)
-    # Outages are shaded, so a missing candle reads as "no data", not as a quiet market.
-    for start, end in _gap_spans(bars):
+    # Outages are shaded, so a missing candle reads as "no data", not as a quiet market; a slot
+    # never loaded (a day nobody ran) is grey and says so, not an exchange gap.
+    loaded = ~bars["not_loaded"] if "not_loaded" in bars else pd.Series(True, index=bars.index)
+    for start, end in _gap_spans(bars.assign(is_gap=bars["is_gap"] & loaded)):
         fig.add_vrect(x0=start, x1=end, fillcolor="#e74c3c", opacity=0.08, line_width=0)
+    for start, end in _gap_spans(bars.assign(is_gap=~loaded)):
+        fig.add_vrect(
+            x0=start, x1=end, fillcolor="#7f8c8d", opacity=0.15, line_width=0,
+            annotation_text="not loaded", annotation_position="top left",
+        )  # fmt: skip
     fig.update_layout(
         height=420 + 160 * len(panels), xaxis_rangeslider_visible=False, margin={"t": 40, "b": 20}
     )

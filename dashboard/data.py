@@ -148,6 +148,21 @@ def backend() -> Backend:
     return _backend_factory()
 
 
+def exchange_note() -> str | None:
+    """What to tell a reader about where the prices come from when they are not real: on the
+    embedded defaults the exchange is the local emulator, whose market is synthetic."""
+    try:
+        emulated = Settings.from_env().emulator_address is not None
+    except ValueError:  # a bad setting is the pipeline's to report
+        return None
+    if not emulated:
+        return None
+    return (
+        "Exchange data from the local emulator: synthetic prices, not a real market (imported files"
+        " are real). Set BINANCE_REST_URL to a real exchange for real data."
+    )
+
+
 @dataclass(frozen=True)
 class Query:
     """A statement from the catalogue with its bound parameters (hashable, so it can key a cache)."""
@@ -355,6 +370,12 @@ def table_freshness(table: str) -> Query:
         "table_freshness",
         f"SELECT MAX({day_column}) AS last_day, MIN({day_column}) AS first_day, COUNT(*) AS row_count FROM {table}",
     )
+
+
+def table_days(table: str) -> Query:
+    """The days a warehouse table holds rows for (its holes are the days between them it lacks)."""
+    day_column = _pick(WAREHOUSE_TABLES, table)
+    return _query("table_days", f"SELECT DISTINCT {day_column} AS day FROM {table} ORDER BY 1")
 
 
 def gaps(start: date, end: date, tokens: Sequence[str]) -> Query:

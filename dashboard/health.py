@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -127,8 +127,28 @@ def failing_checks(checks: pd.DataFrame) -> list[str]:
     return names
 
 
+def missing_between(days: list[date]) -> list[date]:
+    """The days between the first and the last of ``days`` that are not among them: holes a
+    backfill left (days nobody ran), not exchange gaps (those are rows with is_gap)."""
+    if not days:
+        return []
+    present = set(days)
+    first, last = min(days), max(days)
+    return [
+        first + timedelta(days=n)
+        for n in range((last - first).days + 1)
+        if first + timedelta(days=n) not in present
+    ]
+
+
+def shown_days(days: list[date], most: int = 6) -> str:
+    text = [d.isoformat() for d in days]
+    return ", ".join(text if len(text) <= most else [*text[:3], "...", *text[-2:]])
+
+
 def lake_freshness(lake_root: Path, today: date | None = None) -> pd.DataFrame:
-    """The newest daily partition of every asset in the lake, and how many days old it is."""
+    """The newest daily partition of every asset in the lake, how many days old it is, and the
+    days missing between its first and last."""
     today = today or datetime.now(UTC).date()
     rows = []
     for layer in LAKE_LAYERS:
@@ -140,6 +160,7 @@ def lake_freshness(lake_root: Path, today: date | None = None) -> pd.DataFrame:
             if not days:
                 continue
             last = date.fromisoformat(days[-1])
+            holes = missing_between([date.fromisoformat(d) for d in days])
             rows.append(
                 {
                     "layer": layer,
@@ -148,11 +169,25 @@ def lake_freshness(lake_root: Path, today: date | None = None) -> pd.DataFrame:
                     "last_day": last,
                     "partitions": len(days),
                     "days_behind": (today - last).days,
+                    "missing_days": len(holes),
+                    "missing": shown_days(holes),
                 }
             )
-    return pd.DataFrame(
-        rows, columns=["layer", "asset", "first_day", "last_day", "partitions", "days_behind"]
-    )
+    return pd.DataFrame(rows, columns=FRESHNESS_COLUMNS)
+
+
+FRESHNESS_COLUMNS = [
+    "layer", "asset", "first_day", "last_day", "partitions", "days_behind", "missing_days", "missing",
+]  # fmt: skip
+
+
+def status(days_behind: float | None, missing_days: float | None) -> str:
+    """A freshness row in words: not loaded, fresh or stale, and its holes."""
+    if days_behind is None or pd.isna(days_behind):
+        return "not loaded yet"
+    text = "fresh" if days_behind <= 1 else f"stale ({int(days_behind)} days)"
+    holes = 0 if missing_days is None or pd.isna(missing_days) else int(missing_days)
+    return text + (f", {holes} day(s) missing" if holes else "")
 
 
 def recorded_failures(path: Path, dagster: str, limit: int = 50) -> pd.DataFrame:

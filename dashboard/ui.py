@@ -78,6 +78,9 @@ def sidebar() -> Filters | None:
     """The filters, in the sidebar of the entry script (so they keep their values across pages).
     None, with a message in the page, when the warehouse has nothing to filter yet."""
     st.sidebar.caption(f"Warehouse: {data.backend().describe()}")
+    note = data.exchange_note()
+    if note:
+        st.sidebar.caption(f":material/science: {note}")
     try:
         with st.spinner("Reading the warehouse…"):
             bounds = load(data.data_bounds())

@@ -27,9 +27,13 @@ start = pd.Timestamp(filters.start)
 end = pd.Timestamp(filters.end + timedelta(days=1))
 grid = analytics.on_grid(bars, filters.interval, start, end)
 missing = int(grid["is_gap"].sum())
+not_loaded = int(grid["not_loaded"].sum())
+gaps = missing - not_loaded
 st.caption(
     f"{len(grid) - missing} of {len(grid)} {filters.interval} bars observed"
-    + (f"; {missing} missing or gap bars are shaded red and left blank." if missing else ".")
+    + (f"; {gaps} missing or gap bars (exchange) are shaded red and left blank" if gaps else "")
+    + (f"; {not_loaded} bars not loaded (days never run) are shaded grey" if not_loaded else "")
+    + "."
 )
 st.plotly_chart(
     charts.candlestick(grid, token, filters.interval, overlays, panels), width="stretch", key="candles"

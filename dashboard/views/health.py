@@ -27,6 +27,9 @@ with ui.friendly_errors(), st.spinner("Reading the warehouse tables…"):
             continue
         last = fresh["last_day"].iloc[0]
         last_day = pd.Timestamp(last).date() if pd.notna(last) else None
+        holes = health.missing_between(
+            [pd.Timestamp(d).date() for d in ui.load(data.table_days(table))["day"]]
+        )
         rows.append(
             {
                 "layer": "warehouse",
@@ -35,6 +38,8 @@ with ui.friendly_errors(), st.spinner("Reading the warehouse tables…"):
                 "last_day": last_day,
                 "rows": int(fresh["row_count"].iloc[0]),
                 "days_behind": (today - last_day).days if last_day else None,
+                "missing_days": len(holes),
+                "missing": health.shown_days(holes),
             }
         )
 lake = health.lake_freshness(settings.lake_root, today)
@@ -42,10 +47,15 @@ if lake.empty:
     st.caption("The lake is not on this machine (or empty): only the warehouse's freshness is shown.")
 freshness = pd.concat([lake, pd.DataFrame(rows)], ignore_index=True)
 freshness["status"] = [
-    "not loaded yet" if pd.isna(behind) else ("fresh" if behind <= 1 else f"stale ({int(behind)} days)")
-    for behind in freshness["days_behind"]
+    health.status(behind, holes)
+    for behind, holes in zip(freshness["days_behind"], freshness["missing_days"], strict=True)
 ]
-ui.table(freshness, "freshness", caption="Fresh: the newest day is yesterday or today (UTC).")
+ui.table(
+    freshness,
+    "freshness",
+    caption="Fresh: the newest day is yesterday or today (UTC). Missing days: days between a table's"
+    " first and last that it has no rows for (never run), not exchange gaps (those are rows marked is_gap).",
+)
 
 st.subheader("Dagster: last materializations and checks")
 status = ui.dagster_status(health.dagster_url())

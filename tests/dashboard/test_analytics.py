@@ -111,7 +111,7 @@ def test_lake_freshness_reads_the_partition_folders(tmp_path):
     fresh = health.lake_freshness(tmp_path, date(2024, 3, 5))
     assert fresh.to_dict("records") == [
         {"layer": "bronze", "asset": "bronze_klines", "first_day": date(2024, 3, 1), "last_day": date(2024, 3, 2),
-         "partitions": 2, "days_behind": 3}
+         "partitions": 2, "days_behind": 3, "missing_days": 0, "missing": ""}
     ]  # fmt: skip
 
 
@@ -168,3 +168,29 @@ def test_failing_checks_are_named():
     )
     assert health.failing_checks(checks) == ["raw_klines.token_coverage (WARN, 2026-12-04)", "gold_x.schema"]
     assert health.failing_checks(pd.DataFrame()) == []
+
+
+def test_days_never_run_are_listed_between_a_tables_first_and_last(tmp_path):
+    """After a backfill of two days 10 days back, data health called every asset fresh with 0
+    gaps while the default 7-day view held five days that were never run."""
+    from datetime import date, timedelta
+
+    folder = tmp_path / "silver" / "silver_bars_1h"
+    today = date(2026, 12, 6)
+    for back in (11, 10, 1):
+        (folder / f"dt={(today - timedelta(days=back)).isoformat()}").mkdir(parents=True)
+    row = health.lake_freshness(tmp_path, today).iloc[0]
+    assert (
+        row["missing_days"] == 8
+        and row["missing"] == "2026-11-27, 2026-11-28, 2026-11-29, ..., 2026-12-03, 2026-12-04"
+    )
+    assert health.status(row["days_behind"], row["missing_days"]) == "fresh, 8 day(s) missing"
+    assert health.status(None, None) == "not loaded yet" and health.status(3, 0) == "stale (3 days)"
+
+
+def test_the_explorer_grid_tells_not_loaded_from_exchange_gaps():
+    times = pd.to_datetime(["2026-12-01 00:00", "2026-12-01 01:00", "2026-12-01 03:00"])
+    bars = pd.DataFrame({"bar_time": times, "close": [1.0, None, 1.2], "is_gap": [False, True, False]})
+    grid = analytics.on_grid(bars, "1h", pd.Timestamp("2026-12-01"), pd.Timestamp("2026-12-01 05:00"))
+    assert grid["is_gap"].tolist() == [False, True, True, False, True]
+    assert grid["not_loaded"].tolist() == [False, False, True, False, True]  # 01:00 is the exchange's gap

@@ -143,6 +143,15 @@ def test_a_search_that_matches_no_token_says_so_and_shows_nothing_else(warehouse
     assert not at.get("plotly_chart") and not at.dataframe and not at.metric
 
 
+def test_every_page_says_when_the_prices_are_the_emulators(warehouse, monkeypatch):
+    monkeypatch.delenv("BINANCE_REST_URL", raising=False)  # the embedded defaults: the emulator
+    at = _open(PAGES[0])
+    assert any("synthetic prices, not a real market" in c.value for c in at.sidebar.caption)
+    monkeypatch.setenv("BINANCE_REST_URL", "https://api.binance.com")
+    at = _open(PAGES[0])
+    assert not any("synthetic" in c.value for c in at.sidebar.caption)
+
+
 def test_a_catalogue_choice_outside_its_fixed_list_is_refused():
     with pytest.raises(data.DashboardDataError, match="unknown choice"):
         data.bars("1h; DROP TABLE X", "BTC", date(2024, 3, 1), date(2024, 3, 1))

@@ -241,6 +241,12 @@ def _day_list(days: list[str]) -> str:
     return ", ".join(days) if len(days) <= 4 else f"{days[0]}, {days[1]}, ..., {days[-1]}"
 
 
+def raw_partition_days(settings: Settings) -> set[str]:
+    from resources.parquet_io import existing_partition_keys
+
+    return existing_partition_keys(settings.lake_root, "raw", "raw_klines")
+
+
 def plan_warm_up(settings: Settings, first_day: date) -> Any:
     """The coarse-grain history still missing before ``first_day`` (None when the lake is warm)."""
     from crypto_assets.history import warm_up_plan
@@ -295,15 +301,19 @@ class _Background:
                 _say(line)
 
 
-def _warm(runner: _Runner, warm_up: Any) -> None:
+def _warm(runner: _Runner, warm_up: Any, raw_days: set[str] | None = None) -> None:
     """The warm-up's runs (``WarmUp.runs``): raw -> bronze -> the bars of the intervals wanted on
     every day, then the bars of an interval wanted on the last days only (each with one planned
-    event per asset, see ``_planned_per_asset``)."""
+    event per asset, see ``_planned_per_asset``). With ``raw_days`` (a run that fetches nothing),
+    the look-back days raw already holds are refined instead (``WarmUp.refinement_runs``)."""
     from crypto_assets.automation import CLI_PART_TAG
 
+    runs = warm_up.runs() if raw_days is None else warm_up.refinement_runs(raw_days)
     with _planned_per_asset():
-        for run in warm_up.runs():
-            ingest = ["raw_klines", "bronze_klines"] if run.intervals else []
+        for run in runs:
+            ingest = (
+                ["raw_klines", "bronze_klines"] if run.intervals else ["bronze_klines"] if raw_days else []
+            )
             runner.run(
                 "history_job",
                 run.keys,
@@ -373,10 +383,15 @@ def _run(args: argparse.Namespace, settings: Settings, keys: list[str]) -> int:
         f"crypto-analytics run: {len(keys)} daily partition(s) {keys[0]} .. {keys[-1]}, environment"
         f" {settings.environment}" + ("" if args.no_ingest else f", klines {','.join(intervals)}")
     )
-    warm_up = (
-        None if (args.no_ingest or args.no_warm_up) else plan_warm_up(settings, date.fromisoformat(keys[0]))
-    )
-    if warm_up is not None:
+    warm_up = None if args.no_warm_up else plan_warm_up(settings, date.fromisoformat(keys[0]))
+    # Refining what the lake holds (imported files): the look-back days raw already has are
+    # refined first, so the range's indicators start warm; nothing is fetched.
+    raw_days = raw_partition_days(settings) if args.no_ingest else None
+    if warm_up is not None and raw_days is not None and not warm_up.refinement_runs(raw_days):
+        warm_up = None
+    if warm_up is not None and raw_days is not None:
+        _say(f"  warm-up: refining the look-back days raw already holds before {keys[0]} (nothing fetched)")
+    elif warm_up is not None:
         fetched = ", ".join(f"{i}: {len(d)} day(s) from {d[0]}" for i, d in sorted(warm_up.missing.items()))
         _say(
             f"  warm-up: {warm_up.days} day(s) of history before {keys[0]} at the exchange's grain ({fetched})"
@@ -412,7 +427,7 @@ def _run(args: argparse.Namespace, settings: Settings, keys: list[str]) -> int:
             markets = _Background(keys, [COINGECKO], settings.lake_root, intervals, days_per_run)
             selected = [a for a in selected if a != COINGECKO]
         if warm_up is not None:
-            _warm(runner, warm_up)
+            _warm(runner, warm_up, raw_days)
         selected = run_chunks(runner, job_name, chunks, selected, raw_config, markets, overlap=overlap)
         if "ml_predictions" in selected and not args.no_train:
             _train_if_nothing_serves(runner, settings, keys)
@@ -569,7 +584,16 @@ def cmd_lake_remove(args: argparse.Namespace) -> int:
             if args.dry_run
             else _lake_writer(settings, "crypto-analytics lake remove", wait=args.wait)
         ):
-            report = remove_source(sources, settings, dry_run=args.dry_run, say=_say)
+            report = remove_source(
+                sources,
+                settings,
+                venue=args.venue,
+                market=args.market,
+                imported_at=args.imported_at,
+                every_import=args.all,
+                dry_run=args.dry_run,
+                say=_say,
+            )
     except ImportError_ as exc:
         raise CliError(str(exc)) from None
     verb = "Would remove" if args.dry_run else "Removed"
@@ -795,6 +819,12 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument(
         "--source", action="append", required=True, help="file:<file name> (or the file name); repeatable"
     )
+    remove.add_argument("--venue", help="only the import(s) of this venue (e.g. binance_us)")
+    remove.add_argument("--market", choices=MARKET_CHOICES, help="only the import(s) of this market")
+    remove.add_argument(
+        "--imported-at", help="only the import made at this UTC time (a prefix, as listed: 2026-12-06 03:12)"
+    )
+    remove.add_argument("--all", action="store_true", help="remove every import that matches, not just one")
     remove.add_argument("--dry-run", action="store_true", help="show what would be removed")
     remove.add_argument("--wait", action="store_true", help=WAIT_HELP)
     remove.set_defaults(func=cmd_lake_remove)

@@ -71,6 +71,14 @@ class WarmUp:
             previous = day
         return out
 
+    def refinement_runs(self, raw_days: set[str]) -> list[WarmUpRun]:
+        """For a run that fetches nothing (``--no-ingest``): the missing days whose raw klines
+        are in the lake already (imported), refined raw -> bronze -> the bars they lack, one run per
+        stretch of consecutive days."""
+        present = {i: [d for d in days if d.isoformat() in raw_days] for i, days in self.missing.items()}
+        present = {i: days for i, days in present.items() if days}
+        return [WarmUpRun(keys, [], {}, bars) for keys, bars in WarmUp(present).segments()] if present else []
+
     def runs(self) -> list[WarmUpRun]:
         """The warm-up as few runs as possible: per stretch of consecutive days, one run fetches
         every interval (each from the first day it is wanted) through raw and bronze, with the

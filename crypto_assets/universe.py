@@ -223,12 +223,11 @@ def _parse(raw: dict) -> Universe:
         for item in raw.get("markets", [])
     }
     templates = {key: tuple(item["pairs"]) for key, item in markets.items()}
+    # A trimmed universe file keeps the markets section: an exception for a token it no longer
+    # lists is simply moot.
     exceptions = {
         key: frozenset(item.get("except", ())) for key, item in markets.items() if item.get("except")
     }
-    stray = sorted({s for skipped in exceptions.values() for s in skipped} - set(symbols))
-    if stray:
-        raise UniverseError(f"markets: 'except' names unknown tokens {stray}")
     return Universe(
         quote_asset=raw.get("quote_asset", "USDT"),
         tokens=tuple(tokens),

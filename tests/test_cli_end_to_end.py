@@ -292,3 +292,34 @@ def test_a_failed_warm_up_resumes_fetching_only_what_it_missed(
     # The warm-up fetched only what the failed run had not; the day itself is its own 1h page.
     assert second & warm_up == warm_up - first
     assert not any((lake / ".fetched").rglob("*.parquet"))  # landed: nothing kept any more
+
+
+def test_refining_imported_days_starts_warm_from_the_raw_days_before_them(
+    tmp_path, emulator_url, warehouse_port, real_data
+):
+    """`run --no-ingest` over imported days: the look-back days raw already holds are refined
+    first (nothing fetched), so the range's first hours have their indicators."""
+    import gzip
+
+    from tests.conftest import _short_look_back
+
+    env = _raw_only_env(tmp_path, emulator_url, warehouse_port)
+    env["PIPELINE_CONFIG"] = str(_short_look_back(tmp_path / "pipeline.yaml"))
+    env["SNOWFLAKE_SCHEMA"] = "T_NO_INGEST_WARM"
+    lines = gzip.open(real_data / "binance_spot_1h_2023" / "BTCUSDT_1h.csv.gz", "rt").read().splitlines()
+    kept = [lines[0], *(line for line in lines[1:] if line < "2023-02-16")]  # Jan 1 .. Feb 15
+    (tmp_path / "BTCUSDT_1h.csv").write_text("\n".join(kept) + "\n")
+    imported = _cli("import", str(tmp_path / "BTCUSDT_1h.csv"), env=env)
+    assert imported.returncode == 0, imported.stderr[-2000:]
+    run = _cli("run", "--start", "2023-02-14", "--end", "2023-02-14", "--no-ingest", env=env)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "warm-up: refining the look-back days raw already holds before 2023-02-14" in run.stdout
+    first_hours = _python(
+        "import snowflake.connector; from resources.settings import Settings\n"
+        "c = snowflake.connector.connect(**Settings.from_env().connector_args()).cursor()\n"
+        'c.execute("select count(rsi_14), count(atr_14), count(*) from gold_market_features'
+        " where token = 'BTC' and bar_time < '2023-02-14 06:00:00'\")\n"
+        "print(*c.fetchone())",
+        env,
+    )
+    assert first_hours == "6 6 6"  # warm from the first hour: cold, RSI(14) would start at 14:00

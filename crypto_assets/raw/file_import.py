@@ -647,10 +647,23 @@ def _write_days(lake, frame, days: list[str], description: str, extra: dict) -> 
 
 
 def remove_source(
-    sources: Sequence[str], settings: Settings, *, dry_run: bool = False, say: Callable[[str], None] = print
+    sources: Sequence[str],
+    settings: Settings,
+    *,
+    venue: str | None = None,
+    market: str | None = None,
+    imported_at: str | None = None,
+    every_import: bool = False,
+    dry_run: bool = False,
+    say: Callable[[str], None] = print,
 ) -> dict[str, object]:
-    """Undo imports: delete every raw row of ``sources`` (e.g. ``file:BTCUSDT_1h.csv``), day by
-    day, atomically. Rows of other sources they shadowed come back at the next refinement."""
+    """Undo imports: delete the raw rows of ``sources`` (e.g. ``file:BTCUSDT_1h.csv``), day by
+    day, atomically. Rows of other sources they shadowed come back at the next refinement.
+
+    A file name is not an import's identity: a spot and a futures file of the same name, or two
+    imports of one file, are several. Each import is (source, venue, market, when it was imported);
+    ``venue``, ``market`` and ``imported_at`` (a prefix of its UTC time, as listed) pick among
+    them, and more than one match is refused unless ``every_import``."""
     from pyspark.sql import functions as F
 
     started = time.monotonic()
@@ -658,27 +671,53 @@ def remove_source(
     root = Path(settings.lake_root) / "raw" / "raw_klines"
     if not root.exists():
         raise ImportError_(f"{root}: the lake has no raw_klines yet")
+    table = with_provenance(spark.read.parquet(str(root)))
+    when = F.date_format("ingested_at", "yyyy-MM-dd HH:mm:ss")
+    chosen = F.col("source").isin(list(sources))
+    for column, value in (("venue", venue), ("market", market)):
+        if value is not None:
+            chosen &= F.col(column) == value
+    if imported_at is not None:
+        chosen &= when.startswith(imported_at)
     found = (
-        spark.read.parquet(str(root))
-        .where(F.col("source").isin(list(sources)))
-        .groupBy("dt", "source")
+        table.where(chosen)
+        .groupBy(
+            F.col("dt").cast("string").alias("dt"), "source", "venue", "market", when.alias("imported_at")
+        )
         .agg(F.count("*").alias("rows"))
         .collect()
     )
     if not found:
-        raise ImportError_(f"no raw rows from {', '.join(sources)} (sources look like file:<file name>)")
+        raise ImportError_(
+            f"no raw rows from {', '.join(sources)}"
+            + (
+                f" ({venue or '*'}/{market or '*'}, imported {imported_at or 'any time'})"
+                if venue or market or imported_at
+                else ""
+            )
+            + " (sources look like file:<file name>)"
+        )
+    imports: dict[tuple[str, str, str, str], int] = {}
+    for row in found:
+        key = (row["source"], row["venue"], row["market"], row["imported_at"])
+        imports[key] = imports.get(key, 0) + row["rows"]
+    listed = [f"{s} {v}/{m} imported {t} ({n:,} rows)" for (s, v, m, t), n in sorted(imports.items())]
+    if len(imports) > 1 and not every_import:
+        raise ImportError_(
+            f"{len(imports)} imports match: "
+            + "; ".join(listed)
+            + ". Pick one with --venue, --market or --imported-at, or pass --all to remove every one"
+        )
+    for line in listed:
+        say(f"  {line}")
     per_day: dict[str, int] = {}
-    per_source: dict[str, int] = {}
     for row in found:
         day = str(row["dt"])[:10]
         per_day[day] = per_day.get(day, 0) + row["rows"]
-        per_source[row["source"]] = per_source.get(row["source"], 0) + row["rows"]
-    for source, rows in sorted(per_source.items()):
-        say(f"  {source}: {rows:,} rows in raw_klines")
     days = sorted(per_day)
     if not dry_run:
-        existing = lake.read_partitions("raw", "raw_klines", days)
-        kept = existing.where(~F.col("source").isin(list(sources))).localCheckpoint()
+        existing = with_provenance(lake.read_partitions("raw", "raw_klines", days))
+        kept = existing.where(~chosen).localCheckpoint()
         _write_days(lake, kept, days, f"removed {', '.join(sources)}", {"removed_sources": list(sources)})
     return {
         "rows": sum(per_day.values()),

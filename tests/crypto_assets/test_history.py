@@ -70,3 +70,25 @@ def test_the_next_days_warm_up_is_one_run_and_holes_fall_back_to_segments():
     runs = holes.runs()
     assert [(r.keys, r.intervals) for r in runs] == [(k, i) for k, i in holes.segments()]
     assert all(r.bars == r.intervals and r.starts == {} for r in runs)
+
+
+def test_a_run_that_fetches_nothing_refines_the_look_back_raw_already_holds():
+    """`run --no-ingest` over imported days started its indicators cold although the days before
+    the range were in raw: RSI/ATR null for 16 days, 62 % of daily RSI null."""
+    from datetime import date, timedelta
+
+    from crypto_assets.history import WarmUp
+
+    first = date(2023, 6, 1)
+    missing = {
+        "1d": [first - timedelta(days=n) for n in range(605, 0, -1)],
+        "1h": [first - timedelta(days=n) for n in range(30, 0, -1)],
+    }
+    imported = {(date(2023, 1, 1) + timedelta(days=n)).isoformat() for n in range(151)}  # Jan..May
+    runs = WarmUp(missing).refinement_runs(imported)
+    assert all(run.intervals == [] and run.starts == {} for run in runs)  # nothing fetched
+    assert [(run.keys[0], run.keys[-1], run.bars) for run in runs] == [
+        ("2023-01-01", "2023-05-01", ["1d"]),
+        ("2023-05-02", "2023-05-31", ["1d", "1h"]),
+    ]
+    assert WarmUp(missing).refinement_runs(set()) == []  # nothing imported: nothing to refine

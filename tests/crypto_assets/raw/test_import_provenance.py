@@ -10,7 +10,7 @@ import pytest
 
 from crypto_assets.bronze.transforms import clean_klines
 from crypto_assets.ingestion.binance import INTERVAL_MS
-from crypto_assets.raw.file_import import import_files, remove_source
+from crypto_assets.raw.file_import import ImportError_, import_files, remove_source
 from crypto_assets.universe import load_universe
 from resources.settings import Settings
 
@@ -86,8 +86,19 @@ def test_imports_are_additive_scoped_and_undoable(local_env, monkeypatch, tmp_pa
     dry = run(_write(files, "late.csv", _rows(DAY1, range(10, 14))), dry_run=True)
     assert dry["dry_run"] and dry["shadowed"] == 4 and len(raw(DAY1)) == before
 
-    # Undo an import: its rows go, every other source's rows stay.
-    removed = remove_source(["file:BTCUSDT_1h.csv"], settings, say=lambda _: None)
+    # A file name is not an import: history.csv went in as spot and as futures. Removing it by
+    # name alone would take both (48 + 48 rows): refused, listing each import.
+    with pytest.raises(ImportError_, match=r"2 imports match: file:history.csv binance/spot imported .*"
+                       r"file:history.csv binance/usdm_futures imported .*--market"):  # fmt: skip
+        remove_source(["file:history.csv"], settings, dry_run=True, say=lambda _: None)
+    futures_only = remove_source(["file:history.csv"], settings, market="usdm_futures", say=lambda _: None)
+    assert futures_only["rows"] == 48 and len(raw(DAY1, "market = 'usdm_futures'")) == 0
+    assert len(raw(DAY1, "source = 'file:history.csv'")) == 24  # the spot import stays
+    before = len(raw(DAY1))
+
+    # Undo a file imported twice (day 1, then day 2): both imports, asked for with --all; every
+    # other source's rows stay.
+    removed = remove_source(["file:BTCUSDT_1h.csv"], settings, every_import=True, say=lambda _: None)
     assert (removed["rows"], removed["partitions"]) == (2, 2)
     assert len(raw(DAY1, "source = 'file:BTCUSDT_1h.csv'")) == 0
-    assert len(raw(DAY1)) == before - 1 and len(raw(DAY2)) == 48
+    assert len(raw(DAY1)) == before - 1 and len(raw(DAY2)) == 24  # history.csv (spot) alone

@@ -473,13 +473,14 @@ class SparkParquetIOManager(UPathIOManager):
                 f"{context.asset_key.to_user_string()}: partitions {missing} are not in the lake;"
                 " materialize them first"
             )
-        # A window may lack look-back or look-ahead days, never the days being computed: without
-        # them the output would be an empty day recorded as a success.
-        core = sorted(set(missing) & set(self._get_paths_for_partitions(context)))
-        if core and not _input_flag(context, "optional"):
+        # A window may lack look-back or look-ahead days, not every day being computed: from the
+        # look-back alone the output would be an empty day recorded as a success. (In a range, a
+        # day without upstream is written empty and fails its coverage check, saying so.)
+        core = sorted(self._get_paths_for_partitions(context))
+        if set(core) <= set(missing) and not _input_flag(context, "optional"):
             raise FileNotFoundError(
-                f"{context.asset_key.to_user_string()}: partition(s) {core} of the days being computed"
-                " are not in the lake (a canceled or failed run?); materialize them first"
+                f"{context.asset_key.to_user_string()}: none of partitions {core} (the days being computed)"
+                " is in the lake (a canceled or failed run?); materialize them first"
             )
         # Days not closed yet cannot exist (a look-ahead past yesterday): no warning for them.
         today = datetime.now(UTC).date().isoformat()

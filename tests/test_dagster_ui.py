@@ -118,7 +118,7 @@ def test_dev_serves_lineage_partitions_and_checks(tmp_path: Path):
         "gold_correlations": ["silver_bars_1h"],
         "ml_candidate_model": ["gold_market_features"],
         "ml_serving_model": ["ml_candidate_model"],
-        "ml_predictions": ["gold_market_features"],
+        "ml_predictions": ["gold_market_features", "ml_serving_model"],  # the model it serves with
         "ml_performance": ["gold_market_features", "ml_predictions"],
     }
     unpartitioned = {"ml_candidate_model", "ml_serving_model"}  # a model is trained on a window, not a day

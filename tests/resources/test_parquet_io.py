@@ -157,7 +157,7 @@ def test_a_window_without_the_day_being_computed_fails_instead_of_writing_an_emp
     )
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-    assert "partition(s) ['2026-01-05'] of the days being computed are not in the lake" in str(
+    assert "numbers: none of partitions ['2026-01-05'] (the days being computed) is in the lake" in str(
         failure.event_specific_data.error
     )
     assert not (tmp_path / "silver" / "windowed" / "dt=2026-01-05").exists()

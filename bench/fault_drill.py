@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -158,9 +159,8 @@ def main() -> None:
                 print(f"  {kind:<13} {armed.get(kind, 0):>5} {fired:>5}  {WHAT_IT_DOES[kind]}")
             if left:
                 print(f"  not reached by the run: {[(f['route'], f['kind'], f['count']) for f in left]}")
-            fallbacks = [line for line in drill.stderr.splitlines() if "fetching from REST instead" in line]
-            for line in fallbacks:
-                print(f"  REST fallback: {line.split(':')[0]}")
+            for found in sorted(set(re.findall(r"(\w+ \d{4}-\d\d-\d\d): archive failed", drill.stderr))):
+                print(f"  REST fallback: {found}")
             print(f"\n  clean run: exit {clean.returncode}, {clean_seconds:.1f} s")
             print(f"  drill run: exit {drill.returncode}, {drill_seconds:.1f} s")
             print(f"  ratio: {drill_seconds / clean_seconds:.2f}x (target <= 1.3x)")

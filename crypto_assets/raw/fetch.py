@@ -75,10 +75,10 @@ def fetch_klines(
     and each one fetched now is kept as soon as it arrives.
     """
     ingested_at = datetime.now(UTC)
-    keep = kept is not None and end <= now  # an open period would resume with candles missing
+    store = kept if end <= now else None  # an open period would resume with candles missing
 
     def one(pair: str) -> tuple[pd.DataFrame, PairReport]:
-        earlier = kept.get(pair, interval, start, end, monthly) if keep and kept else None
+        earlier = store.get(pair, interval, start, end, monthly) if store is not None else None
         if earlier is not None:
             report = PairReport(pair, len(earlier.frame), earlier.source, earlier.fallback, reused=True)
             return earlier.frame, report
@@ -86,8 +86,8 @@ def fetch_klines(
         open_time, close_time = klines["open_time"], klines["close_time"]
         final = klines[(open_time >= _ms(start)) & (open_time < _ms(end)) & (close_time < _ms(now))]
         raw = frame_to_raw(pair, interval, final, source, ingested_at)
-        if keep and kept:
-            kept.put(pair, interval, start, end, monthly, Fetched(raw, source, fallback))
+        if store is not None:
+            store.put(pair, interval, start, end, monthly, Fetched(raw, source, fallback))
         return raw, PairReport(pair, len(final), source, fallback)
 
     with ThreadPoolExecutor(max_workers=threads) as pool:

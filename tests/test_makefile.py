@@ -1,6 +1,7 @@
 """The Makefile's documented commands take their ports from one setting each (``make -n``: what
 would run, without running it)."""
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -10,9 +11,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _planned(target: str, *settings: str) -> str:
     # The stamps are up to date in a checkout whose venvs exist; -n prints any install step anyway.
+    # Under `make test` the suite runs inside make: a nested make would say "Entering directory".
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
     done = subprocess.run(
-        ["make", "-n", target, *settings], cwd=REPO, capture_output=True, text=True, timeout=60
-    )
+        ["make", "--no-print-directory", "-n", target, *settings],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     return done.stdout
 

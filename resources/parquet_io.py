@@ -91,7 +91,7 @@ def recover_partitions(targets: list[Path]) -> None:
 
 
 def _held(lock_path: Path) -> bool:
-    """Whether a live process holds ``lock_path`` (a writer's lock, see ``_locked``)."""
+    """Whether a live process holds ``lock_path`` (a writer's lock, see ``_Locked``)."""
     if not lock_path.exists():
         return False
     with open(lock_path, "a") as lock:

@@ -6,7 +6,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from dagster import AssetCheckResult, AssetExecutionContext, Failure, MetadataValue, Output
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    Failure,
+    MetadataValue,
+    Output,
+)
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -136,9 +143,11 @@ def publish(
         )
         for index, validator in enumerate(validators):
             if index in folded_values and validator.judge is not None:
-                yield validation_result(validator, validator.judge(cached, folded_values[index]))
+                result = validation_result(validator, validator.judge(cached, folded_values[index]))
             else:
-                yield validation_result(validator, validator.run(cached))
+                result = validation_result(validator, validator.run(cached))
+            log_range_result_per_day(context, result)
+            yield result
     finally:
         cached.unpersist()
 
@@ -151,6 +160,31 @@ def _folded_name(index: int, name: str) -> str:
 # month of days gets them; a deep-history range (years) records its checks for the range, its
 # counts still per day, so that five years stay minutes, not hours.
 PER_DAY_CHECKS_MAX_DAYS = 31
+
+
+def log_range_result_per_day(context: AssetExecutionContext, result: AssetCheckResult) -> None:
+    """A check judged over a range run's whole frame (a validator), recorded on each of its days
+    too, as the per-day checks are: otherwise each day's evaluation stays planned for ever (shown
+    as not evaluated in the UI). Its metadata says it was judged over the range."""
+    days = context.partition_keys if context.has_partition_key_range else []
+    if not 1 < len(days) <= PER_DAY_CHECKS_MAX_DAYS:
+        return
+    from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluation
+
+    metadata = {**(result.metadata or {}), "judged_over": MetadataValue.text(f"{days[0]}..{days[-1]}")}
+    for day in days:
+        context.log_event(
+            AssetCheckEvaluation(
+                asset_key=context.asset_key,
+                check_name=str(result.check_name),
+                passed=bool(result.passed),
+                metadata=metadata,
+                severity=result.severity,
+                description=result.description,
+                blocking=result.severity == AssetCheckSeverity.ERROR,  # as validation_result sets it
+                partition=day,
+            )
+        )
 
 
 def _log_day_checks(

@@ -28,7 +28,7 @@ from crypto_assets.checks import quality_check_specs, validator_specs
 from crypto_assets.ingestion.binance import INTERVAL_MS
 from crypto_assets.partitions import daily_asset, daily_partitions, window_input
 from crypto_assets.pipeline_config import GAP_POLICIES, load_pipeline_config
-from crypto_assets.publishing import publish
+from crypto_assets.publishing import log_range_result_per_day, publish
 from crypto_assets.silver.validators import Validation, Validator, aggregating
 from crypto_assets.universe import load_universe, series_key
 
@@ -162,7 +162,7 @@ def bronze_klines(
             "rows_quarantined": MetadataValue.int(quarantined_rows),
         },
     )
-    yield AssetCheckResult(
+    quarantine = AssetCheckResult(
         check_name=RAW_ROWS_VALID,
         passed=not shown,
         severity=AssetCheckSeverity.WARN,
@@ -172,6 +172,8 @@ def bronze_klines(
             "quarantined": MetadataValue.json([{**r, "open_time": str(r["open_time"])} for r in shown]),
         },
     )
+    log_range_result_per_day(context, quarantine)
+    yield quarantine
 
 
 def _quarantine_line(row: Mapping[str, Any]) -> str:

@@ -28,8 +28,9 @@ def test_a_range_run_records_every_day_with_its_own_rows_and_checks(
     mine.write_text("date,open,high,low,close,volume\n" + "".join(f"{t},1,2,0.5,1.5,10\n" for t in hours))
     import_files([mine], settings, say=lambda _: None)
     job = build_definitions(settings).resolve_job_def("history_job")
+    instance = DagsterInstance.ephemeral()
     result = job.execute_in_process(
-        instance=DagsterInstance.ephemeral(),
+        instance=instance,
         asset_selection=[AssetKey("bronze_klines")],
         tags={"dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[-1]},
     )
@@ -51,3 +52,13 @@ def test_a_range_run_records_every_day_with_its_own_rows_and_checks(
     coverage = {day: by_day[(day, "token_coverage")].metadata["present_tokens"].value for day in DAYS}
     assert coverage == dict(zip(DAYS, (1, 1, 0), strict=True))  # BTC alone was imported; day 3 holds nothing
     assert not by_day[(DAYS[2], "token_coverage")].passed
+    # Every check of every day was evaluated, the validators (judged over the range) too: none
+    # is left planned for ever, shown as not evaluated in the UI.
+    from dagster import AssetCheckKey
+
+    for spec in build_definitions(settings).resolve_assets_def("bronze_klines").check_specs:
+        history = instance.event_log_storage.get_asset_check_execution_history(
+            AssetCheckKey(AssetKey("bronze_klines"), spec.name), limit=20
+        )
+        statuses = {record.partition: record.status.value for record in history if record.partition}
+        assert set(statuses) == set(DAYS) and "PLANNED" not in statuses.values(), (spec.name, statuses)

@@ -169,22 +169,36 @@ def log_range_result_per_day(context: AssetExecutionContext, result: AssetCheckR
     days = context.partition_keys if context.has_partition_key_range else []
     if not 1 < len(days) <= PER_DAY_CHECKS_MAX_DAYS:
         return
+    metadata = {**(result.metadata or {}), "judged_over": MetadataValue.text(f"{days[0]}..{days[-1]}")}
+    blocking = result.severity == AssetCheckSeverity.ERROR  # as validation_result sets it
+    for day in days:
+        _log_on_day(context, result, day, blocking=blocking, metadata=metadata)
+
+
+def _log_on_day(
+    context: AssetExecutionContext,
+    result: AssetCheckResult,
+    day: str,
+    *,
+    blocking: bool,
+    metadata: Mapping[str, Any] | None = None,
+) -> None:
+    """``result`` recorded on the partition ``day`` (Dagster records a range's results for the
+    run only; the evaluation event is the one way to put a result on a day)."""
     from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluation
 
-    metadata = {**(result.metadata or {}), "judged_over": MetadataValue.text(f"{days[0]}..{days[-1]}")}
-    for day in days:
-        context.log_event(
-            AssetCheckEvaluation(
-                asset_key=context.asset_key,
-                check_name=str(result.check_name),
-                passed=bool(result.passed),
-                metadata=metadata,
-                severity=result.severity,
-                description=result.description,
-                blocking=result.severity == AssetCheckSeverity.ERROR,  # as validation_result sets it
-                partition=day,
-            )
+    context.log_event(
+        AssetCheckEvaluation(
+            asset_key=context.asset_key,
+            check_name=str(result.check_name),
+            passed=bool(result.passed),
+            metadata=metadata if metadata is not None else result.metadata,
+            severity=result.severity,
+            description=result.description,
+            blocking=blocking,
+            partition=day,
         )
+    )
 
 
 def _log_day_checks(
@@ -200,8 +214,6 @@ def _log_day_checks(
     """A multi-day run records every day's check results on that day's partition, as a one-day
     run does (Dagster records a range's results for the run only): a day's checks can be read in
     the UI, and a day without rows fails its coverage."""
-    from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluation
-
     for day in days:
         window = daily_partitions.time_window_for_partition_key(day)
         expected, unavailable = coverage or expected_coverage(window.start, window.end, by_pair=by_pair)
@@ -212,17 +224,7 @@ def _log_day_checks(
             ohlc=ohlc,
             coverage_check=coverage_check,
         ):
-            context.log_event(
-                AssetCheckEvaluation(
-                    asset_key=context.asset_key,
-                    check_name=str(result.check_name),
-                    passed=result.passed,
-                    metadata=result.metadata,
-                    severity=result.severity,
-                    blocking=result.check_name != coverage_check,
-                    partition=day,
-                )
-            )
+            _log_on_day(context, result, day, blocking=result.check_name != coverage_check)
 
 
 SHOWN_COLUMNS = ("token", "venue", "market", "symbol", "interval", "open_time", "time", "hour", "source")

@@ -125,6 +125,13 @@ class Universe:
             for pair, token in self.pairs(venue, market).items()
         }
 
+    def series_quotes(self) -> dict[str, str]:
+        """``venue/market/pair`` -> the asset its prices are quoted in (``BTCUSDC`` -> ``USDC``,
+        a coin-margined ``BTCUSD_PERP`` -> ``USD``): the token's symbol is the pair's prefix."""
+        return {
+            series: quote_asset(series.split("/")[2], token) for series, token in self.series_tokens().items()
+        }
+
     def canonical_series(self) -> dict[str, str]:
         """``venue/market/pair`` -> token for the series silver and gold are computed from."""
         return {
@@ -166,6 +173,15 @@ class Universe:
 def series_key(venue: str, market: str, pair: str) -> str:
     """One series of klines: a pair on a venue's market, e.g. ``binance/usdm_futures/BTCUSDT``."""
     return f"{venue}/{market}/{pair}"
+
+
+def quote_asset(pair: str, token: str) -> str:
+    """The quote asset of ``pair``, a pair of ``token``: what follows the token's symbol, without
+    a perpetual's ``_PERP`` suffix."""
+    base = pair.removesuffix("_PERP")
+    if not base.startswith(token) or len(base) == len(token):
+        raise UniverseError(f"pair {pair!r} does not start with its token {token!r} and a quote asset")
+    return base[len(token) :]
 
 
 def _market(value: str, where: str) -> str:

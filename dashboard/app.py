@@ -24,6 +24,7 @@ PAGES = [
     st.Page("views/categories.py", title="Categories", icon=":material/category:", url_path="categories"),
     st.Page("views/correlations.py", title="Correlations", icon=":material/hub:", url_path="correlations"),
     st.Page("views/predictions.py", title="Predictions", icon=":material/target:", url_path="predictions"),
+    st.Page("views/venues.py", title="Venues", icon=":material/compare_arrows:", url_path="venues"),
     st.Page("views/health.py", title="Data health", icon=":material/health_and_safety:", url_path="health"),
 ]
 

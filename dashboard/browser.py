@@ -21,6 +21,7 @@ PAGES: dict[str, int] = {
     "categories": 1,
     "correlations": 2,
     "predictions": 1,  # P(up) per token; the accuracy chart needs realised outcomes
+    "venues": 2,  # prices per venue, quote assets in USD (the basis needs a second venue)
     "health": 0,
 }
 DEFAULT_PAGE = "overview"

@@ -403,3 +403,47 @@ def peg_breaches(start: date, end: date, threshold: float) -> Query:
         end=end.isoformat(),
         threshold=float(threshold),
     )
+
+
+def venue_tokens(start: date, end: date, tokens: Sequence[str]) -> Query:
+    """Tokens of GOLD_VENUE_PRICES in the range, with how many series (venue, market, pair) each has."""
+    where, params = _token_filter(tokens)
+    return _query(
+        "venue_tokens",
+        "SELECT TOKEN AS token, COUNT(DISTINCT VENUE || '/' || MARKET || '/' || SYMBOL) AS series"
+        " FROM GOLD_VENUE_PRICES WHERE DT BETWEEN %(start)s::DATE AND %(end)s::DATE"
+        + where
+        + " GROUP BY TOKEN ORDER BY 2 DESC, 1",
+        start=start.isoformat(),
+        end=end.isoformat(),
+        **params,
+    )
+
+
+def venue_prices(token: str, start: date, end: date) -> Query:
+    """One token's hourly bars on every venue and market, with USD prices and the basis."""
+    return _query(
+        "venue_prices",
+        "SELECT BAR_TIME AS bar_time, VENUE AS venue, MARKET AS market, SYMBOL AS symbol,"
+        " QUOTE_ASSET AS quote_asset, IS_CANONICAL AS is_canonical, CLOSE AS close,"
+        " CLOSE_USD AS close_usd, VOLUME AS volume, IS_GAP AS is_gap, BASIS_BPS AS basis_bps,"
+        " BASIS_USD_BPS AS basis_usd_bps, QUOTE_USD_SOURCE AS quote_usd_source"
+        " FROM GOLD_VENUE_PRICES WHERE TOKEN = %(token)s AND DT BETWEEN %(start)s::DATE AND %(end)s::DATE"
+        " ORDER BY BAR_TIME, VENUE, MARKET, SYMBOL",
+        token=token,
+        start=start.isoformat(),
+        end=end.isoformat(),
+    )
+
+
+def quote_prices(start: date, end: date) -> Query:
+    """The USD price of every non-USD quote asset per hour and evidence (cross rate or CoinGecko)."""
+    return _query(
+        "quote_prices",
+        "SELECT DISTINCT QUOTE_ASSET AS quote_asset, QUOTE_USD_SOURCE AS source, BAR_TIME AS bar_time,"
+        " QUOTE_USD AS quote_usd, QUOTE_USD_LOW AS quote_usd_low, QUOTE_USD_HIGH AS quote_usd_high"
+        " FROM GOLD_VENUE_PRICES WHERE QUOTE_ASSET <> 'USD' AND QUOTE_USD IS NOT NULL"
+        " AND DT BETWEEN %(start)s::DATE AND %(end)s::DATE ORDER BY BAR_TIME",
+        start=start.isoformat(),
+        end=end.isoformat(),
+    )

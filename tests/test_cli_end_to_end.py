@@ -9,7 +9,7 @@ the warm-up logic is the same. `bench/run_footprint.py` measures the defaults on
 import subprocess
 import sys
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -65,6 +65,7 @@ def test_a_fresh_lake_run_is_warm_then_sql(fresh_run, monkeypatch):
         "silver_features_1h",
         "gold_market_features",
         "gold_correlations",
+        "gold_venue_prices",
     ):
         assert asset in out
     assert "Done: 1 partition(s)" in out and "crypto-analytics sql" in out
@@ -311,6 +312,12 @@ def test_refining_imported_days_starts_warm_from_the_raw_days_before_them(
     (tmp_path / "BTCUSDT_1h.csv").write_text("\n".join(kept) + "\n")
     imported = _cli("import", str(tmp_path / "BTCUSDT_1h.csv"), env=env)
     assert imported.returncode == 0, imported.stderr[-2000:]
+    # Another venue, in USD and in USDC, with a USDC de-peg to 0.875 at 07:50 (as on 2023-03-11).
+    us = tmp_path / "binance_us"
+    us.mkdir()
+    _binance_us_minutes(us, datetime(2023, 2, 14, tzinfo=UTC))
+    imported = _cli("import", str(us), "--venue", "binance_us", env=env)
+    assert imported.returncode == 0, imported.stdout[-2000:] + imported.stderr[-2000:]
     run = _cli("run", "--start", "2023-02-14", "--end", "2023-02-14", "--no-ingest", env=env)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "warm-up: refining the look-back days raw already holds before 2023-02-14" in run.stdout
@@ -323,3 +330,35 @@ def test_refining_imported_days_starts_warm_from_the_raw_days_before_them(
         env,
     )
     assert first_hours == "6 6 6"  # warm from the first hour: cold, RSI(14) would start at 14:00
+
+    venues = _python(
+        "import snowflake.connector; from resources.settings import Settings\n"
+        "c = snowflake.connector.connect(**Settings.from_env().connector_args()).cursor()\n"
+        'c.execute("select venue, symbol, quote_asset, count(*), round(min(quote_usd_low), 4),'
+        " round(max(abs(basis_bps)), 0), min(split_part(quote_usd_source, ' ', 1))"
+        " from gold_venue_prices where token = 'BTC' group by 1, 2, 3 order by 1, 2\")\n"
+        "print(*[' '.join(map(str, row)) for row in c.fetchall()], sep='|')",
+        env,
+    )
+    btc_usdt, btc_usd, btc_usdc = venues.split("|")
+    assert btc_usdt.startswith("binance BTCUSDT USDT 24 ")  # canonical: basis 0
+    assert btc_usd.startswith("binance_us BTCUSD USD 24 1.0 ") and btc_usd.endswith(" par")
+    # In USDC, BTC sat 1/0.875 - 1 = 14.3 % above BTCUSDT at the de-peg's worst minute; the cross
+    # rate on Binance.US prices USDC at 0.875 USD then.
+    usdc = btc_usdc.split()
+    assert usdc[:5] == ["binance_us", "BTCUSDC", "USDC", "24", "0.875"], btc_usdc
+    assert usdc[6] == "cross:binance_us/spot", btc_usdc
+
+
+def _binance_us_minutes(folder: Path, day: datetime) -> None:
+    """BTCUSD and BTCUSDC 1m bars for ``day`` on Binance.US: BTC at 21,800 USD throughout, USDC
+    at 0.99 USD but 0.875 at 07:50 (the hour's worst minute)."""
+    header = "open_time,open,high,low,close,volume"
+    rows = {"BTCUSD": [header], "BTCUSDC": [header]}
+    for minute in range(24 * 60):
+        ms = int((day + timedelta(minutes=minute)).timestamp() * 1000)
+        usdc = 0.875 if minute == 7 * 60 + 50 else 0.99
+        for pair, price in (("BTCUSD", 21_800.0), ("BTCUSDC", 21_800.0 / usdc)):
+            rows[pair].append(f"{ms},{price:.2f},{price:.2f},{price:.2f},{price:.2f},1.5")
+    for pair, lines in rows.items():
+        (folder / f"{pair}_1m.csv").write_text("\n".join(lines) + "\n")

@@ -120,7 +120,8 @@ def bronze_klines(
 ) -> Iterator[Output | AssetCheckResult]:
     """Klines, one row per series and slot (venue, market, pair, interval, open_time): every
     venue and market kept apart, DECIMAL(38,18) prices and volumes (PEPE's 1e-8 ticks and 1e13
-    volumes exact), UTC timestamps, the token and its category, source and ingestion time kept.
+    volumes exact), UTC timestamps, the token, its category and the quote asset (BTCUSD, BTCUSDC
+    and BTCUSDT are all BTC, in three currencies), source and ingestion time kept.
     Dedup: the latest ingestion of a slot wins, whichever source. Every slot between a series'
     real first and last bars is present: a bar the exchange did not deliver (an outage) is a row
     with ``is_gap = true``, left null or carried forward (``bronze.gap_policy``). A day that fails
@@ -133,6 +134,7 @@ def bronze_klines(
     cleaned = clean_klines(
         raw_klines,
         series_tokens=universe.series_tokens(),
+        series_quotes=universe.series_quotes(),
         token_categories={t.symbol: t.category for t in universe.tokens},
         listings=_listings(),
         start=window.start,

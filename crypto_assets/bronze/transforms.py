@@ -20,7 +20,7 @@ VOLUMES = ("volume", "quote_volume", "taker_buy_base_volume", "taker_buy_quote_v
 BRONZE_KEY = ("venue", "market", "symbol", "interval", "open_time")
 SERIES = ("venue", "market", "symbol", "token", "interval")
 BRONZE_COLUMNS = (
-    "token", "category", "venue", "market", "symbol", "interval", "open_time", "open", "high", "low", "close", "volume",
+    "token", "category", "venue", "market", "symbol", "quote_asset", "interval", "open_time", "open", "high", "low", "close", "volume",
     "quote_volume", "trade_count", "taker_buy_base_volume", "taker_buy_quote_volume", "is_gap",
     "source", "ingested_at",
 )  # fmt: skip
@@ -172,6 +172,17 @@ def expected_grid(
     return slots.withColumn("open_time", F.timestamp_seconds("_slot")).select(*SERIES, "open_time")
 
 
+def _quote_asset(series_quotes: Mapping[str, str] | None) -> Column:
+    """The series' quote asset: from the universe's map, else what follows the token in the pair."""
+    from_pair = F.when(
+        F.col("token").isNotNull() & F.col("symbol").startswith(F.col("token")),
+        F.nullif(F.regexp_replace(F.expr("substring(symbol, length(token) + 1)"), "_PERP$", ""), F.lit("")),
+    )
+    if not series_quotes:
+        return from_pair
+    return F.coalesce(lookup(series_quotes, series_column()), from_pair)
+
+
 def outside_listing(listings: Sequence[tuple[str, datetime, datetime | None]]) -> Column:
     """True for an observed bar of a series with dated listings that falls outside all of them:
     one column (no join), so that it is counted in the frame's summary pass. Listings are
@@ -245,6 +256,7 @@ def clean_klines(
     intervals: Sequence[str],
     gap_policy: str = "leave_missing",
     max_carry_seconds: int = DAY_SECONDS,
+    series_quotes: Mapping[str, str] | None = None,
 ) -> DataFrame:
     """Bronze rows for bars opening in ``[start, end)``: one per (venue, market, pair, interval,
     open_time).
@@ -253,7 +265,9 @@ def clean_klines(
     (see :func:`expected_grid`) and gives ``carry_forward`` its look-back. Observed bars keep
     their source and ingestion time; every slot of the grid the exchange did not deliver is a
     row with ``is_gap = true`` (null prices, or carried forward: see :func:`fill_gaps`).
-    ``listings`` are (``venue/market/pair``, from, until).
+    ``listings`` are (``venue/market/pair``, from, until). ``quote_asset`` comes from
+    ``series_quotes`` (``Universe.series_quotes``), else from the pair minus its token: BTCUSD,
+    BTCUSDC and BTCUSDT are all token BTC, in three currencies that can sit 14 % apart.
     """
     lookback = max(DAY_SECONDS, max_carry_seconds if gap_policy == "carry_forward" else 0)
     # Checkpointed: the grid, the anti-join and the union each read the deduplicated bars, and
@@ -284,5 +298,6 @@ def clean_klines(
     return (
         bars.where(F.col("open_time") >= F.lit(start))
         .withColumn("category", lookup(token_categories, F.col("token")))
+        .withColumn("quote_asset", _quote_asset(series_quotes))
         .select(*BRONZE_COLUMNS)
     )

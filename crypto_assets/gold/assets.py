@@ -15,12 +15,13 @@ from crypto_assets.checks import quality_check_specs, validator_specs
 from crypto_assets.gold.schema import (
     CORRELATION_COLUMNS,
     INDEX_COLUMNS,
+    VENUE_COLUMNS,
     Column,
     data_dictionary,
     market_feature_columns,
     table_schema,
 )
-from crypto_assets.gold.transforms import category_index, market_features, rolling_correlations
+from crypto_assets.gold.transforms import category_index, market_features, rolling_correlations, venue_prices
 from crypto_assets.partitions import daily_asset, window_input
 from crypto_assets.pipeline_config import DAY_SECONDS, bars_in, load_pipeline_config, parse_duration
 from crypto_assets.publishing import publish
@@ -221,7 +222,71 @@ def gold_correlations(
     )
 
 
-GOLD_ASSETS = [gold_market_features, gold_daily_market_features, gold_category_index, gold_correlations]
+VENUE_VALIDATORS = [
+    _schema_validator(VENUE_COLUMNS),
+    v.value_ranges(
+        {
+            **dict.fromkeys(
+                ("open", "high", "low", "close", "volume", "quote_usd", "close_usd"), (0.0, None)
+            ),
+            "canonical_close": (0.0, None),
+        }
+    ),
+    v.quote_peg(CONFIG.stablecoins, CONFIG.peg_threshold),
+]
+
+
+@daily_asset(
+    "gold",
+    time_column="bar_time",
+    ins={
+        "bronze_klines": window_input("bronze_klines"),
+        "silver_token_markets": window_input("silver_token_markets", optional=True),
+    },
+    check_specs=[
+        *quality_check_specs("gold_venue_prices", keys="(venue, market, symbol, bar_time)"),
+        *validator_specs("gold_venue_prices", VENUE_VALIDATORS),
+    ],
+    metadata=_warehouse_metadata(VENUE_COLUMNS, "BAR_TIME"),
+    **WAREHOUSE,
+)
+def gold_venue_prices(
+    context: AssetExecutionContext, bronze_klines: DataFrame, silver_token_markets: DataFrame | None
+) -> Iterator[Output | AssetCheckResult]:
+    """Every venue and market side by side, one row per series (venue, market, pair) and hour:
+    the canonical Binance spot pair and whatever else bronze holds (Binance.US, futures), with
+    the quote asset, its USD price (a cross rate on the venue, CoinGecko's price, 1 for USD),
+    the close in USD and the basis against the canonical pair. Features and targets stay on the
+    canonical series; this is where imported venues and stablecoin de-pegs can be looked at."""
+    window = context.partition_time_window
+    table = venue_prices(
+        bronze_klines,
+        silver_token_markets,
+        canonical_series=sorted(load_universe().canonical_series()),
+        start=window.start,
+        end=window.end,
+    )
+    yield from publish(
+        context,
+        table,
+        time_column="bar_time",
+        keys=("venue", "market", "symbol", "bar_time"),
+        observed=~F.col("is_gap"),
+        validators=VENUE_VALIDATORS,
+        extra_aggregates={
+            "series": F.countDistinct("venue", "market", "symbol"),
+            "venues": F.countDistinct("venue", "market"),
+        },
+    )
+
+
+GOLD_ASSETS = [
+    gold_market_features,
+    gold_daily_market_features,
+    gold_category_index,
+    gold_correlations,
+    gold_venue_prices,
+]
 
 
 def gold_dictionary() -> str:
@@ -243,6 +308,11 @@ def gold_dictionary() -> str:
         "one row per day and ordered pair of tokens",
         GOLD_DESCRIPTIONS["gold_correlations"],
         CORRELATION_COLUMNS,
+    )
+    tables["gold_venue_prices"] = (
+        "one row per venue, market, pair and hour",
+        GOLD_DESCRIPTIONS["gold_venue_prices"],
+        VENUE_COLUMNS,
     )
     return data_dictionary(tables)
 

@@ -74,6 +74,50 @@ CORRELATION_COLUMNS: list[Column] = [
     ("window_days", "int", "Length of the trailing window in days."),
 ]
 
+VENUE_COLUMNS: list[Column] = [
+    ("dt", "date", COMMON["dt"][1]),
+    ("bar_time", "timestamp", "Hour the bar opens, UTC."),
+    ("token", "string", COMMON["token"][1]),
+    ("category", "string", COMMON["category"][1]),
+    ("venue", "string", "Exchange the series trades on: binance (canonical), binance_us, ..."),
+    ("market", "string", "Market of the venue: spot, usdm_futures or coinm_futures."),
+    ("symbol", "string", "The venue's pair, e.g. BTCUSDC."),
+    ("quote_asset", "string", "Asset the prices are quoted in: USDT, USDC, USD..."),
+    ("is_canonical", "boolean", "True for the series silver and gold features are computed from."),
+    ("open", "double", "First observed price of the hour, in the quote asset."),
+    ("high", "double", "Highest price of the hour, in the quote asset."),
+    ("low", "double", "Lowest price of the hour, in the quote asset."),
+    ("close", "double", "Last observed price of the hour, in the quote asset."),
+    ("volume", "double", COMMON["volume"][1]),
+    ("quote_volume", "double", "Quote-asset volume; null where the source lacks it."),
+    ("trade_count", "bigint", COMMON["trade_count"][1]),
+    ("bar_source", "string", COMMON["bar_source"][1]),
+    ("bars_observed", "int", "Source bars the venue delivered inside the hour."),
+    ("is_gap", "boolean", "True when the venue delivered no bar in the hour."),
+    (
+        "quote_usd",
+        "double",
+        "USD price of one unit of the quote asset at the hour's close: 1 for USD, a cross rate on the"
+        " same venue (BTCUSD / BTCUSDC) where it quotes USD too, else CoinGecko's USD price.",
+    ),
+    (
+        "quote_usd_low",
+        "double",
+        "Lowest USD price of the quote asset in the hour (cross rates at the finest bars).",
+    ),
+    ("quote_usd_high", "double", "Highest USD price of the quote asset in the hour."),
+    (
+        "quote_usd_source",
+        "string",
+        "Where quote_usd comes from: par, coingecko, or cross:<venue>/<market> <tokens> USD/<quote> <interval>.",
+    ),
+    ("close_usd", "double", "close x quote_usd: the close in USD."),
+    ("canonical_symbol", "string", "The token's canonical pair (Binance spot), the basis reference."),
+    ("canonical_close", "double", "Close of the canonical pair in the same hour."),
+    ("basis_bps", "double", "close / canonical_close - 1, in basis points (quote units, not converted)."),
+    ("basis_usd_bps", "double", "close_usd / the canonical close in USD - 1, in basis points."),
+]
+
 
 def _feature(column: FeatureColumn) -> Column:
     return column.name, "double", column.description

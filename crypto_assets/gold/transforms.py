@@ -13,6 +13,8 @@ from datetime import datetime
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from crypto_assets.bronze.transforms import series_column
+from crypto_assets.silver.transformers import resample_bars
 from crypto_assets.silver.utils import bar_at, in_window
 
 MARKET_COLUMNS = ("market_cap_usd", "price_usd", "circulating_supply")
@@ -181,3 +183,140 @@ def rolling_correlations(
         "observations",
     )
     return upper.unionByName(lower).withColumn("window_days", F.lit(window_days))
+
+
+VENUE_KEY = ("venue", "market", "symbol")
+RATE_KEY = ("venue", "market", "quote_asset")
+PAR = "par"
+COINGECKO = "coingecko"
+
+
+def quote_usd_rates(bronze: DataFrame) -> DataFrame:
+    """The USD price of each quote asset on each venue and market, per hour, from cross rates:
+    where a token trades against USD and against the quote on the same venue (BTCUSD and BTCUSDC
+    on Binance.US), one unit of the quote is worth ``close(BTCUSD) / close(BTCUSDC)`` dollars.
+
+    Measured at the finest interval both pairs have (the median over tokens per slot), then per
+    hour: the last rate (``quote_usd``), its low and high and the tokens it came from. A
+    stablecoin's de-peg shows here at the minute, on any venue that quotes USD."""
+    bars = bronze.where(~F.col("is_gap") & F.col("close").isNotNull() & F.col("quote_asset").isNotNull())
+    slot = ["venue", "market", "token", "interval", "open_time"]
+    usd = bars.where(F.col("quote_asset") == "USD").select(*slot, F.col("close").cast("double").alias("_usd"))
+    quoted = bars.where(F.col("quote_asset") != "USD").select(
+        *slot, "quote_asset", F.col("close").cast("double").alias("_quoted")
+    )
+    per_slot = (
+        quoted.join(usd, on=slot)
+        .groupBy(*RATE_KEY, "interval", "open_time")
+        .agg(
+            F.percentile_approx(F.col("_usd") / F.col("_quoted"), 0.5, 10_000).alias("_rate"),
+            F.array_sort(F.collect_set("token")).alias("_tokens"),
+        )
+    )
+    hourly = per_slot.groupBy(*RATE_KEY, "interval", F.date_trunc("hour", "open_time").alias("bar_time")).agg(
+        F.max_by("_rate", "open_time").alias("quote_usd"),
+        F.min("_rate").alias("quote_usd_low"),
+        F.max("_rate").alias("quote_usd_high"),
+        F.array_join(F.array_sort(F.array_distinct(F.flatten(F.collect_list("_tokens")))), ",").alias(
+            "_tokens"
+        ),
+        F.count(F.lit(1)).alias("_slots"),
+    )
+    finest = Window.partitionBy(*RATE_KEY, "bar_time").orderBy(F.col("_slots").desc())
+    return (
+        hourly.withColumn("_rank", F.row_number().over(finest))
+        .where("_rank = 1")
+        .select(
+            *RATE_KEY,
+            "bar_time",
+            "quote_usd",
+            "quote_usd_low",
+            "quote_usd_high",
+            F.concat(
+                F.lit("cross:"), F.col("venue"), F.lit("/"), F.col("market"), F.lit(" "), F.col("_tokens"),
+                F.lit(" USD/"), F.col("quote_asset"), F.lit(" "), F.col("interval"),
+            ).alias("quote_usd_source"),
+        )
+    )  # fmt: skip
+
+
+def venue_prices(
+    bronze: DataFrame,
+    markets: DataFrame | None,
+    *,
+    canonical_series: Sequence[str],
+    start: datetime,
+    end: datetime,
+) -> DataFrame:
+    """One row per series (venue, market, pair) and hour in ``[start, end)``: every venue and
+    market bronze holds, the canonical one included, side by side.
+
+    Each series' 1h bar (its own 1h kline, else resampled from its finest bars, as silver does
+    for the canonical series), its quote asset and what one unit of it was worth in USD (a cross
+    rate on the same venue, else CoinGecko's USD price of the quote, 1 for USD), the close in USD,
+    and the basis against the token's canonical series in the same hour: in quote units
+    (``basis_bps``) and in USD (``basis_usd_bps``)."""
+    series = bronze.where(F.col("token").isNotNull()).withColumn("_series", series_column())
+    info = series.select("_series", *VENUE_KEY, "token", "quote_asset").distinct()
+    # resample_bars groups by token: give it the series instead, so venues are never mixed.
+    bars = resample_bars(series.withColumn("token", F.col("_series")), "1h").select(
+        F.col("token").alias("_series"),
+        "category",
+        F.col("open_time").alias("bar_time"),
+        *[
+            F.col(c).cast("double").alias(c)
+            for c in ("open", "high", "low", "close", "volume", "quote_volume")
+        ],
+        "trade_count",
+        "bar_source",
+        "bars_observed",
+        "is_gap",
+    )
+    bars = in_window(bars, "bar_time", start, end).join(F.broadcast(info), on="_series")
+    bars = bars.join(
+        quote_usd_rates(in_window(bronze, "open_time", start, end)), on=[*RATE_KEY, "bar_time"], how="left"
+    )
+    if markets is not None:
+        quotes = markets.select(
+            F.col("token").alias("_quote"), F.col("hour").alias("bar_time"), F.col("price_usd").alias("_cg")
+        )
+        bars = bars.join(
+            quotes,
+            on=[F.col("quote_asset") == F.col("_quote"), bars["bar_time"] == quotes["bar_time"]],
+            how="left",
+        ).drop(quotes["bar_time"])
+    else:
+        bars = bars.withColumn("_cg", F.lit(None).cast("double"))
+    usd_quote = F.col("quote_asset") == "USD"
+    priced = bars.select(
+        "*",
+        F.when(usd_quote, F.lit(1.0)).otherwise(F.coalesce("quote_usd", "_cg")).alias("_quote_usd"),
+        F.when(usd_quote, F.lit(1.0)).otherwise(F.coalesce("quote_usd_low", "_cg")).alias("_quote_usd_low"),
+        F.when(usd_quote, F.lit(1.0)).otherwise(F.coalesce("quote_usd_high", "_cg")).alias("_quote_usd_high"),
+        F.when(usd_quote, F.lit(PAR))
+        .when(F.col("quote_usd").isNotNull(), F.col("quote_usd_source"))
+        .when(F.col("_cg").isNotNull(), F.lit(COINGECKO))
+        .alias("_quote_usd_source"),
+        F.col("_series").isin(sorted(canonical_series)).alias("is_canonical"),
+    ).withColumn("close_usd", F.col("close") * F.col("_quote_usd"))
+    canonical = priced.where("is_canonical").select(
+        "token",
+        "bar_time",
+        F.col("symbol").alias("canonical_symbol"),
+        F.col("close").alias("canonical_close"),
+        F.col("close_usd").alias("_canonical_usd"),
+    )
+    joined = priced.join(canonical, on=["token", "bar_time"], how="left")
+    return joined.select(
+        F.to_date("bar_time").alias("dt"),
+        "bar_time", "token", "category", *VENUE_KEY, "quote_asset", "is_canonical",
+        "open", "high", "low", "close", "volume", "quote_volume", "trade_count", "bar_source",
+        F.col("bars_observed").cast("int").alias("bars_observed"), "is_gap",
+        F.col("_quote_usd").alias("quote_usd"),
+        F.col("_quote_usd_low").alias("quote_usd_low"),
+        F.col("_quote_usd_high").alias("quote_usd_high"),
+        F.col("_quote_usd_source").alias("quote_usd_source"),
+        "close_usd", "canonical_symbol", "canonical_close",
+        ((F.col("close") / F.col("canonical_close") - 1) * 1e4).alias("basis_bps"),
+        ((F.col("close_usd") / F.col("_canonical_usd") - 1) * 1e4).alias("basis_usd_bps"),
+    )  # fmt: skip

@@ -317,6 +317,63 @@ def usd_peg(price: str, time_column: str, stablecoins: Sequence[str], threshold:
     )
 
 
+def quote_peg(stablecoins: Sequence[str], threshold: float, shown: int = 50) -> Validator:
+    """Stablecoin quote assets priced in USD by every evidence the table holds (a warning): cross
+    rates on each venue that quotes both USD and the stablecoin (Binance.US BTCUSD / BTCUSDC, at
+    the minute when the lake has minutes) and CoinGecko's USD prices. Each breach of ``1 +-
+    threshold`` by the hour's low or high is an episode per stablecoin and evidence."""
+
+    def run(frame: DataFrame) -> Validation:
+        rates = (
+            frame.where(F.col("quote_asset").isin(list(stablecoins)) & F.col("quote_usd_source").isNotNull())
+            .select(
+                F.col("quote_asset").alias("token"),
+                F.col("quote_usd_source").alias("evidence"),
+                F.col("bar_time").alias("time"),
+                F.col("quote_usd_low").cast("double").alias("_low"),
+                F.col("quote_usd_high").cast("double").alias("_high"),
+            )
+            .distinct()
+        )
+        low, high = F.col("_low"), F.col("_high")
+        found = (
+            rates.where((low < 1 - threshold) | (high > 1 + threshold))
+            .select(
+                "token", "evidence", "time", F.when(1 - low >= high - 1, low).otherwise(high).alias("extreme")
+            )
+            .toPandas()
+        )
+        episodes = [
+            {**episode, "evidence": evidence}
+            for evidence, rows in (found.groupby("evidence", sort=True) if len(found) else [])
+            for episode in peg_episodes(rows, 3600)
+        ]
+        episodes.sort(key=lambda e: (e["start"], e["token"]))
+        measured = {
+            f"{r['token']} via {r['evidence']}": int(r["hours"])
+            for r in rates.groupBy("token", "evidence").agg(F.count(F.lit(1)).alias("hours")).collect()
+        }
+        return Validation(
+            passed=not episodes and bool(measured),  # nothing measured is not a pass
+            details={
+                **({} if measured else {"nothing_evaluated": "no stablecoin-quoted series with a USD price"}),
+                "measured_hours": measured,
+                "episodes": episodes[:shown],
+                "episode_count": len(episodes),
+                "threshold": threshold,
+            },
+        )
+
+    return Validator(
+        STABLECOIN_PEG,
+        f"Stablecoin quote assets within {threshold:.0%} of $1 by every USD evidence in the lake:"
+        " cross rates on venues that quote USD too (BTCUSD / BTCUSDC on Binance.US) and CoinGecko's"
+        " USD prices; each breach an episode per evidence (start, end, extreme), flagged and kept.",
+        False,
+        run,
+    )
+
+
 def cross_interval_consistency(
     interval: str, mismatches: Callable[[DataFrame], DataFrame], listed: int = 50
 ) -> Validator:

@@ -115,6 +115,7 @@ def test_a_raw_day_landing_by_any_route_requests_every_layer_of_that_day():
         "gold_daily_market_features",
         "gold_category_index",
         "gold_correlations",
+        "gold_venue_prices",
     ):
         assert _requested(result, key) == ["2023-03-24"], key
 

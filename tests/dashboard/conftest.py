@@ -165,6 +165,37 @@ def prediction_frames(hourly: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]
     return predictions, pd.DataFrame(perf)
 
 
+def venue_frame(hourly: pd.DataFrame) -> pd.DataFrame:
+    """Every token's canonical USDT pair, and BTC on Binance.US in USD and in USDC, with USDC
+    de-pegged to 0.88 for three hours (hours 40-42)."""
+    canonical = pd.DataFrame(
+        {
+            "DT": hourly["DT"], "BAR_TIME": hourly["BAR_TIME"], "TOKEN": hourly["TOKEN"],
+            "CATEGORY": hourly["CATEGORY"], "VENUE": "binance", "MARKET": "spot",
+            "SYMBOL": hourly["TOKEN"] + "USDT", "QUOTE_ASSET": "USDT", "IS_CANONICAL": True,
+            "CLOSE": hourly["CLOSE"], "VOLUME": hourly["VOLUME"], "IS_GAP": hourly["IS_GAP"],
+            "QUOTE_USD": 1.0, "QUOTE_USD_LOW": 1.0, "QUOTE_USD_HIGH": 1.0, "QUOTE_USD_SOURCE": "coingecko",
+        }
+    )  # fmt: skip
+    btc = canonical[canonical["TOKEN"] == "BTC"].reset_index(drop=True)
+    usdc = pd.Series(1.0, index=btc.index).where(~btc.index.isin([40, 41, 42]), 0.88)
+    us_usd = btc.assign(VENUE="binance_us", SYMBOL="BTCUSD", QUOTE_ASSET="USD", IS_CANONICAL=False,
+                        CLOSE=btc["CLOSE"] * 1.0005, QUOTE_USD_SOURCE="par")  # fmt: skip
+    us_usdc = btc.assign(
+        VENUE="binance_us", SYMBOL="BTCUSDC", QUOTE_ASSET="USDC", IS_CANONICAL=False,
+        CLOSE=btc["CLOSE"] * 1.0005 / usdc, QUOTE_USD=usdc, QUOTE_USD_LOW=usdc, QUOTE_USD_HIGH=usdc,
+        QUOTE_USD_SOURCE="cross:binance_us/spot BTC USD/USDC 1m",
+    )  # fmt: skip
+    frame = pd.concat([canonical, us_usd, us_usdc], ignore_index=True)
+    frame["CLOSE_USD"] = frame["CLOSE"] * frame["QUOTE_USD"]
+    reference = canonical.set_index(["TOKEN", "BAR_TIME"])["CLOSE"]
+    keys = pd.MultiIndex.from_frame(frame[["TOKEN", "BAR_TIME"]])
+    frame["CANONICAL_CLOSE"] = reference.reindex(keys).to_numpy()
+    frame["BASIS_BPS"] = (frame["CLOSE"] / frame["CANONICAL_CLOSE"] - 1) * 1e4
+    frame["BASIS_USD_BPS"] = (frame["CLOSE_USD"] / frame["CANONICAL_CLOSE"] - 1) * 1e4
+    return frame
+
+
 @functools.cache
 def _tables() -> dict[str, pd.DataFrame]:
     return _build_tables()
@@ -184,6 +215,7 @@ def _build_tables() -> dict[str, pd.DataFrame]:
         "GOLD_CORRELATIONS": correlation_frame(hourly),
         "ML_PREDICTIONS": predictions,
         "ML_PERFORMANCE": perf,
+        "GOLD_VENUE_PRICES": venue_frame(hourly),
     }
 
 

@@ -16,6 +16,7 @@ PAGES = [
     "views/categories.py",
     "views/correlations.py",
     "views/predictions.py",
+    "views/venues.py",
     "views/health.py",
 ]
 INJECTION = "BTC'); DROP TABLE GOLD_MARKET_FEATURES; --"
@@ -237,3 +238,21 @@ def test_the_health_page_lists_the_recorded_failed_runs(warehouse, tmp_path, mon
     shown = next(t.value for t in at.dataframe if "failed_steps" in t.value.columns)
     assert shown.iloc[0]["error"] == "OperationalError: warehouse down"
     assert shown.iloc[0]["link"] == "http://127.0.0.1:9/runs/abc123"
+
+
+def test_the_venues_page_shows_every_venue_the_basis_and_a_de_pegged_quote(warehouse):
+    at = _open("views/venues.py")
+    assert not at.exception, at.exception
+    # BTC has three series, so it is offered first; three charts: prices, basis, quotes in USD.
+    assert at.selectbox(key="venue_token").value.startswith("BTC (3 series)")
+    assert len(at.get("plotly_chart")) == 3
+    texts = _texts(at)
+    assert "3 hour(s) outside it, worst 0.8800 (USDC via cross:binance_us/spot)" in texts
+    summary = at.dataframe[0].value
+    assert set(summary["symbol"]) == {"BTCUSDT", "BTCUSD", "BTCUSDC"}
+    usdc = summary[summary["symbol"] == "BTCUSDC"].iloc[0]
+    assert usdc["quote_asset"] == "USDC" and usdc["max_abs_basis_usd_bps"] == pytest.approx(5.0, abs=0.01)
+    # A token on one venue only: no basis chart, a sentence on how to bring other venues in.
+    at = _open("views/venues.py", venue_token="ETH (1 series)")
+    assert len(at.get("plotly_chart")) == 2
+    assert "--venue binance_us" in _texts(at)

@@ -266,13 +266,15 @@ def gold_venue_prices(
         start=window.start,
         end=window.end,
     )
+    # The peg check also reads CoinGecko's USD price of every stablecoin, quote asset or not.
+    peg = v.quote_peg(CONFIG.stablecoins, CONFIG.peg_threshold, markets=silver_token_markets)
     yield from publish(
         context,
         table,
         time_column="bar_time",
         keys=("venue", "market", "symbol", "bar_time"),
         observed=~F.col("is_gap"),
-        validators=VENUE_VALIDATORS,
+        validators=[*VENUE_VALIDATORS[:-1], peg],
         extra_aggregates={
             "series": F.countDistinct("venue", "market", "symbol"),
             "venues": F.countDistinct("venue", "market"),

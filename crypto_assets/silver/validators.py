@@ -317,24 +317,40 @@ def usd_peg(price: str, time_column: str, stablecoins: Sequence[str], threshold:
     )
 
 
-def quote_peg(stablecoins: Sequence[str], threshold: float, shown: int = 50) -> Validator:
-    """Stablecoin quote assets priced in USD by every evidence the table holds (a warning): cross
-    rates on each venue that quotes both USD and the stablecoin (Binance.US BTCUSD / BTCUSDC, at
-    the minute when the lake has minutes) and CoinGecko's USD prices. Each breach of ``1 +-
-    threshold`` by the hour's low or high is an episode per stablecoin and evidence."""
+def quote_peg(
+    stablecoins: Sequence[str], threshold: float, markets: DataFrame | None = None, shown: int = 50
+) -> Validator:
+    """Stablecoins priced in USD by every evidence the lake holds (a warning): cross rates on each
+    venue that quotes both USD and the stablecoin (Binance.US BTCUSD / BTCUSDC, at the minute
+    when the lake has minutes) and CoinGecko's hourly USD prices (``markets``: every stablecoin,
+    quote asset or not). Each breach of ``1 +- threshold`` by the hour's low or high is an
+    episode per stablecoin and evidence."""
 
     def run(frame: DataFrame) -> Validation:
-        rates = (
-            frame.where(F.col("quote_asset").isin(list(stablecoins)) & F.col("quote_usd_source").isNotNull())
-            .select(
-                F.col("quote_asset").alias("token"),
-                F.col("quote_usd_source").alias("evidence"),
-                F.col("bar_time").alias("time"),
-                F.col("quote_usd_low").cast("double").alias("_low"),
-                F.col("quote_usd_high").cast("double").alias("_high"),
-            )
-            .distinct()
+        rates = frame.where(
+            F.col("quote_asset").isin(list(stablecoins)) & F.col("quote_usd_source").isNotNull()
+        ).select(
+            F.col("quote_asset").alias("token"),
+            F.col("quote_usd_source").alias("evidence"),
+            F.col("bar_time").alias("time"),
+            F.col("quote_usd_low").cast("double").alias("_low"),
+            F.col("quote_usd_high").cast("double").alias("_high"),
         )
+        if markets is not None:
+            hours = frame.agg(F.min("bar_time").alias("_first"), F.max("bar_time").alias("_last")).first()
+            quoted = markets.where(
+                F.col("token").isin(list(stablecoins))
+                & F.col("price_usd").isNotNull()
+                & F.col("hour").between(hours["_first"], hours["_last"])
+            ).select(
+                "token",
+                F.lit("coingecko").alias("evidence"),
+                F.col("hour").alias("time"),
+                F.col("price_usd").cast("double").alias("_low"),
+                F.col("price_usd").cast("double").alias("_high"),
+            )
+            rates = rates.unionByName(quoted)
+        rates = rates.distinct()
         low, high = F.col("_low"), F.col("_high")
         found = (
             rates.where((low < 1 - threshold) | (high > 1 + threshold))

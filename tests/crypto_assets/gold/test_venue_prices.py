@@ -138,3 +138,21 @@ def test_the_peg_check_sees_the_de_peg_at_the_minute_by_cross_rate(frame: DataFr
 def test_the_peg_check_with_nothing_to_measure_does_not_pass(frame: DataFrame) -> None:
     result = quote_peg(["USDT", "USDC"], 0.02).run(frame.where("quote_asset = 'USD'"))
     assert not result.passed and result.details["nothing_evaluated"]
+
+
+def test_the_peg_check_reads_coingecko_for_every_stablecoin(spark, frame: DataFrame) -> None:
+    # Binance spot has no USDC bar before 14:00 on 2023-03-11; CoinGecko's hourly USD price does.
+    markets = spark.createDataFrame(
+        pd.DataFrame(
+            {
+                "token": ["USDC", "USDC", "DAI", "BTC"],
+                "hour": [DAY + timedelta(hours=h) for h in (7, 8, 7, 7)],
+                "price_usd": [0.88, 0.97, 0.999, 20_000.0],
+            }
+        )
+    )
+    result = quote_peg(["USDT", "USDC", "DAI"], 0.02, markets=markets).run(frame)
+    by_evidence = {(e["token"], e["evidence"]): e for e in result.details["episodes"]}
+    assert set(by_evidence) == {("USDC", "coingecko"), ("USDC", "cross:binance_us/spot BTC,ETH USD/USDC 1m")}
+    assert by_evidence[("USDC", "coingecko")]["extreme_usd"] == pytest.approx(0.88)
+    assert result.details["measured_hours"]["DAI via coingecko"] == 1

@@ -519,7 +519,11 @@ def read_parquet_dirs(spark: SparkSession, directories: list[str]) -> DataFrame:
     # the GIL, so a few threads overlap the many small reads (605 days: 1.4 s -> 0.5 s).
     with ThreadPoolExecutor(max_workers=4) as pool:
         tables = list(pool.map(lambda f: pq.ParquetFile(f).read(), files))
-    table = pa.concat_tables(tables, promote_options="permissive")
+    # One chunk, empty files left out: PySpark 4.x's createDataFrame stops at the first empty
+    # chunk after a non-empty one, silently dropping every row behind it (an empty part file of
+    # one day lost the days after it: the last day's look-ahead, so its targets stayed null).
+    kept = [t for t in tables if t.num_rows] or tables[:1]
+    table = pa.concat_tables(kept, promote_options="permissive").combine_chunks()
     nullable = pa.schema([field.with_nullable(True) for field in table.schema])
     return spark.createDataFrame(table.cast(nullable))
 

@@ -1,6 +1,8 @@
 import os
+from datetime import datetime
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from dagster import (
     DailyPartitionsDefinition,
@@ -353,3 +355,27 @@ def test_a_live_writers_journal_and_staging_are_left_alone(tmp_path: Path):
         ".dt=2026-01-01.staging-def"
     ]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_window_read_keeps_every_day_behind_an_empty_part_file(spark, tmp_path):
+    """Spark writes a day as several part files, some empty. PySpark 4.x's createDataFrame from
+    an Arrow table stops at an empty chunk: the days after it were silently dropped."""
+    from resources import parquet_io as lake
+
+    folders = []
+    for day in (14, 15, 16):
+        folder = tmp_path / f"dt=2023-02-{day}"
+        frame = spark.createDataFrame(
+            [(datetime(2023, 2, day, h), float(h)) for h in range(24)], "open_time timestamp, close double"
+        )
+        # A day as two part files, one of them empty (as a write with an idle task leaves it).
+        frame.coalesce(1).write.parquet(str(folder))
+        spark.createDataFrame([], "open_time timestamp, close double").write.mode("append").parquet(
+            str(folder)
+        )
+        folders.append(str(folder))
+    assert any(pq.ParquetFile(f).metadata.num_rows == 0 for d in folders for f in Path(d).glob("*.parquet"))
+    loaded = lake.read_parquet_dirs(spark, folders)
+    assert loaded.count() == 72
+    days = sorted(r["open_time"].day for r in loaded.select("open_time").collect())
+    assert days == [14] * 24 + [15] * 24 + [16] * 24

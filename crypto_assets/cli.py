@@ -429,6 +429,8 @@ def _run(args: argparse.Namespace, settings: Settings, keys: list[str]) -> int:
         if warm_up is not None:
             _warm(runner, warm_up, raw_days)
         selected = run_chunks(runner, job_name, chunks, selected, raw_config, markets, overlap=overlap)
+        if raw_days is not None and not args.no_warm_up:
+            _fill_targets(runner, keys, raw_days, selected)
         if "ml_predictions" in selected and not args.no_train:
             _train_if_nothing_serves(runner, settings, keys)
 
@@ -447,6 +449,43 @@ def _run(args: argparse.Namespace, settings: Settings, keys: list[str]) -> int:
     )
     _say("  lineage:    make dev, then open http://127.0.0.1:3000")
     return 0
+
+
+def _fill_targets(runner: Any, keys: list[str], raw_days: set[str], selected: list[str]) -> None:
+    """A run that fetches nothing (``--no-ingest``): the days just after the range that raw
+    already holds (imported) are refined through silver, then the gold market tables of the
+    range's last days again, so their forward targets are known instead of null. Gold of the
+    days after the range is not written: they are not part of the range."""
+    from crypto_assets.jobs import TARGET_LOOKAHEAD_DAYS
+    from crypto_assets.pipeline_config import load_pipeline_config
+
+    gold = [
+        a for a in ("gold_market_features", "gold_daily_market_features", "ml_performance") if a in selected
+    ]
+    if not gold:
+        return
+    last = date.fromisoformat(keys[-1])
+    ahead: list[str] = []
+    for offset in range(1, TARGET_LOOKAHEAD_DAYS + 1):
+        day = (last + timedelta(days=offset)).isoformat()
+        if day not in raw_days:
+            break
+        ahead.append(day)
+    if not ahead:
+        return
+    config = load_pipeline_config()
+    silver = [
+        "bronze_klines",
+        *(f"silver_bars_{i}" for i in config.bar_intervals),
+        *(f"silver_features_{i}" for i in config.features),
+    ]
+    _say(
+        f"  look-ahead: raw holds {ahead[0]}..{ahead[-1]}: refining them through silver, then the last"
+        " days' gold again, so their forward targets are known"
+    )
+    with _planned_per_asset():
+        runner.run("refinement_job", ahead, None, silver)
+        runner.run("targets_refresh_job", keys[-TARGET_LOOKAHEAD_DAYS:], None, gold)
 
 
 def run_chunks(

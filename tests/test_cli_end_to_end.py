@@ -330,6 +330,17 @@ def test_refining_imported_days_starts_warm_from_the_raw_days_before_them(
         env,
     )
     assert first_hours == "6 6 6"  # warm from the first hour: cold, RSI(14) would start at 14:00
+    # Raw holds 2023-02-15 too: the last day's forward targets are known, not null.
+    assert "look-ahead: raw holds 2023-02-15..2023-02-15" in run.stdout
+    targets = _python(
+        "import snowflake.connector; from resources.settings import Settings\n"
+        "c = snowflake.connector.connect(**Settings.from_env().connector_args()).cursor()\n"
+        'c.execute("select count(target_return_1h), count(target_return_24h), count(*),'
+        " count(distinct dt) from gold_market_features where token = 'BTC'\")\n"
+        "print(*c.fetchone())",
+        env,
+    )
+    assert targets == "24 24 24 1"  # and no gold row for the day after the range
 
     venues = _python(
         "import snowflake.connector; from resources.settings import Settings\n"

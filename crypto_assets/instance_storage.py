@@ -46,6 +46,11 @@ from sqlalchemy.engine import Connection, Engine
 # reads a few at a time; older engines are closed.
 OPEN_RUN_SHARDS = 8
 
+# A range run of more days than this records its check results for the range, not per day
+# (crypto_assets/publishing.py): its planned check executions are one row for the range, not a
+# row per day left PLANNED (shown as SKIPPED for each of a warm-up's 605 days).
+PER_DAY_CHECKS_MAX_DAYS = 31
+
 # Dagster batches the events of one output (a range run's materialization per day) only when
 # this is set; up to this many per write.
 EVENT_BATCH_SIZE_ENV = "DAGSTER_EVENT_BATCH_SIZE"
@@ -135,10 +140,17 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         """The same rows as Dagster's (one PLANNED execution per check and partition of the run),
         with the event serialized once instead of once per partition, and inserted as one
         executemany. Dagster's version took ~0.5 s per check of a 605-day warm-up run: ~8 s
-        before the run's first step."""
+        before the run's first step. A range longer than ``PER_DAY_CHECKS_MAX_DAYS`` plans one
+        execution for the range."""
         planned = event.get_dagster_event().event_specific_data
         assert isinstance(planned, AssetCheckEvaluationPlanned)
-        keys = planned.partitions_subset.get_partition_keys() if planned.partitions_subset else [None]
+        keys: Sequence[str | None] = (
+            planned.partitions_subset.get_partition_keys() if planned.partitions_subset else [None]
+        )
+        if len(keys) > PER_DAY_CHECKS_MAX_DAYS:
+            # Judged and recorded for the range (Dagster gives a range's result no partition):
+            # one execution the result completes, instead of a PLANNED row per day for ever.
+            keys = [None]
         serialized = serialize_value(event)
         timestamp = self._event_insert_timestamp(event)
         rows = [

@@ -25,6 +25,7 @@ from crypto_assets.checks import (
     summary_metadata,
     validation_result,
 )
+from crypto_assets.instance_storage import PER_DAY_CHECKS_MAX_DAYS
 from crypto_assets.partitions import daily_partitions
 from crypto_assets.quality import (
     EMPTY_DAY,
@@ -157,9 +158,9 @@ def _folded_name(index: int, name: str) -> str:
 
 
 # Each day's check results are events of their own (~10 ms each in the instance's storage): a
-# month of days gets them; a deep-history range (years) records its checks for the range, its
-# counts still per day, so that five years stay minutes, not hours.
-PER_DAY_CHECKS_MAX_DAYS = 31
+# month of days gets them; a deep-history range (years, a warm-up) records its checks for the
+# range, its counts still per day, so that five years stay minutes, not hours. The instance's
+# storage plans such a range's checks as one execution too (no day left PLANNED / SKIPPED).
 
 
 def log_range_result_per_day(context: AssetExecutionContext, result: AssetCheckResult) -> None:

@@ -66,6 +66,7 @@ def test_a_fresh_lake_run_is_warm_then_sql(fresh_run, monkeypatch):
         "gold_market_features",
         "gold_correlations",
         "gold_venue_prices",
+        "gold_bars_5m",
     ):
         assert asset in out
     assert "Done: 1 partition(s)" in out and "crypto-analytics sql" in out
@@ -98,6 +99,29 @@ def test_a_fresh_lake_run_is_warm_then_sql(fresh_run, monkeypatch):
     assert predicted.returncode == 0 and predicted.stdout.strip().splitlines()[2].split() == [
         "baseline:base_rate", "|", str(3 * 24),
     ]  # fmt: skip
+    # The minutes reach the warehouse as 5m bars; every venue bronze holds, as hourly prices.
+    five = _cli(
+        "sql",
+        "select count(distinct token), count(*), count(realized_vol_intrabar) from gold_bars_5m",
+        env=env,
+    )
+    assert five.returncode == 0 and five.stdout.strip().splitlines()[2].split() == [
+        "3",
+        "|",
+        "864",
+        "|",
+        "864",
+    ]
+    venues = _cli(
+        "sql", "select count(*), count(close_usd), max(abs(basis_bps)) from gold_venue_prices", env=env
+    )
+    assert venues.returncode == 0 and venues.stdout.strip().splitlines()[2].split() == [
+        "72",
+        "|",
+        "72",
+        "|",
+        "0.0",
+    ]
     bad = _cli("sql", "select * from no_such_table", env=env)
     assert bad.returncode == 2 and "query failed" in bad.stderr
 

@@ -117,6 +117,7 @@ def test_dev_serves_lineage_partitions_and_checks(tmp_path: Path):
         "gold_category_index": ["silver_features_1d", "silver_features_1h", "silver_token_markets"],
         "gold_correlations": ["silver_bars_1h"],
         "gold_venue_prices": ["bronze_klines", "silver_token_markets"],
+        "gold_bars_5m": ["silver_bars_5m"],
         "ml_candidate_model": ["gold_market_features"],
         "ml_serving_model": ["ml_candidate_model"],
         "ml_predictions": ["gold_market_features", "ml_serving_model"],  # the model it serves with

@@ -17,6 +17,7 @@ from crypto_assets.gold.schema import (
     INDEX_COLUMNS,
     VENUE_COLUMNS,
     Column,
+    bar_columns,
     data_dictionary,
     market_feature_columns,
     table_schema,
@@ -282,12 +283,67 @@ def gold_venue_prices(
     )
 
 
+def build_bars_asset(interval: str) -> AssetsDefinition:
+    """``gold_bars_<interval>``: the silver bars of an interval no feature is computed at (5m),
+    in the warehouse for intraday analysis and backtests."""
+    name = f"gold_bars_{interval}"
+    columns = bar_columns()
+    validators = [_schema_validator(columns), v.value_ranges(PRICE_BOUNDS)]
+    source = f"silver_bars_{interval}"
+
+    @daily_asset(
+        "gold",
+        name=name,
+        time_column="bar_time",
+        ins={source: window_input(source)},
+        check_specs=[
+            *quality_check_specs(name, keys="(token, bar_time)"),
+            *validator_specs(name, validators),
+        ],
+        metadata=_warehouse_metadata(columns, "BAR_TIME"),
+        description=(
+            f"{interval} bars per token, as {source} holds them (resampled from the exchange's 1m"
+            " klines: OHLC, volumes, taker flow, trade count, VWAP, bars observed, is_gap and the"
+            f" intrabar volatility), for intraday analysis and backtests in SQL. Only days with"
+            f" minute data have {interval} bars."
+        ),
+        **WAREHOUSE,
+    )
+    def _bars(context: AssetExecutionContext, **inputs: DataFrame) -> Iterator[Output | AssetCheckResult]:
+        window = context.partition_time_window
+        bars = feature_input(in_window(inputs[source], "open_time", window.start, window.end))
+        table = bars.select(
+            F.to_date("open_time").alias("dt"),
+            F.col("open_time").alias("bar_time"),
+            *[c for c in BAR_COLUMNS if c != "open_time"],
+        )
+        minutes = not table.isEmpty()
+        yield from publish(
+            context,
+            table,
+            time_column="bar_time",
+            keys=("token", "bar_time"),
+            observed=~F.col("is_gap"),
+            # Without minute data in range no token can have bars: say that once (as silver does).
+            coverage=None
+            if minutes
+            else ([], {"*": f"no 1m klines in range: {interval} bars come from them"}),
+            validators=validators,
+        )
+
+    return _bars
+
+
+# Intervals with features reach gold through them; the others (5m) as bars.
+BAR_TABLES = [build_bars_asset(interval) for interval in CONFIG.bar_intervals if interval not in PLANS]
+
 GOLD_ASSETS = [
     gold_market_features,
     gold_daily_market_features,
     gold_category_index,
     gold_correlations,
     gold_venue_prices,
+    *BAR_TABLES,
 ]
 
 
@@ -316,6 +372,13 @@ def gold_dictionary() -> str:
         GOLD_DESCRIPTIONS["gold_venue_prices"],
         VENUE_COLUMNS,
     )
+    for asset in BAR_TABLES:
+        name = asset.key.to_user_string()
+        tables[name] = (
+            f"one row per token and {name.removeprefix('gold_bars_')} bar (key TOKEN, BAR_TIME)",
+            GOLD_DESCRIPTIONS[name],
+            bar_columns(),
+        )
     return data_dictionary(tables)
 
 

@@ -119,6 +119,11 @@ VENUE_COLUMNS: list[Column] = [
 ]
 
 
+def bar_columns() -> list[Column]:
+    """gold_bars_<interval>: the silver bars as they are, for intervals without features (5m)."""
+    return [(n, *COMMON[n]) for n in ("dt", "bar_time", *BAR_COLUMNS) if n != "open_time"]
+
+
 def _feature(column: FeatureColumn) -> Column:
     return column.name, "double", column.description
 

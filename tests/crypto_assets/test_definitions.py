@@ -18,6 +18,7 @@ LINEAGE = {
     "gold_category_index": {"silver_features_1h", "silver_features_1d", "silver_token_markets"},
     "gold_correlations": {"silver_bars_1h"},
     "gold_venue_prices": {"bronze_klines", "silver_token_markets"},
+    "gold_bars_5m": {"silver_bars_5m"},
     "ml_predictions": {"gold_market_features", "ml_serving_model"},  # the model it serves with
     "ml_performance": {"ml_predictions", "gold_market_features"},
 }

@@ -90,27 +90,38 @@ def test_a_range_run_is_recorded_per_day_in_dagsters_own_files(home):
         plain.dispose()
 
 
+def _check_rows(home: Path, config: str | None, first: str, last: str, monkeypatch) -> list[tuple]:
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    instance = _instance(home, config)
+    _run_range(instance, first, last)
+    instance.dispose()
+    with sqlite3.connect(home / "history" / "runs" / "index.db") as db:
+        found = db.execute(
+            "SELECT asset_key, check_name, partition, execution_status, evaluation_event"
+            " FROM asset_check_executions ORDER BY partition"
+        ).fetchall()
+    return [(*r[:4], deserialize_value(r[4]).dagster_event_type) for r in found]
+
+
 def test_planned_check_rows_are_dagsters_own(tmp_path, monkeypatch):
     """A range run's planned check executions (one row per check and day) are the rows Dagster's
     storage writes, although the event is serialized once for all days."""
-
-    def rows(home: Path, config: str | None) -> list[tuple]:
-        monkeypatch.setenv("DAGSTER_HOME", str(home))
-        instance = _instance(home, config)
-        _run_range(instance, "2024-03-01", "2024-04-29")
-        instance.dispose()
-        with sqlite3.connect(home / "history" / "runs" / "index.db") as db:
-            found = db.execute(
-                "SELECT asset_key, check_name, partition, execution_status, evaluation_event"
-                " FROM asset_check_executions ORDER BY partition"
-            ).fetchall()
-        return [(*r[:4], deserialize_value(r[4]).dagster_event_type) for r in found]
-
-    pooled = rows(tmp_path / "pooled", None)
-    plain = rows(tmp_path / "plain", "telemetry:\n  enabled: false\n")
+    days = ("2024-03-01", "2024-03-31")
+    pooled = _check_rows(tmp_path / "pooled", None, *days, monkeypatch)
+    plain = _check_rows(tmp_path / "plain", "telemetry:\n  enabled: false\n", *days, monkeypatch)
     planned = [r for r in pooled if r[3] == "PLANNED"]
-    assert len(planned) == 60 and len({r[2] for r in planned}) == 60  # a row per day
+    assert len(planned) == 31 and len({r[2] for r in planned}) == 31  # a row per day
     assert pooled == plain  # and the range's own result, as Dagster records it
+
+
+def test_a_range_longer_than_a_month_plans_its_checks_once_for_the_range(tmp_path, monkeypatch):
+    """A warm-up's 605 days: Dagster would leave a PLANNED row per day and check that no result
+    ever completes (shown as SKIPPED on every day); the range is judged and recorded as one."""
+    days = ("2024-03-01", "2024-04-29")
+    plain = _check_rows(tmp_path / "plain", "telemetry:\n  enabled: false\n", *days, monkeypatch)
+    assert sum(r[3] == "PLANNED" for r in plain) == 60  # Dagster's own: 60 days left planned
+    pooled = _check_rows(tmp_path / "pooled", None, *days, monkeypatch)
+    assert pooled == [('["daily_thing"]', "rows_positive", None, "SUCCEEDED", "ASSET_CHECK_EVALUATION")]
 
 
 def test_a_range_runs_materializations_are_one_batch_with_dagsters_rows(tmp_path, monkeypatch):

@@ -21,7 +21,7 @@ PAGES: dict[str, int] = {
     "categories": 1,
     "correlations": 2,
     "predictions": 1,  # P(up) per token; the accuracy chart needs realised outcomes
-    "venues": 2,  # prices per venue, quote assets in USD (the basis needs a second venue)
+    "venues": 1,  # prices per venue (the basis needs a second venue, quotes in USD a USD price)
     "health": 0,
 }
 DEFAULT_PAGE = "overview"

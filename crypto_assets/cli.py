@@ -659,8 +659,64 @@ def cmd_docs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stream(args: argparse.Namespace) -> int:
+    """Binance's live streams (closed 1m klines and trades) into ``<lake>/stream/``, gaps repaired
+    from REST, until Ctrl-C / SIGTERM or ``--duration``."""
+    import asyncio
+    import fcntl
+
+    from crypto_assets.services import local_services
+    from crypto_assets.streaming.stream import Streamer, StreamSettings
+    from crypto_assets.universe import load_universe
+
+    settings = Settings.from_env()
+    now = datetime.now(UTC)
+    listed = sorted(load_universe().active_pairs(now - timedelta(days=1), now))
+    pairs = [p.strip().upper() for p in args.pairs.split(",")] if args.pairs else listed
+    unknown = sorted(set(pairs) - set(listed))
+    if unknown:
+        raise CliError(f"--pairs: {unknown} are not listed Binance spot pairs of the universe now")
+    folder = settings.lake_root / "stream"
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = (folder / ".writer.lock").open("a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise CliError(f"another `crypto-analytics stream` writes {folder}: one stream per lake") from None
+    config = StreamSettings(
+        ws_url=settings.binance_ws_url,
+        rest_url=settings.binance_rest_url,
+        lake_root=settings.lake_root,
+        pairs=tuple(pairs),
+        flush_seconds=args.flush_seconds,
+        silence_seconds=args.silence_seconds,
+        max_connection_seconds=args.max_connection_seconds,
+    )
+
+    async def stream() -> Any:
+        streamer = Streamer(config)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        if args.duration:
+            loop.call_later(args.duration, stop.set)
+        return await streamer.run(stop, on_status=lambda r: _say(f"  stream: {r.line()}"))
+
+    with local_services(settings, warehouse=False, say=_say):
+        _say(
+            f"crypto-analytics stream: {len(pairs)} pair(s), closed 1m klines and trades from"
+            f" {settings.binance_ws_url} into {folder} (Ctrl-C to stop)"
+        )
+        report = asyncio.run(stream())
+    _say(f"Stopped: {report.line()}")
+    for example in report.malformed_examples:
+        _say(f"  malformed frame: {example}")
+    return 0
+
+
 def cmd_emulator(args: argparse.Namespace) -> int:
-    from crypto_assets.emulator.app import EmulatorConfig
+    from crypto_assets.emulator.app import EmulatorConfig, accelerated_clock
     from crypto_assets.emulator.server import serve
 
     config = EmulatorConfig(
@@ -670,6 +726,12 @@ def cmd_emulator(args: argparse.Namespace) -> int:
         coingecko_calls_per_minute=args.coingecko_calls_per_minute,
         archive_lag_days=args.archive_lag_days,
         latency_ms=args.latency_ms,
+        clock=accelerated_clock(args.clock_speed),
+        **(
+            {"kline_push_seconds": args.push_seconds, "trade_push_seconds": args.push_seconds}
+            if args.push_seconds
+            else {}
+        ),
     )
     _err(
         f"exchange emulator on http://{args.host}:{args.port}: Binance spot REST + ws://{args.host}:{args.port}/ws,"
@@ -877,6 +939,26 @@ def build_parser() -> argparse.ArgumentParser:
     docs.add_argument("--output", default="docs/data-dictionary.md")
     docs.set_defaults(func=cmd_docs)
 
+    stream = sub.add_parser(
+        "stream", help="stream live closed 1m klines and trades into the lake (gaps repaired from REST)"
+    )
+    stream.add_argument(
+        "--pairs", help="comma-separated pairs (default: every listed spot pair of the universe)"
+    )
+    stream.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    stream.add_argument(
+        "--flush-seconds", type=float, default=5.0, help="write buffered rows at least this often"
+    )
+    stream.add_argument(
+        "--silence-seconds", type=float, default=30.0, help="reconnect after this long without a frame"
+    )
+    stream.add_argument(
+        "--max-connection-seconds",
+        type=float,
+        help="roll each connection over after this long (default: 15 minutes before Binance's 24 h cut)",
+    )
+    stream.set_defaults(func=cmd_stream)
+
     emulator = sub.add_parser("emulator", help="serve the local exchange (Binance spot protocol)")
     emulator.add_argument("--host", default="127.0.0.1")
     emulator.add_argument("--port", type=int, default=8765)
@@ -892,6 +974,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--archive-lag-days", type=int, default=1, help="days before an archive file appears"
     )
     emulator.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every HTTP answer")
+    emulator.add_argument(
+        "--clock-speed",
+        type=float,
+        default=1.0,
+        help="the exchange's clock runs this many times faster from now on (tests stream minutes in seconds)",
+    )
+    emulator.add_argument(
+        "--push-seconds",
+        type=float,
+        default=None,
+        help="seconds between stream pushes (default 0.5 trades, 2 klines)",
+    )
     emulator.set_defaults(func=cmd_emulator)
 
     warehouse = sub.add_parser("warehouse", help="serve the embedded Snowflake-compatible warehouse")

@@ -28,6 +28,7 @@ from crypto_assets.emulator import archive, coingecko, faults
 from crypto_assets.emulator.market import (
     INTERVAL_MINUTES,
     MINUTE_MS,
+    TRADE_IDS_PER_MINUTE,
     Market,
     now_ms,
     price_decimals,
@@ -38,7 +39,8 @@ from crypto_assets.emulator.profiles import profile_for
 KLINES_MAX_LIMIT = 1000
 KLINES_DEFAULT_LIMIT = 500
 # Request weights as documented by Binance for the endpoints served here.
-WEIGHTS = {"ping": 1, "time": 1, "exchangeInfo": 20, "klines": 2}
+WEIGHTS = {"ping": 1, "time": 1, "exchangeInfo": 20, "klines": 2, "historicalTrades": 25}
+TRADES_MAX_LIMIT = 1000
 
 
 @dataclass
@@ -53,6 +55,17 @@ class EmulatorConfig:
     kline_push_seconds: float = 2.0  # Binance pushes 1m kline updates every ~2 s
     trade_push_seconds: float = 0.5
     clock: Callable[[], int] = field(default=now_ms)
+
+
+def accelerated_clock(speed: float) -> Callable[[], int]:
+    """The exchange's clock in ms: real time, or from now on ``speed`` times faster."""
+    if speed <= 0:
+        raise ValueError("clock speed must be positive")
+    if speed == 1.0:
+        return now_ms
+    origin = now_ms()
+    started = time.monotonic()
+    return lambda: origin + int((time.monotonic() - started) * 1000 * speed)
 
 
 class WeightLedger:
@@ -262,8 +275,56 @@ def create_app(market: Market, config: EmulatorConfig | None = None) -> Starlett
         klines_served[f"{symbol} {interval}"] += 1
         return JSONResponse(rows)
 
+    def historical_trades(request: Request) -> JSONResponse:
+        """``/api/v3/historicalTrades``: trades from ``fromId`` (default: the latest), oldest first."""
+        symbol = request.query_params.get("symbol")
+        if not symbol:
+            return _error(
+                400, -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed."
+            )
+        if symbol not in market.listings:
+            return _error(400, -1121, "Invalid symbol.")
+        limit = _int_param(request, "limit")
+        limit = 500 if limit is None else limit
+        if not 1 <= limit <= TRADES_MAX_LIMIT:
+            return _error(400, -1130, "Data sent for parameter 'limit' is not valid.")
+        at = config.clock()
+        from_id = _int_param(request, "fromId")
+        if from_id is None:
+            minute = (at // MINUTE_MS) * MINUTE_MS
+            tape = [t for t in market.trade_tape(symbol, minute, at) if t["time"] <= at]
+            trades = tape[-limit:]
+        else:
+            trades = market.trades_from(symbol, from_id, limit, at)
+        return JSONResponse(
+            [
+                {"id": t["id"], "price": t["price"], "qty": t["quantity"],
+                 "quoteQty": f"{float(t['price']) * float(t['quantity']):.8f}", "time": t["time"],
+                 "isBuyerMaker": t["buyer_is_maker"], "isBestMatch": True}
+                for t in trades
+            ]
+        )  # fmt: skip
+
     async def stream_socket(websocket: WebSocket) -> None:
-        await _serve_streams(websocket, market, config)
+        await _serve_streams(websocket, market, config, stream_faults)
+
+    async def stream_fault_admin(request: Request) -> JSONResponse:
+        """``POST /_emulator/stream-faults`` {"kind": drop|stall|duplicate|reorder|skip_trades,
+        "count": N, "seconds": S}: the next ``count`` of them on the live streams (``drop``
+        closes every open connection at once); ``GET`` the counts fired; ``DELETE`` disarms."""
+        if request.method == "DELETE":
+            stream_faults.clear()
+        elif request.method == "POST":
+            body = await request.json()
+            try:
+                stream_faults.arm(
+                    str(body["kind"]), int(body.get("count", 1)), float(body.get("seconds", 5.0))
+                )
+            except (KeyError, ValueError) as exc:
+                return _error(400, -1100, str(exc))
+        return JSONResponse(stream_faults.snapshot())
+
+    stream_faults = StreamFaults()
 
     routes = [
         Route("/_emulator/faults", fault_admin, methods=["GET", "POST", "DELETE"]),
@@ -275,6 +336,8 @@ def create_app(market: Market, config: EmulatorConfig | None = None) -> Starlett
         Route("/api/v3/time", charged("time", server_time)),
         Route("/api/v3/exchangeInfo", charged("exchangeInfo", exchange_info)),
         Route("/api/v3/klines", charged("klines", klines)),
+        Route("/api/v3/historicalTrades", charged("historicalTrades", historical_trades)),
+        Route("/_emulator/stream-faults", stream_fault_admin, methods=["GET", "POST", "DELETE"]),
         WebSocketRoute("/ws", stream_socket),
         WebSocketRoute("/ws/{streams:path}", stream_socket),
         WebSocketRoute("/stream", stream_socket),
@@ -306,7 +369,7 @@ def _kline_payload(pair: str, interval: str, row: list, closed: bool, fraction: 
         c = c_now
     decimals = price_decimals(profile_for(pair).price)
     scale = 1.0 if closed else fraction
-    first_id = (row[0] // MINUTE_MS) * 1000
+    first_id = (row[0] // MINUTE_MS) * TRADE_IDS_PER_MINUTE
     return {
         "e": "kline",
         "E": at,
@@ -329,8 +392,59 @@ def _kline_payload(pair: str, interval: str, row: list, closed: bool, fraction: 
     }  # fmt: skip
 
 
-async def _serve_streams(websocket: WebSocket, market: Market, config: EmulatorConfig) -> None:
+class StreamFaults:
+    """Faults on the live streams, armed through ``/_emulator/stream-faults`` (thread-safe).
+
+    ``drop`` closes every open stream connection once per count; ``stall`` stops sending for
+    ``seconds`` (the connection stays open: the client's silence detector must notice);
+    ``duplicate`` sends the next frames twice; ``reorder`` swaps the next frame with the one
+    after it; ``skip_trades`` leaves the next trades out of the stream (they stay on the tape:
+    the REST trade endpoints serve them)."""
+
+    KINDS = ("drop", "stall", "duplicate", "reorder", "skip_trades")
+
+    def __init__(self) -> None:
+        self._armed: dict[str, int] = defaultdict(int)
+        self.stall_seconds = 5.0
+        self.fired: dict[str, int] = defaultdict(int)
+        self.drop_epoch = 0  # bumped per drop: every connection opened before it closes
+        self._lock = threading.Lock()
+
+    def arm(self, kind: str, count: int, seconds: float) -> None:
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown stream fault {kind!r}; one of {self.KINDS}")
+        with self._lock:
+            if kind == "drop":
+                self.drop_epoch += count
+                self.fired["drop"] += count
+                return
+            self._armed[kind] += count
+            if kind == "stall":
+                self.stall_seconds = seconds
+
+    def take(self, kind: str) -> bool:
+        with self._lock:
+            if self._armed[kind] > 0:
+                self._armed[kind] -= 1
+                self.fired[kind] += 1
+                return True
+            return False
+
+    def clear(self) -> None:
+        with self._lock:
+            self._armed.clear()
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            return {"armed": dict(self._armed), "fired": dict(self.fired)}
+
+
+async def _serve_streams(
+    websocket: WebSocket, market: Market, config: EmulatorConfig, stream_faults: StreamFaults | None = None
+) -> None:
+    stream_faults = stream_faults or StreamFaults()
     await websocket.accept()
+    epoch = stream_faults.drop_epoch
     combined = websocket.url.path == "/stream"
     names: list[str] = []
     raw = websocket.query_params.get("streams", "") if combined else websocket.path_params.get("streams", "")
@@ -339,9 +453,18 @@ async def _serve_streams(websocket: WebSocket, market: Market, config: EmulatorC
         await websocket.close(code=1008, reason="Invalid stream name")
         return
     subscribed: list[str] = list(dict.fromkeys(names))
+    held: list[str] = []  # a frame held back to be sent after the next one (reorder)
 
     async def send(name: str, payload: dict) -> None:
-        await websocket.send_text(json.dumps({"stream": name, "data": payload} if combined else payload))
+        text = json.dumps({"stream": name, "data": payload} if combined else payload)
+        if stream_faults.take("reorder"):
+            held.append(text)
+            return
+        await websocket.send_text(text)
+        if stream_faults.take("duplicate"):
+            await websocket.send_text(text)
+        while held:
+            await websocket.send_text(held.pop(0))
 
     async def receive_commands() -> None:
         # Binance's live subscription protocol: SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS.
@@ -373,9 +496,14 @@ async def _serve_streams(websocket: WebSocket, market: Market, config: EmulatorC
 
     async def push() -> None:
         last_open: dict[str, int] = {}
-        sequence: dict[str, int] = defaultdict(int)
+        trades_sent: dict[str, int] = {}  # stream -> trade time sent up to (ms, inclusive)
         next_kline = 0.0
         while True:
+            if stream_faults.drop_epoch != epoch:
+                await websocket.close(code=1001, reason="emulated drop")
+                return
+            if stream_faults.take("stall"):
+                await asyncio.sleep(stream_faults.stall_seconds)
             at = config.clock()
             now = time.monotonic()
             send_klines = now >= next_kline
@@ -387,13 +515,19 @@ async def _serve_streams(websocket: WebSocket, market: Market, config: EmulatorC
                     continue
                 pair, kind, interval = parsed
                 if kind == "trade":
-                    sequence[name] += 1
-                    trade = market.trade_at(pair, at, sequence[name])
-                    if trade:
-                        await send(name, {
-                            "e": "trade", "E": at, "s": pair, "t": trade["id"], "p": trade["price"],
-                            "q": trade["quantity"], "T": at, "m": trade["buyer_is_maker"], "M": True,
-                        })  # fmt: skip
+                    # The tape's trades since the last push, in order (from now on at connect).
+                    since = trades_sent.get(name, at)
+                    minute = (since // MINUTE_MS) * MINUTE_MS
+                    while minute <= at:
+                        for trade in market.trade_tape(pair, minute, at):
+                            if since < trade["time"] <= at and not stream_faults.take("skip_trades"):
+                                await send(name, {
+                                    "e": "trade", "E": at, "s": pair, "t": trade["id"], "p": trade["price"],
+                                    "q": trade["quantity"], "T": trade["time"], "m": trade["buyer_is_maker"],
+                                    "M": True,
+                                })  # fmt: skip
+                        minute += MINUTE_MS
+                    trades_sent[name] = at
                     continue
                 if not send_klines:
                     continue
@@ -401,12 +535,13 @@ async def _serve_streams(websocket: WebSocket, market: Market, config: EmulatorC
                 current_open = (at // step) * step
                 previous = last_open.get(name)
                 if previous is not None and previous < current_open:
-                    # The candle just closed: send it final (x=true), equal to the REST kline.
-                    final = market.klines(
-                        pair, interval, start_ms=previous, end_ms=previous, limit=1, now_ms=at
+                    # The candles just closed: send them final (x=true), equal to the REST klines
+                    # (more than one when the clock runs faster than the pushes).
+                    finals = market.klines(
+                        pair, interval, start_ms=previous, end_ms=current_open - step, limit=1000, now_ms=at
                     )
-                    if final:
-                        await send(name, _kline_payload(pair, interval, final[0], True, 1.0, at))
+                    for final in finals:
+                        await send(name, _kline_payload(pair, interval, final, True, 1.0, at))
                 last_open[name] = current_open
                 live = market.live_candle(pair, at, interval)
                 if live:

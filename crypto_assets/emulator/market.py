@@ -75,6 +75,10 @@ class DayBars:
     taker_quote: np.ndarray
 
 
+# Trade ids per minute: more than any pair's trades in a minute (BTC ~1,600 in the emulator).
+TRADE_IDS_PER_MINUTE = 10_000
+
+
 class Market:
     """The emulated exchange's market: which pairs exist when, and their bars."""
 
@@ -448,6 +452,55 @@ class Market:
         # Inside the current minute, reveal the close gradually along the path open -> close.
         frac = min(1.0, (now_ms - (now_ms // MINUTE_MS) * MINUTE_MS + 1) / MINUTE_MS)
         return {"row": row, "fraction": frac, "closed": False}
+
+    def trade_tape(self, pair: str, minute_ms: int, now_ms: int) -> list[dict]:
+        """Every trade of ``pair`` in the minute opening at ``minute_ms``: as many as its 1m
+        kline counts, at deterministic times inside the minute, the first at the open price and
+        the last at the close, the others inside [low, high]. Trade ids are
+        ``minute index * 10,000 + k``: the kline's first and last trade ids (``f``, ``L``) bound
+        them, so a client can tell which trades of a closed minute it missed. The stream, the
+        REST trade endpoints and the tests' ground truth are this tape."""
+        row = self._candle(pair, minute_ms, 1, now_ms)
+        if row is None:
+            return []
+        return [dict(t) for t in self._tape(pair, minute_ms, tuple(row[1:5]), int(row[8]))]
+
+    @lru_cache(maxsize=4096)  # noqa: B019 - one Market per process; bounded
+    def _tape(self, pair: str, minute_ms: int, ohlc: tuple[str, ...], count: int) -> tuple[tuple, ...]:
+        rng = np.random.default_rng(_seed(self.seed, pair, "tape", minute_ms))
+        o, h, low, c = (float(x) for x in ohlc)
+        decimals = price_decimals(profile_for(pair).price)
+        qty_dec = quantity_decimals(profile_for(pair).price)
+        times = np.sort(rng.integers(0, MINUTE_MS, size=count)) + minute_ms
+        prices = np.round(low + (h - low) * rng.random(count), decimals)
+        if count:
+            prices[0], prices[-1] = o, c
+        quantities = np.maximum(
+            np.round(350.0 * rng.lognormal(0.0, 0.8, count) / np.maximum(prices, 1e-12), qty_dec),
+            10.0**-qty_dec,
+        )
+        makers = rng.random(count) < 0.5
+        first_id = (minute_ms // MINUTE_MS) * TRADE_IDS_PER_MINUTE
+        return tuple(
+            tuple({
+                "id": int(first_id + k), "time": int(times[k]), "price": f"{prices[k]:.8f}",
+                "quantity": f"{quantities[k]:.8f}", "buyer_is_maker": bool(makers[k]),
+            }.items())
+            for k in range(count)
+        )  # fmt: skip
+
+    def trades_from(self, pair: str, from_id: int, limit: int, now_ms: int) -> list[dict]:
+        """Up to ``limit`` trades from id ``from_id`` on, up to ``now_ms`` (historicalTrades)."""
+        out: list[dict] = []
+        minute_ms = (from_id // TRADE_IDS_PER_MINUTE) * MINUTE_MS
+        while len(out) < limit and minute_ms <= now_ms:
+            out += [
+                t
+                for t in self.trade_tape(pair, minute_ms, now_ms)
+                if t["id"] >= from_id and t["time"] <= now_ms
+            ]
+            minute_ms += MINUTE_MS
+        return out[:limit]
 
     def trade_at(self, pair: str, now_ms: int, sequence: int) -> dict | None:
         """A deterministic trade inside the current minute's range."""

@@ -43,6 +43,8 @@ MAX_KLINES_PER_REQUEST = 1000
 # Request weights, as Binance documents them.
 WEIGHT_KLINES = 2
 WEIGHT_EXCHANGE_INFO = 20
+WEIGHT_HISTORICAL_TRADES = 25
+MAX_TRADES_PER_REQUEST = 1000
 
 
 @dataclass(frozen=True)
@@ -178,6 +180,34 @@ class BinanceClient:
         """symbol -> status for every symbol exchangeInfo lists."""
         return {s["symbol"]: s.get("status", "UNKNOWN") for s in self.exchange_info()["symbols"]}
 
+    def historical_trades(
+        self, symbol: str, from_id: int, limit: int = MAX_TRADES_PER_REQUEST
+    ) -> list[dict[str, Any]]:
+        """Trades of ``symbol`` from id ``from_id`` on (``/api/v3/historicalTrades``), oldest
+        first, each checked: integer id and time, positive decimal price and quantity."""
+        page = self._get(
+            "/api/v3/historicalTrades",
+            {"symbol": symbol, "fromId": from_id, "limit": limit},
+            weight=WEIGHT_HISTORICAL_TRADES,
+        )
+        if not isinstance(page, list):
+            raise MalformedPayload(
+                f"historicalTrades for {symbol} must be a JSON array, got {str(page)[:120]!r}"
+            )
+        for trade in page:
+            ok = (
+                isinstance(trade, dict)
+                and all(
+                    isinstance(trade.get(f), int) and not isinstance(trade.get(f), bool)
+                    for f in ("id", "time")
+                )
+                and isinstance(trade.get("isBuyerMaker"), bool)
+                and all(_positive_decimal(trade.get(f)) for f in ("price", "qty"))
+            )
+            if not ok:
+                raise MalformedPayload(f"historicalTrades for {symbol}: malformed trade {str(trade)[:160]!r}")
+        return page
+
     def klines(self, symbol: str, interval: str, start_ms: int, end_ms: int) -> list[Kline]:
         """Klines opening in ``[start_ms, end_ms)`` as :class:`Kline` rows."""
         return klines_from_frame(self.klines_frame(symbol, interval, start_ms, end_ms))
@@ -207,3 +237,11 @@ class BinanceClient:
             if len(page) < MAX_KLINES_PER_REQUEST or times[-1] >= end_ms:
                 break
         return pd.concat(pages, ignore_index=True) if pages else klines_frame([])
+
+
+def _positive_decimal(value: Any) -> bool:
+    try:
+        number = float(value) if isinstance(value, str) else float("nan")
+    except ValueError:
+        return False
+    return number > 0 and number != float("inf")

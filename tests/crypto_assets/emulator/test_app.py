@@ -122,6 +122,34 @@ def test_closed_stream_candle_equals_the_rest_candle():
     assert [k["t"], k["o"], k["h"], k["l"], k["c"], k["v"], k["T"]] == rest[:7]
 
 
+def test_the_trade_tape_is_what_the_kline_counts_the_stream_sends_and_rest_serves():
+    minute = DAY + 60_000
+    now = [minute + 30_000]
+    market = Market(load_universe())
+    app = create_app(
+        market, EmulatorConfig(clock=lambda: now[0], kline_push_seconds=0.0, trade_push_seconds=0.01)
+    )
+    with TestClient(app) as client:
+        with client.websocket_connect("/ws/ethusdt@trade") as ws:
+            now[0] = minute + 40_000  # the trades of these ten seconds are pushed, in order
+            streamed = [ws.receive_json() for _ in range(5)]
+        now[0] = minute + 120_000
+        kline = market.klines("ETHUSDT", "1m", start_ms=minute, end_ms=minute, limit=1, now_ms=now[0])[0]
+        tape = market.trade_tape("ETHUSDT", minute, now[0])
+        assert len(tape) == kline[8] and [t["id"] for t in tape] == list(
+            range(tape[0]["id"], tape[-1]["id"] + 1)
+        )
+        assert tape[0]["price"] == kline[1] and tape[-1]["price"] == kline[4]
+        assert all(minute + 30_000 < t["T"] <= minute + 40_000 for t in streamed)
+        assert [t["t"] for t in streamed] == sorted(t["t"] for t in streamed)
+        page = client.get(
+            "/api/v3/historicalTrades", params={"symbol": "ETHUSDT", "fromId": tape[10]["id"], "limit": 5}
+        )
+        assert [t["id"] for t in page.json()] == [t["id"] for t in tape[10:15]]
+        assert page.headers["X-MBX-USED-WEIGHT-1M"] == "25"
+        assert client.get("/api/v3/historicalTrades", params={"symbol": "NOPE"}).json()["code"] == -1121
+
+
 def test_invalid_stream_name_is_refused(emulator_url: str):
     async def scenario() -> None:
         async with websockets.connect(f"{emulator_url.replace('http', 'ws')}/ws/nope@kline_1m") as ws:

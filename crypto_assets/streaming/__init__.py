@@ -1,0 +1,1 @@
+"""Live market data: Binance WebSocket streams into the lake (``crypto-analytics stream``)."""

@@ -1,0 +1,261 @@
+"""The stream's durable writer: small Parquet files, each written whole or not at all.
+
+Layout: ``<lake>/stream/<table>/dt=YYYY-MM-DD/part-<first key time>-<writer>-<seq>.parquet`` for
+``klines`` (closed 1m klines, the raw klines' columns), ``trades`` and ``gaps`` (every gap the
+stream met and how it was repaired). A file is written under a temporary name, fsynced, renamed
+into place and its folder fsynced: once :meth:`StreamSink.flush` returns, its rows survive a
+crash at any instant, and a killed writer leaves at most a temporary file, swept by the next one.
+
+Rows are deduplicated as they arrive, by (venue, market, symbol, interval, open time) and
+(venue, market, symbol, trade id), against what this writer wrote and what the lake already
+holds for the recent days (read back when the writer starts): a reconnect's overlap, a duplicate
+frame or a REST repair of what the stream did deliver never adds a row. The buffer is bounded:
+:meth:`add` tells the caller to flush when it is full, and the caller awaits that before reading on.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from crypto_assets.streaming.frames import StreamKline, StreamTrade
+
+DAY_MS = 86_400_000
+TABLES = ("klines", "trades", "gaps")
+KLINE_SCHEMA = pa.schema(
+    [
+        ("venue", pa.string()), ("market", pa.string()), ("symbol", pa.string()), ("open_time", pa.int64()),
+        ("open", pa.string()), ("high", pa.string()), ("low", pa.string()), ("close", pa.string()),
+        ("volume", pa.string()), ("close_time", pa.int64()), ("quote_volume", pa.string()),
+        ("trade_count", pa.int64()), ("taker_buy_base_volume", pa.string()),
+        ("taker_buy_quote_volume", pa.string()), ("interval", pa.string()), ("source", pa.string()),
+        ("ingested_at", pa.timestamp("us")), ("event_time", pa.int64()),
+    ]
+)  # fmt: skip
+TRADE_SCHEMA = pa.schema(
+    [
+        ("venue", pa.string()), ("market", pa.string()), ("symbol", pa.string()), ("trade_id", pa.int64()),
+        ("price", pa.string()), ("quantity", pa.string()), ("trade_time", pa.int64()),
+        ("buyer_is_maker", pa.bool_()), ("source", pa.string()), ("ingested_at", pa.timestamp("us")),
+        ("event_time", pa.int64()),
+    ]
+)  # fmt: skip
+GAP_SCHEMA = pa.schema(
+    [
+        ("venue", pa.string()), ("market", pa.string()), ("symbol", pa.string()), ("kind", pa.string()),
+        ("reason", pa.string()), ("first_missing", pa.int64()), ("last_missing", pa.int64()),
+        ("missing", pa.int64()), ("repaired", pa.int64()), ("repaired_by", pa.string()),
+        ("detected_at", pa.timestamp("us")), ("repaired_at", pa.timestamp("us")), ("error", pa.string()),
+    ]
+)  # fmt: skip
+SCHEMAS = {"klines": KLINE_SCHEMA, "trades": TRADE_SCHEMA, "gaps": GAP_SCHEMA}
+TIME_FIELD = {"klines": "open_time", "trades": "trade_time", "gaps": "first_missing"}
+
+
+@dataclass
+class SinkStats:
+    rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLES, 0))
+    duplicates: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLES, 0))
+    files: int = 0
+    swept: int = 0
+
+
+class StreamSink:
+    """Buffers stream rows and flushes them as atomic Parquet files (see the module doc)."""
+
+    def __init__(
+        self,
+        lake_root: Path,
+        *,
+        venue: str = "binance",
+        market: str = "spot",
+        max_rows: int = 20_000,
+        max_seconds: float = 5.0,
+        recent_days: int = 2,
+        clock: Any = time.monotonic,
+    ) -> None:
+        self.root = Path(lake_root) / "stream"
+        self.venue, self.market = venue, market
+        self.max_rows, self.max_seconds = max_rows, max_seconds
+        self._clock = clock
+        self._writer = uuid.uuid4().hex[:8]
+        self._sequence = 0
+        self._buffers: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES}
+        self._oldest: float | None = None
+        self._klines: set[tuple[str, str, int]] = set()
+        self._trades: set[tuple[str, int]] = set()
+        self.last_kline: dict[str, int] = {}  # symbol -> newest closed 1m open time held
+        self.last_trade: dict[str, int] = {}  # symbol -> highest trade id held
+        self.stats = SinkStats()
+        self.stats.swept = self._sweep()
+        self._load_recent(recent_days)
+
+    # ------------------------------------------------------------------ recovery
+    def _sweep(self) -> int:
+        """A dead writer's temporary files: never renamed, so never acknowledged. Removed."""
+        swept = 0
+        for tmp in self.root.glob("*/dt=*/.*.tmp"):
+            tmp.unlink(missing_ok=True)
+            swept += 1
+        return swept
+
+    def _load_recent(self, days: int) -> None:
+        """The keys the lake holds for the last ``days`` UTC days (and later), so a restarted
+        writer neither duplicates them nor forgets where each series stopped."""
+        first = (datetime.now(UTC) - timedelta(days=days)).date().isoformat()
+        for table, columns in (
+            ("klines", ["symbol", "interval", "open_time"]),
+            ("trades", ["symbol", "trade_id"]),
+        ):
+            for folder in sorted((self.root / table).glob("dt=*")):
+                if folder.name.removeprefix("dt=") < first:
+                    continue
+                for file in sorted(folder.glob("part-*.parquet")):
+                    rows = pq.read_table(file, columns=columns).to_pylist()
+                    if table == "klines":
+                        for row in rows:
+                            self._klines.add((row["symbol"], row["interval"], row["open_time"]))
+                            self._note_kline(row["symbol"], row["open_time"])
+                    else:
+                        for row in rows:
+                            self._trades.add((row["symbol"], row["trade_id"]))
+                            self._note_trade(row["symbol"], row["trade_id"])
+
+    def _note_kline(self, symbol: str, open_time: int) -> None:
+        if open_time > self.last_kline.get(symbol, -1):
+            self.last_kline[symbol] = open_time
+
+    def _note_trade(self, symbol: str, trade_id: int) -> None:
+        if trade_id > self.last_trade.get(symbol, -1):
+            self.last_trade[symbol] = trade_id
+
+    # ------------------------------------------------------------------ rows in
+    def add_kline(self, kline: StreamKline, source: str = "binance_ws") -> bool:
+        """Buffer a closed kline; False when it is held already (a duplicate)."""
+        if kline.key in self._klines:
+            self.stats.duplicates["klines"] += 1
+            return False
+        self._klines.add(kline.key)
+        self._note_kline(kline.symbol, kline.open_time)
+        self._append(
+            "klines",
+            {
+                "venue": self.venue, "market": self.market, "symbol": kline.symbol,
+                "open_time": kline.open_time, "open": kline.open, "high": kline.high, "low": kline.low,
+                "close": kline.close, "volume": kline.volume, "close_time": kline.close_time,
+                "quote_volume": kline.quote_volume, "trade_count": kline.trade_count,
+                "taker_buy_base_volume": kline.taker_buy_base_volume,
+                "taker_buy_quote_volume": kline.taker_buy_quote_volume, "interval": kline.interval,
+                "source": source, "ingested_at": _now(), "event_time": kline.event_time,
+            },
+        )  # fmt: skip
+        return True
+
+    def add_trade(self, trade: StreamTrade, source: str = "binance_ws") -> bool:
+        """Buffer a trade; False when it is held already (a duplicate)."""
+        if trade.key in self._trades:
+            self.stats.duplicates["trades"] += 1
+            return False
+        self._trades.add(trade.key)
+        self._note_trade(trade.symbol, trade.trade_id)
+        self._append(
+            "trades",
+            {
+                "venue": self.venue, "market": self.market, "symbol": trade.symbol,
+                "trade_id": trade.trade_id, "price": trade.price, "quantity": trade.quantity,
+                "trade_time": trade.trade_time, "buyer_is_maker": trade.buyer_is_maker,
+                "source": source, "ingested_at": _now(), "event_time": trade.event_time,
+            },
+        )  # fmt: skip
+        return True
+
+    def held_trade_ids(self, symbol: str, first: int, last: int) -> int:
+        """How many trade ids of ``symbol`` in ``[first, last]`` are held (written or buffered)."""
+        return sum((symbol, trade_id) in self._trades for trade_id in range(first, last + 1))
+
+    def add_gap(self, gap: dict[str, Any]) -> None:
+        self._append("gaps", {"venue": self.venue, "market": self.market, **gap})
+
+    def _append(self, table: str, row: dict[str, Any]) -> None:
+        if self._oldest is None:
+            self._oldest = self._clock()
+        self._buffers[table].append(row)
+
+    @property
+    def buffered(self) -> int:
+        return sum(len(rows) for rows in self._buffers.values())
+
+    def due(self) -> bool:
+        """Time to flush: the buffer is full, or its oldest row waited ``max_seconds``."""
+        if self._oldest is None:
+            return False
+        return self.buffered >= self.max_rows or self._clock() - self._oldest >= self.max_seconds
+
+    # ------------------------------------------------------------------ rows out
+    def flush(self) -> int:
+        """Write every buffered row, a file per table and UTC day; returns the rows written.
+        When it returns they are durable (fsynced and renamed into place)."""
+        written = 0
+        for table, rows in self._buffers.items():
+            if not rows:
+                continue
+            by_day: dict[str, list[dict[str, Any]]] = {}
+            for row in rows:
+                day = datetime.fromtimestamp(row[TIME_FIELD[table]] / 1000, UTC).date().isoformat()
+                by_day.setdefault(day, []).append(row)
+            for day, day_rows in sorted(by_day.items()):
+                self._write(table, day, day_rows)
+            written += len(rows)
+            self.stats.rows[table] += len(rows)
+            self._buffers[table] = []
+        self._oldest = None
+        return written
+
+    def _write(self, table: str, day: str, rows: list[dict[str, Any]]) -> None:
+        folder = self.root / table / f"dt={day}"
+        folder.mkdir(parents=True, exist_ok=True)
+        self._sequence += 1
+        first = min(row[TIME_FIELD[table]] for row in rows)
+        name = f"part-{first:013d}-{self._writer}-{self._sequence:06d}.parquet"
+        tmp = folder / f".{name}.tmp"
+        pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMAS[table]), tmp)
+        _fsync(tmp)
+        os.replace(tmp, folder / name)
+        _fsync(folder)
+        self.stats.files += 1
+
+
+def read_table(lake_root: Path, table: str, days: Iterable[str] | None = None) -> pa.Table:
+    """Every file of a stream table (or of ``days``), deduplicated as the writer keys them."""
+    folder = Path(lake_root) / "stream" / table
+    wanted = None if days is None else {f"dt={d}" for d in days}
+    files = [
+        f
+        for d in sorted(folder.glob("dt=*"))
+        if wanted is None or d.name in wanted
+        for f in sorted(d.glob("part-*.parquet"))
+    ]
+    if not files:
+        return SCHEMAS[table].empty_table()
+    return pa.concat_tables([pq.read_table(f, schema=SCHEMAS[table]) for f in files]).combine_chunks()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)

@@ -708,7 +708,10 @@ def cmd_stream(args: argparse.Namespace) -> int:
             f"crypto-analytics stream: {len(pairs)} pair(s), closed 1m klines and trades from"
             f" {settings.binance_ws_url} into {folder} (Ctrl-C to stop)"
         )
-        report = asyncio.run(stream())
+        try:
+            report = asyncio.run(stream())
+        except (OSError, RuntimeError, ValueError) as exc:  # a full disk, a refused stream: one line
+            raise CliError(f"the stream stopped: {type(exc).__name__}: {exc}") from exc
     _say(f"Stopped: {report.line()}")
     for example in report.malformed_examples:
         _say(f"  malformed frame: {example}")

@@ -376,7 +376,9 @@ def _kline_payload(pair: str, interval: str, row: list, closed: bool, fraction: 
         "s": pair,
         "k": {
             "t": row[0], "T": row[6], "s": pair, "i": interval,
-            "f": first_id, "L": first_id + max(0, int(row[8] * scale) - 1),
+            # A minute without trades has none to name: -1, as Binance sends.
+            "f": first_id if int(row[8] * scale) else -1,
+            "L": first_id + int(row[8] * scale) - 1 if int(row[8] * scale) else -1,
             "o": row[1],
             "c": row[4] if closed else f"{round(c, decimals):.8f}",
             "h": row[2] if closed else f"{round(h, decimals):.8f}",
@@ -399,9 +401,9 @@ class StreamFaults:
     ``seconds`` (the connection stays open: the client's silence detector must notice);
     ``duplicate`` sends the next frames twice; ``reorder`` swaps the next frame with the one
     after it; ``skip_trades`` leaves the next trades out of the stream (they stay on the tape:
-    the REST trade endpoints serve them)."""
+    the REST trade endpoints serve them); ``malformed`` sends a broken frame before the next ones."""
 
-    KINDS = ("drop", "stall", "duplicate", "reorder", "skip_trades")
+    KINDS = ("drop", "stall", "duplicate", "reorder", "skip_trades", "malformed")
 
     def __init__(self) -> None:
         self._armed: dict[str, int] = defaultdict(int)
@@ -457,6 +459,8 @@ async def _serve_streams(
 
     async def send(name: str, payload: dict) -> None:
         text = json.dumps({"stream": name, "data": payload} if combined else payload)
+        if stream_faults.take("malformed"):
+            await websocket.send_text(text[: len(text) // 2])  # a frame cut in half: not JSON
         if stream_faults.take("reorder"):
             held.append(text)
             return

@@ -65,6 +65,10 @@ class ClientStats:
     reconnected: list[tuple[int, float]] = field(default_factory=list)
 
 
+class StreamRefused(RuntimeError):
+    """The server closed with a policy violation (unknown stream names): not retried."""
+
+
 class ConnectBudget:
     """Binance's 300 connection attempts per 5 minutes per IP, shared by every shard."""
 
@@ -139,12 +143,18 @@ class StreamClient:
                 # In the frames' order: whatever the old connection delivered is handled first.
                 await self.frames.put((shard, RECONNECTED))
             first = False
-            failures = 0
+            opened = time.monotonic()
             try:
                 await self._session(shard, stop)
-            except (websockets.ConnectionClosed, OSError) as exc:
+            except websockets.ConnectionClosed as exc:
+                if exc.rcvd is not None and exc.rcvd.code == 1008:
+                    # Policy violation: the server refuses these streams. Retrying cannot help.
+                    raise StreamRefused(f"the server refused the streams of shard {shard}: {exc}") from exc
                 self.stats.drops += 1
                 log.warning("stream shard %d: connection dropped (%s); reconnecting", shard, exc)
+            except (OSError, websockets.WebSocketException) as exc:  # a failed rollover handshake too
+                self.stats.drops += 1
+                log.warning("stream shard %d: connection failed (%s); reconnecting", shard, exc)
             except TimeoutError:
                 self.stats.silences += 1
                 log.warning(
@@ -154,7 +164,9 @@ class StreamClient:
                 with contextlib.suppress(Exception):
                     await self._current[shard].close()
             if not stop.is_set():
-                failures += 1
+                # A connection that died young backs off further each time: one the server
+                # accepts and closes at once must not spend the shared connect budget in a loop.
+                failures = 1 if time.monotonic() - opened >= 30 else failures + 1
                 await self._backoff(failures, stop)
 
     async def _session(self, shard: int, stop: asyncio.Event) -> None:
@@ -167,6 +179,8 @@ class StreamClient:
             if age >= self.config.max_connection_seconds:
                 await self._rollover(shard, connection, stop)
                 opened = time.monotonic()
+                # As after a reconnect: the trades between the two connections are checked.
+                await self.frames.put((shard, RECONNECTED))
                 continue
             timeout = min(self.config.silence_seconds, self.config.max_connection_seconds - age, 1.0)
             try:
@@ -180,7 +194,8 @@ class StreamClient:
 
     async def _put(self, shard: int, text: str | bytes) -> None:
         self.stats.frames += 1
-        await self.frames.put((shard, text if isinstance(text, str) else text.decode()))
+        # A binary frame that is not UTF-8 reaches the parser as text it will call malformed.
+        await self.frames.put((shard, text if isinstance(text, str) else text.decode(errors="replace")))
 
     async def _rollover(
         self, shard: int, old: websockets.ClientConnection, stop: asyncio.Event

@@ -39,6 +39,9 @@ KLINE_SCHEMA = pa.schema(
         ("trade_count", pa.int64()), ("taker_buy_base_volume", pa.string()),
         ("taker_buy_quote_volume", pa.string()), ("interval", pa.string()), ("source", pa.string()),
         ("ingested_at", pa.timestamp("us")), ("event_time", pa.int64()),
+        # The minute's first and last trade ids (k.f, k.L; -1 when unknown, as from REST): a
+        # restarted writer checks that every trade of a recent minute is held.
+        ("first_trade_id", pa.int64()), ("last_trade_id", pa.int64()),
     ]
 )  # fmt: skip
 TRADE_SCHEMA = pa.schema(
@@ -55,10 +58,12 @@ GAP_SCHEMA = pa.schema(
         ("reason", pa.string()), ("first_missing", pa.int64()), ("last_missing", pa.int64()),
         ("missing", pa.int64()), ("repaired", pa.int64()), ("repaired_by", pa.string()),
         ("detected_at", pa.timestamp("us")), ("repaired_at", pa.timestamp("us")), ("error", pa.string()),
+        ("detected_ms", pa.int64()),
     ]
 )  # fmt: skip
 SCHEMAS = {"klines": KLINE_SCHEMA, "trades": TRADE_SCHEMA, "gaps": GAP_SCHEMA}
-TIME_FIELD = {"klines": "open_time", "trades": "trade_time", "gaps": "first_missing"}
+# The time (ms) a row's UTC day partition comes from: a trade gap's first_missing is an id.
+TIME_FIELD = {"klines": "open_time", "trades": "trade_time", "gaps": "detected_ms"}
 
 
 @dataclass
@@ -95,6 +100,9 @@ class StreamSink:
         self._trades: set[tuple[str, int]] = set()
         self.last_kline: dict[str, int] = {}  # symbol -> newest closed 1m open time held
         self.last_trade: dict[str, int] = {}  # symbol -> highest trade id held
+        # (symbol, open time, first trade id, last trade id) of the closed 1m klines the lake held
+        # at start: a restarted stream checks them for holes left by its predecessor.
+        self.recent_klines: list[tuple[str, int, int, int]] = []
         self.stats = SinkStats()
         self.stats.swept = self._sweep()
         self._load_recent(recent_days)
@@ -113,7 +121,7 @@ class StreamSink:
         writer neither duplicates them nor forgets where each series stopped."""
         first = (datetime.now(UTC) - timedelta(days=days)).date().isoformat()
         for table, columns in (
-            ("klines", ["symbol", "interval", "open_time"]),
+            ("klines", ["symbol", "interval", "open_time", "first_trade_id", "last_trade_id"]),
             ("trades", ["symbol", "trade_id"]),
         ):
             for folder in sorted((self.root / table).glob("dt=*")):
@@ -125,6 +133,9 @@ class StreamSink:
                         for row in rows:
                             self._klines.add((row["symbol"], row["interval"], row["open_time"]))
                             self._note_kline(row["symbol"], row["open_time"])
+                            self.recent_klines.append(
+                                (row["symbol"], row["open_time"], row["first_trade_id"], row["last_trade_id"])
+                            )
                     else:
                         for row in rows:
                             self._trades.add((row["symbol"], row["trade_id"]))
@@ -156,6 +167,7 @@ class StreamSink:
                 "taker_buy_base_volume": kline.taker_buy_base_volume,
                 "taker_buy_quote_volume": kline.taker_buy_quote_volume, "interval": kline.interval,
                 "source": source, "ingested_at": _now(), "event_time": kline.event_time,
+                "first_trade_id": kline.first_trade_id, "last_trade_id": kline.last_trade_id,
             },
         )  # fmt: skip
         return True
@@ -183,7 +195,16 @@ class StreamSink:
         return sum((symbol, trade_id) in self._trades for trade_id in range(first, last + 1))
 
     def add_gap(self, gap: dict[str, Any]) -> None:
-        self._append("gaps", {"venue": self.venue, "market": self.market, **gap})
+        detected = gap["detected_at"].replace(tzinfo=UTC)
+        self._append(
+            "gaps",
+            {
+                "venue": self.venue,
+                "market": self.market,
+                **gap,
+                "detected_ms": int(detected.timestamp() * 1000),
+            },
+        )
 
     def _append(self, table: str, row: dict[str, Any]) -> None:
         if self._oldest is None:
@@ -214,15 +235,20 @@ class StreamSink:
                 by_day.setdefault(day, []).append(row)
             for day, day_rows in sorted(by_day.items()):
                 self._write(table, day, day_rows)
-            written += len(rows)
-            self.stats.rows[table] += len(rows)
-            self._buffers[table] = []
+                # Committed: out of the buffer at once, so a failure on the next day's file
+                # (a full disk at midnight) never writes this one twice.
+                committed = {id(row) for row in day_rows}
+                self._buffers[table] = [row for row in self._buffers[table] if id(row) not in committed]
+                written += len(day_rows)
+                self.stats.rows[table] += len(day_rows)
         self._oldest = None
         return written
 
     def _write(self, table: str, day: str, rows: list[dict[str, Any]]) -> None:
         folder = self.root / table / f"dt={day}"
-        folder.mkdir(parents=True, exist_ok=True)
+        if not folder.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            _fsync(folder.parent)  # the new day's folder survives a power cut too
         self._sequence += 1
         first = min(row[TIME_FIELD[table]] for row in rows)
         name = f"part-{first:013d}-{self._writer}-{self._sequence:06d}.parquet"
@@ -235,7 +261,8 @@ class StreamSink:
 
 
 def read_table(lake_root: Path, table: str, days: Iterable[str] | None = None) -> pa.Table:
-    """Every file of a stream table (or of ``days``), deduplicated as the writer keys them."""
+    """Every file of a stream table (or of ``days``), as written (the writer never writes a key
+    twice: a test that reads this sees its duplicates, if it ever had any)."""
     folder = Path(lake_root) / "stream" / table
     wanted = None if days is None else {f"dt={d}" for d in days}
     files = [

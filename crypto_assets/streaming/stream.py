@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,8 @@ MINUTE_MS = INTERVAL_MS["1m"]
 MAX_REPAIR_MINUTES = 2 * 24 * 60
 # The most trades one gap is repaired with (BTC trades ~1,000 a minute: a few hours).
 MAX_REPAIR_TRADES = 500_000
+# After a restart, the trades of the lake's last two hours of minutes are checked id by id.
+RESUME_TRADE_CHECK_MS = 2 * 3600 * 1000
 
 
 @dataclass(frozen=True)
@@ -107,41 +110,77 @@ class Streamer:
         )
         # pair -> last trade id held when its connection (re)opened: a restart of this process
         # resumes from what the lake holds (bounded: see MAX_REPAIR_TRADES).
-        self._resumed: dict[str, int] = dict(self.sink.last_trade)
+        self._resumed: dict[str, tuple[int, str]] = {
+            p: (i, "restart") for p, i in self.sink.last_trade.items()
+        }
         self.rest = rest or BinanceClient(settings.rest_url)
         self.report = StreamReport()
         self.repairs: asyncio.Queue[Gap] = asyncio.Queue(maxsize=10_000)
-        self._trade_checks: list[tuple[float, StreamKline]] = []
+        self._trade_checks: list[tuple[float, str, int, int]] = []  # (due, pair, first id, last id)
+        self._checked: set[tuple[str, int]] = set()  # (pair, minute) whose trades were scheduled
         self._pairs = set(settings.pairs)
 
     # ------------------------------------------------------------------ main loop
     async def run(
         self, stop: asyncio.Event, on_status: Callable[[StreamReport], None] | None = None
     ) -> StreamReport:
+        self._resume_from_lake()
         repairer = asyncio.create_task(self._repair())
         tasks = [
             asyncio.create_task(self.client.run(stop)),
             asyncio.create_task(self._consume(stop)),
             asyncio.create_task(self._tick(stop, on_status)),
         ]
-        await stop.wait()
+        stopped = asyncio.create_task(stop.wait())
+        # Supervised: a part that dies (a full disk, a refused stream) stops the whole stream with
+        # its error instead of leaving it connected and silent.
+        done, _ = await asyncio.wait({stopped, *tasks, repairer}, return_when=asyncio.FIRST_COMPLETED)
+        failure = next(
+            (t.exception() for t in done if t is not stopped and not t.cancelled() and t.exception()), None
+        )
+        stop.set()
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        # A clean stop loses nothing: what arrived is handled, the closed minutes' trade ids are
-        # checked without waiting out their grace, and the repairs under way finish.
-        while not self.client.frames.empty():
-            self._handle(*self.client.frames.get_nowait())
-        self._check_trades(float("inf"))
-        try:
-            await asyncio.wait_for(self.repairs.join(), timeout=120)
-        except TimeoutError:
-            log.error("stream: repairs still under way at the stop; their gaps are recorded unrepaired")
+        await asyncio.gather(stopped, *tasks, return_exceptions=True)
+        if failure is None:
+            # A clean stop loses nothing: what arrived is handled, the closed minutes' trade ids
+            # are checked without waiting out their grace, and the repairs under way finish.
+            while not self.client.frames.empty():
+                self._handle(*self.client.frames.get_nowait())
+            self._check_trades(float("inf"))
+            try:
+                await asyncio.wait_for(self.repairs.join(), timeout=120)
+            except TimeoutError:
+                log.error("stream: repairs still under way at the stop; their gaps are recorded unrepaired")
         repairer.cancel()
         await asyncio.gather(repairer, return_exceptions=True)
+        while not self.repairs.empty():
+            self._record(self.repairs.get_nowait(), 0, None, "stopped before its repair")
         self.sink.flush()
         self._sync_report()
+        if failure is not None:
+            raise failure
         return self.report
+
+    def _resume_from_lake(self) -> None:
+        """What a predecessor left: holes between the minutes the lake holds for each pair (the
+        recent days), and recent minutes whose trades are not all held, are repaired first."""
+        by_symbol: dict[str, list[int]] = {}
+        for symbol, open_time, _, _ in self.sink.recent_klines:
+            if symbol in self._pairs:
+                by_symbol.setdefault(symbol, []).append(open_time)
+        for symbol, opens in sorted(by_symbol.items()):
+            opens.sort()
+            for before, after in pairwise(opens):
+                if after > before + MINUTE_MS:
+                    missing = (after - before) // MINUTE_MS - 1
+                    self._queue_repair(
+                        Gap("klines", symbol, before + MINUTE_MS, after - MINUTE_MS, "restart", missing)
+                    )
+        horizon = max((o for _, o, _, _ in self.sink.recent_klines), default=0) - RESUME_TRADE_CHECK_MS
+        for symbol, open_time, first, last in self.sink.recent_klines:
+            if symbol in self._pairs and first >= 0 and open_time >= horizon:
+                self._schedule_trade_check(symbol, open_time, first, last, due=0.0)
 
     async def _consume(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -166,12 +205,12 @@ class Streamer:
         if isinstance(event, StreamKline):
             self._on_kline(event)
         elif isinstance(event, StreamTrade):
-            resumed_after = self._resumed.pop(event.symbol, None)
-            if resumed_after is not None and event.trade_id > resumed_after + 1:
+            resumed = self._resumed.pop(event.symbol, None)
+            if resumed is not None and event.trade_id > resumed[0] + 1:
                 # The first trade since a (re)connect: every id between the last one held and
                 # it was traded while nobody listened.
                 self._queue_repair(
-                    Gap("trades", event.symbol, resumed_after + 1, event.trade_id - 1, "reconnect", None)
+                    Gap("trades", event.symbol, resumed[0] + 1, event.trade_id - 1, resumed[1], None)
                 )
             self.sink.add_trade(event)
 
@@ -181,7 +220,7 @@ class Streamer:
         for name in self.client.shards[shard]:
             symbol = name.split("@")[0].upper()
             if symbol in self.sink.last_trade:
-                self._resumed[symbol] = self.sink.last_trade[symbol]
+                self._resumed[symbol] = (self.sink.last_trade[symbol], "reconnect")
 
     def _on_kline(self, kline: StreamKline) -> None:
         if kline.interval != "1m":
@@ -195,8 +234,18 @@ class Streamer:
             )
         if self.sink.add_kline(kline):
             self.report.last_close_ms = max(self.report.last_close_ms or 0, kline.close_time)
-            if kline.first_trade_id >= 0:
-                self._trade_checks.append((time.monotonic() + self.settings.trade_grace_seconds, kline))
+        # Also for a kline held already (a REST repair that came first): its trades are checked.
+        if kline.first_trade_id >= 0 and kline.trade_count > 0:
+            due = time.monotonic() + self.settings.trade_grace_seconds
+            self._schedule_trade_check(
+                kline.symbol, kline.open_time, kline.first_trade_id, kline.last_trade_id, due
+            )
+
+    def _schedule_trade_check(self, symbol: str, open_time: int, first: int, last: int, due: float) -> None:
+        if (symbol, open_time) in self._checked:
+            return
+        self._checked.add((symbol, open_time))
+        self._trade_checks.append((due, symbol, first, last))
 
     def _queue_repair(self, gap: Gap) -> None:
         self.report.gaps += 1
@@ -231,11 +280,10 @@ class Streamer:
         last must be held; the others are fetched."""
         due = [c for c in self._trade_checks if c[0] <= now]
         self._trade_checks = [c for c in self._trade_checks if c[0] > now]
-        for _, kline in due:
-            first, last = kline.first_trade_id, kline.last_trade_id
-            missing = (last - first + 1) - self.sink.held_trade_ids(kline.symbol, first, last)
+        for _, symbol, first, last in due:
+            missing = (last - first + 1) - self.sink.held_trade_ids(symbol, first, last)
             if missing > 0:
-                self._queue_repair(Gap("trades", kline.symbol, first, last, "skipped trade ids", missing))
+                self._queue_repair(Gap("trades", symbol, first, last, "skipped trade ids", missing))
 
     async def _repair(self) -> None:
         while True:

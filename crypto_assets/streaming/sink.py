@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -66,6 +67,52 @@ SCHEMAS = {"klines": KLINE_SCHEMA, "trades": TRADE_SCHEMA, "gaps": GAP_SCHEMA}
 TIME_FIELD = {"klines": "open_time", "trades": "trade_time", "gaps": "detected_ms"}
 
 
+class IdRanges:
+    """A set of integers held as sorted, disjoint ``[lo, hi]`` ranges. Trade ids come in runs
+    (Binance's are consecutive; the emulator's within a minute), so a day of a pair's trades is
+    a handful of ranges, not millions of set entries: the writer's memory stays flat however
+    long it streams."""
+
+    def __init__(self) -> None:
+        self._lo: list[int] = []
+        self._hi: list[int] = []
+
+    def __contains__(self, value: int) -> bool:
+        i = bisect_right(self._lo, value) - 1
+        return i >= 0 and value <= self._hi[i]
+
+    def __len__(self) -> int:
+        return len(self._lo)
+
+    def add(self, value: int) -> bool:
+        """Add ``value``; False when it was held already."""
+        i = bisect_right(self._lo, value) - 1
+        if i >= 0 and value <= self._hi[i]:
+            return False
+        joins_left = i >= 0 and self._hi[i] == value - 1
+        joins_right = i + 1 < len(self._lo) and self._lo[i + 1] == value + 1
+        if joins_left and joins_right:
+            self._hi[i] = self._hi[i + 1]
+            del self._lo[i + 1], self._hi[i + 1]
+        elif joins_left:
+            self._hi[i] = value
+        elif joins_right:
+            self._lo[i + 1] = value
+        else:
+            self._lo.insert(i + 1, value)
+            self._hi.insert(i + 1, value)
+        return True
+
+    def count_between(self, first: int, last: int) -> int:
+        """How many held values lie in ``[first, last]``."""
+        held = 0
+        for i in range(max(0, bisect_right(self._lo, first) - 1), len(self._lo)):
+            if self._lo[i] > last:
+                break
+            held += max(0, min(last, self._hi[i]) - max(first, self._lo[i]) + 1)
+        return held
+
+
 @dataclass
 class SinkStats:
     rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLES, 0))
@@ -97,7 +144,7 @@ class StreamSink:
         self._buffers: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES}
         self._oldest: float | None = None
         self._klines: set[tuple[str, str, int]] = set()
-        self._trades: set[tuple[str, int]] = set()
+        self._trades: dict[str, IdRanges] = {}  # pair -> trade ids held
         self.last_kline: dict[str, int] = {}  # symbol -> newest closed 1m open time held
         self.last_trade: dict[str, int] = {}  # symbol -> highest trade id held
         # (symbol, open time, first trade id, last trade id) of the closed 1m klines the lake held
@@ -138,7 +185,7 @@ class StreamSink:
                             )
                     else:
                         for row in rows:
-                            self._trades.add((row["symbol"], row["trade_id"]))
+                            self._trades.setdefault(row["symbol"], IdRanges()).add(row["trade_id"])
                             self._note_trade(row["symbol"], row["trade_id"])
 
     def _note_kline(self, symbol: str, open_time: int) -> None:
@@ -174,10 +221,9 @@ class StreamSink:
 
     def add_trade(self, trade: StreamTrade, source: str = "binance_ws") -> bool:
         """Buffer a trade; False when it is held already (a duplicate)."""
-        if trade.key in self._trades:
+        if not self._trades.setdefault(trade.symbol, IdRanges()).add(trade.trade_id):
             self.stats.duplicates["trades"] += 1
             return False
-        self._trades.add(trade.key)
         self._note_trade(trade.symbol, trade.trade_id)
         self._append(
             "trades",
@@ -192,7 +238,8 @@ class StreamSink:
 
     def held_trade_ids(self, symbol: str, first: int, last: int) -> int:
         """How many trade ids of ``symbol`` in ``[first, last]`` are held (written or buffered)."""
-        return sum((symbol, trade_id) in self._trades for trade_id in range(first, last + 1))
+        held = self._trades.get(symbol)
+        return held.count_between(first, last) if held is not None else 0
 
     def add_gap(self, gap: dict[str, Any]) -> None:
         detected = gap["detected_at"].replace(tzinfo=UTC)

@@ -37,6 +37,7 @@ MAX_REPAIR_MINUTES = 2 * 24 * 60
 MAX_REPAIR_TRADES = 500_000
 # After a restart, the trades of the lake's last two hours of minutes are checked id by id.
 RESUME_TRADE_CHECK_MS = 2 * 3600 * 1000
+CHECKED_MAX = 100_000
 
 
 @dataclass(frozen=True)
@@ -244,6 +245,10 @@ class Streamer:
     def _schedule_trade_check(self, symbol: str, open_time: int, first: int, last: int, due: float) -> None:
         if (symbol, open_time) in self._checked:
             return
+        if len(self._checked) >= CHECKED_MAX:
+            # Bounded: minutes older than the restart check's horizon are never scheduled again.
+            horizon = open_time - RESUME_TRADE_CHECK_MS
+            self._checked = {key for key in self._checked if key[1] >= horizon}
         self._checked.add((symbol, open_time))
         self._trade_checks.append((due, symbol, first, last))
 

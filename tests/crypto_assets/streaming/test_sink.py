@@ -106,3 +106,20 @@ def test_kill_9_mid_flush_loses_nothing_acknowledged_and_a_rerun_duplicates_noth
     sink.flush()
     after = read_table(tmp_path, "trades").column("trade_id").to_pylist()
     assert sorted(after) == list(range(1, max(held) + 2))
+
+
+def test_trade_ids_are_held_as_ranges_that_behave_as_a_set():
+    import random
+
+    from crypto_assets.streaming.sink import IdRanges
+
+    rng = random.Random(7)
+    ranges, plain = IdRanges(), set()
+    for value in [rng.randrange(0, 3_000) for _ in range(5_000)] + list(range(10_000, 20_000)):
+        assert ranges.add(value) == (value not in plain)
+        plain.add(value)
+    assert all((v in ranges) == (v in plain) for v in range(-5, 21_000))
+    for first, last in [(0, 2_999), (100, 150), (9_990, 10_010), (19_999, 25_000), (-10, -1)]:
+        assert ranges.count_between(first, last) == sum(first <= v <= last for v in plain)
+    # 10,000 consecutive ids are one range, not 10,000 entries.
+    assert len(ranges) < 1_000

@@ -117,6 +117,7 @@ class IdRanges:
 class SinkStats:
     rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLES, 0))
     duplicates: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLES, 0))
+    accepted: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLES, 0))  # buffered or written
     files: int = 0
     swept: int = 0
 
@@ -254,6 +255,7 @@ class StreamSink:
         )
 
     def _append(self, table: str, row: dict[str, Any]) -> None:
+        self.stats.accepted[table] += 1
         if self._oldest is None:
             self._oldest = self._clock()
         self._buffers[table].append(row)

@@ -344,8 +344,8 @@ class Streamer:
         )  # fmt: skip
 
     def _sync_report(self) -> None:
-        self.report.klines = self.sink.stats.rows["klines"] + len(self.sink._buffers["klines"])
-        self.report.trades = self.sink.stats.rows["trades"] + len(self.sink._buffers["trades"])
+        self.report.klines = self.sink.stats.accepted["klines"]
+        self.report.trades = self.sink.stats.accepted["trades"]
         self.report.duplicates = sum(self.sink.stats.duplicates.values())
         self.report.files = self.sink.stats.files
         self.report.reconnects = len(self.client.stats.reconnected)

@@ -180,3 +180,15 @@ def test_a_minutes_close_alone_equals_its_days_bars(market: Market):
         assert market.closes_at(pair, at).tolist() == expected
     with pytest.raises(ValueError, match="outside the emulated range"):
         market.closes_at("BTCUSDT", np.array([EPOCH_MS - day_ms]))
+
+
+def test_a_burst_minutes_trade_ids_stay_below_the_next_minutes():
+    """BTC traded 14,676 times in this emulated minute: with 10,000 ids a minute its last 4,676
+    ids were the next minute's first ones, and the lake's dedup by trade id dropped them."""
+    market = Market(load_universe())
+    burst = 1_796_550_060_000  # 2026-12-05 22:21 UTC
+    now = burst + 10 * 60_000
+    kline = market.klines("BTCUSDT", "1m", start_ms=burst, end_ms=burst, limit=1, now_ms=now)[0]
+    assert kline[8] > 10_000
+    this, following = (market.trade_tape("BTCUSDT", m, now) for m in (burst, burst + 60_000))
+    assert len(this) == kline[8] and this[-1]["id"] < following[0]["id"]

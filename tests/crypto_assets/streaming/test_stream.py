@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from crypto_assets.emulator.market import MINUTE_MS, Market
+from crypto_assets.emulator.market import MINUTE_MS, TRADE_IDS_PER_MINUTE, Market
 from crypto_assets.services import _emulator_ready, free_port, start_service
 from crypto_assets.streaming.sink import read_table
 from crypto_assets.universe import load_universe
@@ -147,7 +147,7 @@ def _assert_ground_truth(lake: Path, url: str) -> pa.Table:
         expected = [t["id"] for m in opens for t in market.trade_tape(pair, m, now)]
         held = [
             t for t in trades.filter(pc.equal(trades["symbol"], pair)).column("trade_id").to_pylist()
-            if opens[0] * 10_000 // MINUTE_MS <= t < (opens[-1] + MINUTE_MS) * 10_000 // MINUTE_MS
+            if opens[0] // MINUTE_MS * TRADE_IDS_PER_MINUTE <= t < (opens[-1] // MINUTE_MS + 1) * TRADE_IDS_PER_MINUTE
         ]  # fmt: skip
         assert len(held) == len(set(held)), pair
         assert sorted(held) == expected, (pair, len(held), len(expected))

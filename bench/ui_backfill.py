@@ -35,7 +35,7 @@ LAUNCH = """mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(b
 STATUS = """query($id: String!) { partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { status } } }"""
 RUNS = """query($id: String!) { runsOrError(filter: {tags: [{key: "dagster/backfill", value: $id}]}) {
   ... on Runs { results { runId status startTime endTime assetSelection { path } } } } }"""
-ASSETS = """{ assetNodes { assetKey { path } isPartitioned } }"""
+ASSETS = """{ assetNodes { assetKey { path } isPartitioned groupName } }"""
 UNPARTITIONED = ("ml_candidate_model", "ml_serving_model")
 
 
@@ -83,7 +83,9 @@ def ui_backfill(root: Path, env: dict[str, str], days: list[str]) -> tuple[float
                 nodes = _graphql(url, ASSETS)["assetNodes"]
             except (httpx.HTTPError, ValueError, RuntimeError):
                 time.sleep(1)
-        selection = [{"path": n["assetKey"]["path"]} for n in nodes if n["isPartitioned"]]
+        selection = [
+            {"path": n["assetKey"]["path"]} for n in nodes if n["isPartitioned"] and n["groupName"] != "live"
+        ]
         started = time.monotonic()
         launched = _graphql(
             url, LAUNCH, params={"assetSelection": selection, "partitionNames": days, "title": "bench"}

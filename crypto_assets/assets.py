@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from crypto_assets.bronze.assets import bronze_klines
 from crypto_assets.gold.assets import GOLD_ASSETS
+from crypto_assets.live.assets import LIVE_ASSETS, LIVE_SPECS
 from crypto_assets.ml.assets import ML_DAILY_ASSETS, ML_TRAINING_ASSETS
 from crypto_assets.raw.assets import raw_klines
 from crypto_assets.raw.coingecko_assets import raw_coingecko_markets
@@ -17,4 +18,7 @@ ASSETS = [
     *GOLD_ASSETS,
     *ML_TRAINING_ASSETS,
     *ML_DAILY_ASSETS,
+    *LIVE_ASSETS,
 ]
+# The stream's own tables (written by `crypto-analytics stream`, not by a run): lineage only.
+SPECS = LIVE_SPECS

@@ -7,6 +7,7 @@ import math
 from dagster import AssetSelection, define_asset_job
 
 from crypto_assets.freshness import FRESHNESS_SELECTION
+from crypto_assets.live.assets import live_partitions
 from crypto_assets.partitions import daily_partitions
 from crypto_assets.pipeline_config import DAY_SECONDS, load_pipeline_config, parse_duration
 
@@ -81,5 +82,15 @@ targets_refresh_job = define_asset_job(
     description=(
         "Re-materialize the gold market tables of recent days so their forward targets fill in,"
         " and the model's live performance on those outcomes."
+    ),
+)
+
+live_job = define_asset_job(
+    name="live_job",
+    selection=AssetSelection.groups("live"),
+    partitions_def=live_partitions,
+    description=(
+        "One UTC hour of the live slice: the stream's closed minutes and trades -> raw -> bronze"
+        " -> silver -> GOLD_LIVE_MARKET; launched by live_slice_sensor as minutes arrive."
     ),
 )

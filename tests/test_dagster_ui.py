@@ -94,6 +94,7 @@ def test_dev_serves_lineage_partitions_and_checks(tmp_path: Path):
         "layers_follow_upstream": "RUNNING",
         "layer_freshness_sensor": "RUNNING",
         "run_failure_recorder": "RUNNING",
+        "live_slice_sensor": "RUNNING",
     }
     assert len(status.assets) == len(nodes)
     materialized = status.assets.dropna(subset=["last_materialized"])
@@ -122,15 +123,28 @@ def test_dev_serves_lineage_partitions_and_checks(tmp_path: Path):
         "ml_serving_model": ["ml_candidate_model"],
         "ml_predictions": ["gold_market_features", "ml_serving_model"],  # the model it serves with
         "ml_performance": ["gold_market_features", "ml_predictions"],
+        # The live slice: the stream's own tables, then an hour per partition.
+        "stream_klines": [],
+        "stream_trades": [],
+        "raw_live_klines": ["stream_klines"],
+        "bronze_live_klines": ["raw_live_klines", "stream_trades"],
+        "silver_live_features": ["bronze_live_klines"],
+        "gold_live_market": ["silver_live_features"],
     }
     unpartitioned = {"ml_candidate_model", "ml_serving_model"}  # a model is trained on a window, not a day
+    live = {"raw_live_klines", "bronze_live_klines", "silver_live_features", "gold_live_market"}
     for name, node in by_name.items():
-        if name in unpartitioned:
+        if name in unpartitioned or name.startswith("stream_"):
             assert not node["isPartitioned"], name
+        elif name in live:
+            assert node["isPartitioned"] and node["partitionKeys"][0] == "2026-12-01T00", name
         else:
             assert node["isPartitioned"] and node["partitionKeys"][0] == "2017-08-17", name
-        assert node["groupName"] == name.split("_")[0]
+        group = "live" if name in live or name.startswith("stream_") else name.split("_")[0]
+        assert node["groupName"] == group, name
         assert node["description"]
+    live_checks = [c["name"] for c in by_name["raw_live_klines"]["assetChecksOrError"]["checks"]]
+    assert live_checks == ["stream_fresh"]
     gold_checks = {
         c["name"]: c["blocking"] for c in by_name["gold_market_features"]["assetChecksOrError"]["checks"]
     }

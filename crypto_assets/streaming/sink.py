@@ -1,6 +1,6 @@
 """The stream's durable writer: small Parquet files, each written whole or not at all.
 
-Layout: ``<lake>/stream/<table>/dt=YYYY-MM-DD/part-<first key time>-<writer>-<seq>.parquet`` for
+Layout: ``<lake>/stream/<table>/dt=YYYY-MM-DD/part-<first time>-<last time>-<writer>-<seq>.parquet`` for
 ``klines`` (closed 1m klines, the raw klines' columns), ``trades`` and ``gaps`` (every gap the
 stream met and how it was repaired). A file is written under a temporary name, fsynced, renamed
 into place and its folder fsynced: once :meth:`StreamSink.flush` returns, its rows survive a
@@ -21,7 +21,7 @@ import uuid
 from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -299,14 +299,43 @@ class StreamSink:
             folder.mkdir(parents=True, exist_ok=True)
             _fsync(folder.parent)  # the new day's folder survives a power cut too
         self._sequence += 1
-        first = min(row[TIME_FIELD[table]] for row in rows)
-        name = f"part-{first:013d}-{self._writer}-{self._sequence:06d}.parquet"
+        times = [row[TIME_FIELD[table]] for row in rows]
+        # The name says which times the file holds: a reader of one hour opens only its files.
+        name = f"part-{min(times):013d}-{max(times):013d}-{self._writer}-{self._sequence:06d}.parquet"
         tmp = folder / f".{name}.tmp"
         pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMAS[table]), tmp)
         _fsync(tmp)
         os.replace(tmp, folder / name)
         _fsync(folder)
         self.stats.files += 1
+
+
+def files_between(lake_root: Path, table: str, start_ms: int, end_ms: int) -> list[Path]:
+    """The files of a stream table that may hold times in ``[start_ms, end_ms)``, from their
+    names alone (a day of 5-second flushes is ~17,000 files; an hour reads ~720 of them)."""
+    folder = Path(lake_root) / "stream" / table
+    files: list[Path] = []
+    for day_folder in sorted(folder.glob("dt=*")):
+        try:
+            day = date.fromisoformat(day_folder.name.removeprefix("dt="))
+        except ValueError:
+            continue
+        # A file's rows are all in its folder's UTC day (a repair's too: see flush).
+        if day_start_ms(day) >= end_ms or day_start_ms(day) + DAY_MS <= start_ms:
+            continue
+        for file in day_folder.glob("part-*.parquet"):
+            parts = file.name.split("-")
+            try:
+                low, high = int(parts[1]), int(parts[2])
+            except (IndexError, ValueError):
+                continue
+            if low < end_ms and high >= start_ms:
+                files.append(file)
+    return sorted(files)
+
+
+def day_start_ms(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
 
 
 def read_table(lake_root: Path, table: str, days: Iterable[str] | None = None) -> pa.Table:

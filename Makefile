@@ -17,7 +17,7 @@ AIRFLOW_PORT   ?= 8080
 # Where Airflow's DAGs find Dagster (the webserver of `make dev`).
 DAGSTER_URL    ?= http://127.0.0.1:$(DAGSTER_PORT)
 
-.PHONY: install run test dev stream dashboard browser airflow airflow-venv lint format bench clean
+.PHONY: install run test dev live stream dashboard browser airflow airflow-venv lint format bench clean
 
 install: $(STAMP)
 
@@ -41,6 +41,11 @@ test: $(STAMP) browser $(AIRFLOW_STAMP)
 ## make dev: Dagster UI + daemon on http://127.0.0.1:3000 (DAGSTER_PORT) with the embedded services
 dev: $(STAMP)
 	$(BIN)/crypto-analytics dev --port $(DAGSTER_PORT)
+
+## make live: make dev with the live stream beside it (live_slice_sensor loads its minutes into
+## GOLD_LIVE_MARKET within about a minute of each candle's close)
+live: $(STAMP)
+	$(BIN)/crypto-analytics dev --stream --port $(DAGSTER_PORT)
 
 ## make stream: live closed 1m klines and trades into lake/stream/ until Ctrl-C (starts the
 ## emulator when BINANCE_WS_URL points at it; gaps repaired from REST)

@@ -786,7 +786,27 @@ def cmd_dev(args: argparse.Namespace) -> int:
             str(args.port),
         ]
         _say(f"Dagster UI on http://{args.host}:{args.port} (Ctrl-C to stop)")
-        return _serve(command)
+        if not args.stream:
+            return _serve(command)
+        # The live stream beside it, in its own process group: live_slice_sensor turns what it
+        # lands into runs of the live slice; both stop together.
+        streamer = subprocess.Popen(
+            [sys.executable, "-m", "crypto_assets.cli", "stream"], start_new_session=True
+        )
+        try:
+            return _serve(command)
+        finally:
+            _stop_group(streamer)
+
+
+def _stop_group(process: subprocess.Popen, timeout: float = 30) -> None:
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
@@ -829,13 +849,7 @@ def _serve(command: list[str]) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+        _stop_group(process)
 
 
 DEFAULT_WORKSPACE = "workspace.yaml"
@@ -1001,6 +1015,11 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=3000)
     dev.add_argument("--workspace", default=DEFAULT_WORKSPACE)
+    dev.add_argument(
+        "--stream",
+        action="store_true",
+        help="also run `crypto-analytics stream`: live minutes reach GOLD_LIVE_MARKET through live_slice_sensor",
+    )
     dev.set_defaults(func=cmd_dev)
 
     dashboard = sub.add_parser("dashboard", help="the Streamlit dashboard on the configured warehouse")

@@ -78,10 +78,10 @@ def trade_minutes(trades: DataFrame, start: datetime, end: datetime) -> DataFram
             F.max(notional).alias("largest_trade_quote"),
         )
     )
-    total = F.col("buy_volume") + F.col("sell_volume")
+    # In doubles: a DECIMAL(38,18) quotient would be rounded to 6 decimals.
+    buys, sells = F.col("buy_volume").cast("double"), F.col("sell_volume").cast("double")
     return minutes.withColumn(
-        "trade_imbalance",
-        F.when(total > 0, ((F.col("buy_volume") - F.col("sell_volume")) / total).cast("double")),
+        "trade_imbalance", F.when(buys + sells > 0, (buys - sells) / (buys + sells))
     ).select(*SERIES, "open_time", *TRADE_MINUTE_COLUMNS)
 
 

@@ -2,14 +2,16 @@
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time
+from pathlib import Path
 
 import pandas as pd
 from dagster import AssetCheckResult, AssetExecutionContext, Config, MetadataValue, Output
 from dagster_pyspark import LazyPySparkResource
 from pydantic import Field
 
-from crypto_assets.checks import quality_check_specs
+from crypto_assets.checks import quality_check_specs, validator_specs
 from crypto_assets.ingestion.binance import INTERVAL_MS
+from crypto_assets.live.agreement import agreement_spec_validators, stream_agreement
 from crypto_assets.partitions import daily_asset
 from crypto_assets.pipeline_config import load_pipeline_config
 from crypto_assets.publishing import publish
@@ -63,9 +65,12 @@ class RawKlinesConfig(Config):
 @daily_asset(
     "raw",
     time_column="open_time",
-    check_specs=quality_check_specs(
-        "raw_klines", ohlc=False, keys="(venue, market, symbol, interval, open_time, source)"
-    ),
+    check_specs=[
+        *quality_check_specs(
+            "raw_klines", ohlc=False, keys="(venue, market, symbol, interval, open_time, source)"
+        ),
+        *validator_specs("raw_klines", agreement_spec_validators()),
+    ],
 )
 def raw_klines(
     context: AssetExecutionContext,
@@ -158,6 +163,8 @@ def raw_klines(
         keys=RAW_KEY,
         token_column="symbol",
         ohlc=False,
+        # The closed days' streamed minutes (if the stream ran) against the exchange's.
+        validators=[stream_agreement(Path(lake.root), window.start, window.end)],
         extra_metadata={
             "rows_per_pair": MetadataValue.json(_total_rows(reports)),
             "source_per_pair": MetadataValue.json({r.pair: r.source for r in reports if r.rows}),

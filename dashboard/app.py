@@ -25,10 +25,12 @@ PAGES = [
     st.Page("views/correlations.py", title="Correlations", icon=":material/hub:", url_path="correlations"),
     st.Page("views/predictions.py", title="Predictions", icon=":material/target:", url_path="predictions"),
     st.Page("views/venues.py", title="Venues", icon=":material/compare_arrows:", url_path="venues"),
+    st.Page("views/live.py", title="Live", icon=":material/sensors:", url_path="live"),
     st.Page("views/health.py", title="Data health", icon=":material/health_and_safety:", url_path="health"),
 ]
 
 st.set_page_config(page_title="crypto-analytics", page_icon=":material/insights:", layout="wide")
 st.sidebar.title("crypto-analytics")
+ui.live_marker()
 st.session_state["filters"] = ui.sidebar()
 st.navigation(PAGES).run()

@@ -22,6 +22,7 @@ PAGES: dict[str, int] = {
     "correlations": 2,
     "predictions": 1,  # P(up) per token; the accuracy chart needs realised outcomes
     "venues": 1,  # prices per venue (the basis needs a second venue, quotes in USD a USD price)
+    "live": 0,  # the live minutes' chart needs the stream (`make live`); without it, a note
     "health": 0,
 }
 DEFAULT_PAGE = "overview"

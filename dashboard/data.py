@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Protocol
 
 import pandas as pd
@@ -36,7 +36,10 @@ WAREHOUSE_TABLES = {
     "GOLD_CORRELATIONS": "DT",
     "ML_PREDICTIONS": "DT",
     "ML_PERFORMANCE": "DT",
+    "GOLD_LIVE_MARKET": "DT",
 }
+# The live slice's table (crypto_assets/live): a row per token and closed minute.
+LIVE_TABLE = "GOLD_LIVE_MARKET"
 
 _SELECT_ONLY = re.compile(r"^\s*(SELECT|WITH)\b", re.IGNORECASE)
 _MISSING_TABLE = re.compile(r"Table with name (\w+) does not exist|Object '?([\w.]+)'? does not exist", re.I)
@@ -446,4 +449,32 @@ def quote_prices(start: date, end: date) -> Query:
         " AND DT BETWEEN %(start)s::DATE AND %(end)s::DATE ORDER BY BAR_TIME",
         start=start.isoformat(),
         end=end.isoformat(),
+    )
+
+
+def live_status(since: datetime) -> Query:
+    """The newest closed minute the live table holds since ``since`` (UTC), and for how many tokens."""
+    return _query(
+        "live_status",
+        "SELECT MAX(CLOSE_TIME) AS newest_close, COUNT(DISTINCT TOKEN) AS tokens FROM GOLD_LIVE_MARKET"
+        " WHERE NOT IS_GAP AND BAR_TIME >= %(since)s::TIMESTAMP_NTZ",
+        since=since.strftime("%Y-%m-%d %H:%M:%S"),
+    )
+
+
+def live_minutes(since: datetime, tokens: Sequence[str]) -> Query:
+    """Every live minute since ``since`` (UTC), gap rows included (the chart shades them)."""
+    where, params = _token_filter(tokens)
+    return _query(
+        "live_minutes",
+        "SELECT TOKEN AS token, CATEGORY AS category, BAR_TIME AS bar_time, CLOSE_TIME AS close_time,"
+        " OPEN AS open, HIGH AS high, LOW AS low, CLOSE AS close, VOLUME AS volume, IS_GAP AS is_gap,"
+        " TRADES AS trades, TRADE_IMBALANCE AS trade_imbalance, VWAP AS vwap,"
+        " LARGEST_TRADE_QUOTE AS largest_trade_quote, RETURN_15M AS return_15m,"
+        " RETURN_60M AS return_60m, REALIZED_VOLATILITY_60M AS realized_volatility_60m,"
+        " LOADED_AT AS loaded_at FROM GOLD_LIVE_MARKET WHERE BAR_TIME >= %(since)s::TIMESTAMP_NTZ"
+        + where
+        + " ORDER BY TOKEN, BAR_TIME",
+        since=since.strftime("%Y-%m-%d %H:%M:%S"),
+        **params,
     )

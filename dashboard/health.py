@@ -215,3 +215,25 @@ def recorded_failures(path: Path, dagster: str, limit: int = 50) -> pd.DataFrame
             }
         )
     return pd.DataFrame(rows[::-1], columns=columns)
+
+
+STREAM_GAP_COLUMNS = [
+    "detected_at", "symbol", "kind", "reason", "first_missing", "last_missing", "missing", "repaired",
+    "repaired_by", "error",
+]  # fmt: skip
+
+
+def stream_gaps(lake_root: Path, today: date | None = None, days: int = 2) -> pd.DataFrame:
+    """What the live stream lost and how each loss was repaired (lake/stream/gaps), newest first,
+    for the last ``days`` UTC days. Kline gaps give minutes (UTC), trade gaps trade ids."""
+    from crypto_assets.streaming.sink import read_table
+
+    today = today or datetime.now(UTC).date()
+    wanted = [(today - timedelta(days=i)).isoformat() for i in range(days)]
+    frame = read_table(lake_root, "gaps", wanted).to_pandas()
+    if frame.empty:
+        return pd.DataFrame(columns=STREAM_GAP_COLUMNS)
+    for column in ("first_missing", "last_missing"):
+        minutes = pd.to_datetime(frame[column], unit="ms").dt.strftime("%Y-%m-%d %H:%M")
+        frame[column] = frame[column].astype(str).where(frame["kind"] != "klines", minutes)
+    return frame.sort_values("detected_at", ascending=False)[STREAM_GAP_COLUMNS].reset_index(drop=True)

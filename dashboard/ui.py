@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 import streamlit as st
@@ -19,6 +19,11 @@ from dashboard import data, health
 CACHE_TTL_SECONDS = 300
 CACHE_MAX_ENTRIES = 256
 DEFAULT_DAYS = 7
+# The live marker: shown while the live table has a minute of the last hour; "Live" while the
+# newest bar is younger than the slice's 2-minute target plus a minute, "Stale" after.
+LIVE_TTL_SECONDS = 5
+LIVE_WINDOW = timedelta(hours=1)
+LIVE_STALE_SECONDS = 180
 INTERVALS = ("1h", "1d")
 
 
@@ -31,6 +36,48 @@ def _cached(query: data.Query, source: str) -> pd.DataFrame:
 def load(query: data.Query) -> pd.DataFrame:
     """Run a catalogue query through the cache (errors are never cached)."""
     return _cached(query, data.backend().describe()).copy()
+
+
+@st.cache_data(ttl=LIVE_TTL_SECONDS, max_entries=16, show_spinner=False)
+def _cached_live(query: data.Query, source: str) -> pd.DataFrame:
+    return query.run(data.backend())
+
+
+def load_live(query: data.Query) -> pd.DataFrame:
+    """A query of the live table: cached a few seconds only (a minute closes every 60 s)."""
+    return _cached_live(query, data.backend().describe()).copy()
+
+
+def live_age(now: datetime | None = None) -> tuple[float, int] | None:
+    """(seconds since the newest live minute closed, tokens) when the live table has a minute
+    of the last hour; None otherwise (no table, or the stream stopped long ago)."""
+    now = now or datetime.now(UTC)
+    try:
+        status = load_live(data.live_status((now - LIVE_WINDOW).replace(tzinfo=None)))
+    except data.DashboardDataError:
+        return None
+    newest = status["newest_close"].iloc[0] if not status.empty else None
+    if newest is None or pd.isna(newest):
+        return None
+    return (now - pd.Timestamp(newest).tz_localize(UTC)).total_seconds(), int(status["tokens"].iloc[0])
+
+
+def age_text(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
+def live_marker() -> None:
+    """In the sidebar: "Live" and the age of the newest bar while the live table is being fed."""
+    live = live_age()
+    if live is None:
+        return
+    seconds, tokens = live
+    fresh = seconds <= LIVE_STALE_SECONDS
+    st.sidebar.badge(
+        f"{'Live' if fresh else 'Stale'}: newest bar {age_text(seconds)} old, {tokens} tokens",
+        icon=":material/sensors:" if fresh else ":material/sensors_off:",
+        color="red" if fresh else "gray",
+    )
 
 
 @st.cache_data(ttl=30, max_entries=4, show_spinner=False)

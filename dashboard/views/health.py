@@ -90,6 +90,26 @@ else:
         column_config={"link": st.column_config.LinkColumn("link", display_text="open run")},
     )
 
+st.subheader("Live stream gaps")
+stream_gaps = health.stream_gaps(settings.lake_root, today)
+if stream_gaps.empty:
+    st.caption(
+        "No gap recorded by `crypto-analytics stream` today or yesterday (or it did not run on this"
+        " machine's lake)."
+    )
+else:
+    unrepaired = int(stream_gaps["error"].notna().sum())
+    (st.warning if unrepaired else st.success)(
+        f"{len(stream_gaps)} gap(s) met by the stream today and yesterday; {unrepaired} not repaired."
+    )
+    ui.table(
+        stream_gaps,
+        "stream-gaps",
+        caption="Each loss of the live stream (a dropped connection, a stall, skipped trade ids, a"
+        " restart) and how it was repaired from REST. Kline gaps are minutes (UTC); trade gaps are"
+        " trade ids.",
+    )
+
 st.subheader("Gaps and unavailable tokens")
 with ui.friendly_errors(), st.spinner("Counting gaps…"):
     gaps = ui.load(data.gaps(filters.start, filters.end, filters.tokens))

@@ -17,15 +17,18 @@ from dagster._core.test_utils import create_run_for_test, instance_for_test
 from crypto_assets.definitions import build_definitions
 from crypto_assets.emulator.market import MINUTE_MS, Market
 from crypto_assets.live.assets import HOUR_FORMAT, STREAM_FRESH
+from crypto_assets.services import free_port, start_service
 from crypto_assets.streaming.frames import StreamKline, StreamTrade
 from crypto_assets.streaming.sink import StreamSink
 from crypto_assets.universe import load_universe
+from dashboard import browser
 from resources.parquet_io import LakeResource
 from resources.settings import Settings
 from resources.spark import build_spark_resource
 from sensors.live import live_slice_sensor
 
 pytestmark = pytest.mark.integration
+ARTIFACTS = Path(__file__).resolve().parents[3] / ".test-artifacts" / "dashboard"
 
 
 def _stream_minutes(lake: Path, market: Market, pair: str, opens: list[int], now_ms: int) -> int:
@@ -127,3 +130,21 @@ def test_the_sensor_runs_new_minutes_through_every_layer_into_the_warehouse(
     # The 15m windows are warm only from the 12th observed minute (80 % of 15).
     assert by_token["BTC"][-1]["realized_volatility_15m"] is None
     assert all(r["return_1m"] is not None for r in by_token["BTC"][1:])
+
+    # What a reader sees: the dashboard's Live page on this warehouse, in headless Chromium.
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    service = start_service(
+        "dashboard", ["dashboard", "--port", str(port)], lambda: browser.dashboard_ready(url), tmp_path
+    )
+    try:
+        with browser.browser() as chrome:
+            page = chrome.new_page(viewport={"width": 1400, "height": 1000})
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            load = browser.load_page(page, url, "live", charts=1, screenshot=ARTIFACTS / "live.png")
+            assert load.charts == 1 and load.tables >= 1, load
+            main = page.get_by_test_id("stMain").inner_text()
+            assert "Live: newest bar closed" in main and "2 tokens" in main, main[:500]
+            assert "Live: newest bar" in page.get_by_test_id("stSidebar").inner_text()
+    finally:
+        service.stop(timeout=30)

@@ -15,6 +15,7 @@ from crypto_assets.checks import quality_check_specs, validator_specs
 from crypto_assets.gold.schema import (
     CORRELATION_COLUMNS,
     INDEX_COLUMNS,
+    LIVE_COLUMNS,
     VENUE_COLUMNS,
     Column,
     bar_columns,
@@ -379,6 +380,14 @@ def gold_dictionary() -> str:
             GOLD_DESCRIPTIONS[name],
             bar_columns(),
         )
+    from crypto_assets.live.assets import gold_live_market
+
+    tables["gold_live_market"] = (
+        "one row per token and closed minute of the live stream (key TOKEN, BAR_TIME); replaced one"
+        " UTC hour at a time",
+        " ".join((gold_live_market.descriptions_by_key[gold_live_market.key] or "").split()),
+        LIVE_COLUMNS,
+    )
     return data_dictionary(tables)
 
 

@@ -180,3 +180,38 @@ def data_dictionary(tables: dict[str, tuple[str, str, list[Column]]]) -> str:
         lines += ["| column | type | description |", "|---|---|---|"]
         lines += [f"| `{n.upper()}` | {_snowflake_type(k)} | {d.replace('|', '/')} |" for n, k, d in columns]
     return "\n".join(lines) + "\n"
+
+
+def _live(name: str, text: str, kind: str = "double") -> Column:
+    return name, kind, text
+
+
+# gold_live_market (crypto_assets/live): one row per token and closed minute of the live stream.
+LIVE_COLUMNS: list[Column] = [
+    (n, *COMMON[n]) for n in ("dt", "bar_time", "token", "category", "symbol")
+] + [
+    _live("quote_asset", "Currency the pair is quoted in (USDT for the stream's pairs).", "string"),
+    _live("close_time", "Minute close time, UTC: bar_time + 1 minute.", "timestamp"),
+    *[(n, *COMMON[n]) for n in ("open", "high", "low", "close", "volume", "quote_volume", "trade_count")],
+    (("taker_buy_base_volume", *COMMON["taker_buy_base_volume"])),
+    _live("is_gap", "True for a minute neither the stream nor its REST repair delivered (prices null).", "boolean"),
+    _live("trades", "Trades of the minute held in the lake (the trade stream, skipped ids repaired from"
+          " REST); equals trade_count once every trade is in.", "bigint"),
+    _live("buy_volume", "Base volume of the minute's trades whose buyer took liquidity (maker flag false)."),
+    _live("sell_volume", "Base volume of the minute's trades whose seller took liquidity (maker flag true)."),
+    _live("trade_imbalance", "(buy_volume - sell_volume) / (buy_volume + sell_volume), in [-1, 1]."),
+    _live("vwap", "The minute's VWAP from its trades: sum(price x quantity) / sum(quantity)."),
+    _live("largest_trade_quote", "The minute's largest trade, price x quantity in the quote currency."),
+    _live("return_1m", "ln(close / the previous minute's close); null after a gap."),
+    _live("return_15m", "ln(close / close 15 minutes earlier)."),
+    _live("realized_volatility_15m", "sqrt(sum of squared 1m log returns over the last 15 minutes); null"
+          " below 80 % of them observed."),
+    _live("vwap_15m", "sum(quote_volume) / sum(volume) over the last 15 minutes; same warm-up rule."),
+    _live("trade_imbalance_15m", "Taker buy minus sell over both, over the last 15 minutes' trades."),
+    _live("return_60m", "ln(close / close 60 minutes earlier)."),
+    _live("realized_volatility_60m", "As realized_volatility_15m, over 60 minutes."),
+    _live("vwap_60m", "As vwap_15m, over 60 minutes."),
+    _live("trade_imbalance_60m", "As trade_imbalance_15m, over 60 minutes."),
+    _live("loaded_at", "When the load that wrote this row ran, UTC: loaded_at - close_time is its latency.",
+          "timestamp"),
+]  # fmt: skip

@@ -31,6 +31,7 @@ from pyspark.sql import functions as F
 
 from crypto_assets.bronze.assets import _listings
 from crypto_assets.bronze.transforms import clean_klines
+from crypto_assets.gold.schema import LIVE_COLUMNS, table_schema
 from crypto_assets.live.transforms import (
     live_features,
     live_market,
@@ -269,7 +270,11 @@ def silver_live_features(
 @_live_asset(
     io_manager_key="warehouse_io_manager",
     kinds={"spark", "snowflake"},
-    metadata={"partition_expr": "BAR_TIME", "cluster_by": "DT"},
+    metadata={
+        "partition_expr": "BAR_TIME",
+        "cluster_by": "DT",
+        "dagster/column_schema": table_schema(LIVE_COLUMNS),
+    },
 )
 def gold_live_market(silver_live_features: DataFrame) -> Output[DataFrame]:
     """GOLD_LIVE_MARKET: one row per token and closed minute of the live hours, loaded within

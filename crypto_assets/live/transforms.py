@@ -146,11 +146,11 @@ def live_market(features: DataFrame, loaded_at: datetime) -> DataFrame:
     ``loaded_at - close_time``)."""
     return features.select(
         F.to_date("open_time").alias("dt"),
+        F.col("open_time").alias("bar_time"),
         "token",
         "category",
         "symbol",
         "quote_asset",
-        F.col("open_time").alias("bar_time"),
         (F.col("open_time") + F.expr("INTERVAL 1 MINUTE")).alias("close_time"),
         *[
             F.col(c).cast("double").alias(c)

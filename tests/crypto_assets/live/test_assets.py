@@ -16,6 +16,7 @@ from dagster._core.test_utils import create_run_for_test, instance_for_test
 
 from crypto_assets.definitions import build_definitions
 from crypto_assets.emulator.market import MINUTE_MS, Market
+from crypto_assets.gold.schema import LIVE_COLUMNS
 from crypto_assets.live.assets import HOUR_FORMAT, STREAM_FRESH
 from crypto_assets.services import free_port, start_service
 from crypto_assets.streaming.frames import StreamKline, StreamTrade
@@ -113,6 +114,7 @@ def test_the_sensor_runs_new_minutes_through_every_layer_into_the_warehouse(
         assert rerun.success
 
     gold = _rows(settings, "SELECT * FROM gold_live_market ORDER BY token, bar_time")
+    assert list(gold[0]) == [name for name, _, _ in LIVE_COLUMNS]  # as the data dictionary says
     by_token = {t: [r for r in gold if r["token"] == t] for t in ("BTC", "DOGE")}
     # Every streamed minute once (the re-run replaced its hour); DOGE's silent minutes are gap rows.
     assert [int(r["bar_time"].replace(tzinfo=UTC).timestamp() * 1000) for r in by_token["BTC"]] == btc

@@ -100,7 +100,9 @@ def main() -> None:
         if close >= cutoff:
             latencies.append(seen - close)
     runs = _runs(folder / "dagster")
-    print(f"live latency over {args.minutes:.0f} min of the stream ({len(tokens)} tokens), polled every {args.poll:.0f} s:")
+    print(
+        f"live latency over {args.minutes:.0f} min of the stream ({len(tokens)} tokens), polled every {args.poll:.0f} s:"
+    )
     if not latencies:
         raise SystemExit(f"no minute reached the warehouse after the warm-up; see {folder / 'dev.log'}")
     print(

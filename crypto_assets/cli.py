@@ -730,6 +730,7 @@ def cmd_emulator(args: argparse.Namespace) -> int:
         archive_lag_days=args.archive_lag_days,
         latency_ms=args.latency_ms,
         clock=accelerated_clock(args.clock_speed),
+        connection_lifetime_seconds=args.connection_lifetime,
         **(
             {"kline_push_seconds": args.push_seconds, "trade_push_seconds": args.push_seconds}
             if args.push_seconds
@@ -996,6 +997,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=1.0,
         help="the exchange's clock runs this many times faster from now on (tests stream minutes in seconds)",
+    )
+    emulator.add_argument(
+        "--connection-lifetime",
+        type=float,
+        default=86_400.0,
+        help="seconds after which the server closes a stream connection (Binance: 24 h; tests shorten it)",
     )
     emulator.add_argument(
         "--push-seconds",

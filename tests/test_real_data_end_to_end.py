@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import snowflake.connector
 import ta
-from dagster import DagsterInstance
+from dagster import AssetKey, DagsterInstance
 
 from crypto_assets.definitions import build_definitions
 from crypto_assets.raw.file_import import import_files
@@ -21,6 +21,20 @@ from resources.settings import Settings
 pytestmark = pytest.mark.integration
 TOKENS = ("BTC", "PEPE", "USDC")
 FIRST, LAST, DAY = "2023-01-01", "2023-12-30", "2023-06-01"
+# What this test reads: the hourly and daily features, gold's market table and category index
+# (the 5m bars, correlations, venue prices and daily gold have tests of their own).
+SELECTION = [
+    AssetKey(a)
+    for a in (
+        "bronze_klines",
+        "silver_bars_1h",
+        "silver_bars_1d",
+        "silver_features_1h",
+        "silver_features_1d",
+        "gold_market_features",
+        "gold_category_index",
+    )
+]
 
 
 def _gold(settings: Settings, sql: str) -> pd.DataFrame:
@@ -42,6 +56,7 @@ def test_a_real_year_in_one_run(local_env: Path, spark, tmp_path, monkeypatch, r
     instance = DagsterInstance.ephemeral()
     year = job.execute_in_process(
         instance=instance,
+        asset_selection=SELECTION,
         tags={"dagster/asset_partition_range_start": FIRST, "dagster/asset_partition_range_end": LAST},
     )
     assert year.success
@@ -84,7 +99,7 @@ def test_a_real_year_in_one_run(local_env: Path, spark, tmp_path, monkeypatch, r
     silver = tmp_path / "lake" / "silver" / "silver_features_1h" / f"dt={DAY}"
     before = spark.read.parquet(str(silver)).orderBy("token", "open_time").toPandas()
     counts = _gold(settings, "SELECT dt, COUNT(*) AS n FROM gold_market_features GROUP BY dt ORDER BY dt")
-    day = job.execute_in_process(instance=instance, partition_key=DAY)
+    day = job.execute_in_process(instance=instance, partition_key=DAY, asset_selection=SELECTION)
     assert day.success
     after = spark.read.parquet(str(silver)).orderBy("token", "open_time").toPandas()
     pd.testing.assert_frame_equal(after, before, check_exact=True)

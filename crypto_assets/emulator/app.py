@@ -55,6 +55,8 @@ class EmulatorConfig:
     kline_push_seconds: float = 2.0  # Binance pushes 1m kline updates every ~2 s
     trade_push_seconds: float = 0.5
     clock: Callable[[], int] = field(default=now_ms)
+    # Binance closes every stream connection at 24 hours; tests shorten it (wall-clock seconds).
+    connection_lifetime_seconds: float = 86_400.0
 
 
 def accelerated_clock(speed: float) -> Callable[[], int]:
@@ -502,9 +504,13 @@ async def _serve_streams(
         last_open: dict[str, int] = {}
         trades_sent: dict[str, int] = {}  # stream -> trade time sent up to (ms, inclusive)
         next_kline = 0.0
+        closes_at = time.monotonic() + config.connection_lifetime_seconds
         while True:
             if stream_faults.drop_epoch != epoch:
                 await websocket.close(code=1001, reason="emulated drop")
+                return
+            if time.monotonic() >= closes_at:
+                await websocket.close(code=1001, reason="connection lifetime reached (24 h on Binance)")
                 return
             if stream_faults.take("stall"):
                 await asyncio.sleep(stream_faults.stall_seconds)

@@ -9,6 +9,7 @@ import httpx
 import pytest
 import websockets
 from starlette.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 
 from crypto_assets.emulator.app import EmulatorConfig, create_app
 from crypto_assets.emulator.market import Market
@@ -158,3 +159,17 @@ def test_invalid_stream_name_is_refused(emulator_url: str):
     with pytest.raises(websockets.ConnectionClosed) as info:
         asyncio.run(scenario())
     assert info.value.rcvd is not None and info.value.rcvd.code == 1008
+
+
+def test_the_server_closes_a_stream_connection_at_its_lifetime():
+    """Binance closes every connection at 24 hours; the emulator at ``connection_lifetime_seconds``."""
+    app = create_app(
+        Market(load_universe()),
+        EmulatorConfig(kline_push_seconds=0.05, trade_push_seconds=0.05, connection_lifetime_seconds=0.5),
+    )
+    started = time.monotonic()
+    with TestClient(app) as client, client.websocket_connect("/ws/btcusdt@trade") as ws:
+        with pytest.raises(WebSocketDisconnect) as closed:
+            while time.monotonic() - started < 10:
+                ws.receive_json()
+    assert closed.value.code == 1001 and 0.5 <= time.monotonic() - started < 5

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -26,12 +27,11 @@ REPO = Path(__file__).resolve().parents[3]
 PAIRS = ("BTCUSDT", "DOGEUSDT")
 
 
-@pytest.fixture
-def fast_emulator(tmp_path: Path):
+def _emulator(tmp_path: Path, *extra: str) -> Iterator[str]:
     port = free_port()
     service = start_service(
         "emulator",
-        ["emulator", "--port", str(port), "--clock-speed", "30", "--push-seconds", "0.2"],
+        ["emulator", "--port", str(port), "--clock-speed", "30", "--push-seconds", "0.2", *extra],
         lambda: _emulator_ready("127.0.0.1", port),
         tmp_path,
     )
@@ -39,6 +39,17 @@ def fast_emulator(tmp_path: Path):
         yield f"http://127.0.0.1:{port}"
     finally:
         service.stop()
+
+
+@pytest.fixture
+def fast_emulator(tmp_path: Path) -> Iterator[str]:
+    yield from _emulator(tmp_path)
+
+
+@pytest.fixture
+def short_lived_emulator(tmp_path: Path) -> Iterator[str]:
+    """The server closes every connection after 6 s, as Binance does at 24 hours."""
+    yield from _emulator(tmp_path, "--connection-lifetime", "6")
 
 
 def _stream(tmp_path: Path, url: str, seconds: float, *extra: str) -> subprocess.Popen:
@@ -118,10 +129,12 @@ def _assert_ground_truth(lake: Path, url: str) -> pa.Table:
 
 
 def test_connections_roll_over_before_their_age_limit_without_losing_a_frame(
-    tmp_path: Path, fast_emulator: str
+    tmp_path: Path, short_lived_emulator: str
 ):
-    """Binance closes a connection at 24 hours; the client opens the next one first (here every
-    4 s) and closes the old one once the new one delivers."""
+    """Binance closes a connection at 24 hours (this server at 6 s); the client opens the next
+    one first (here every 4 s) and closes the old one once the new one delivers: the server
+    never gets to close one (no reconnect)."""
+    fast_emulator = short_lived_emulator
     stream = _stream(tmp_path, fast_emulator, 14, "--max-connection-seconds", "4")
     out, _ = stream.communicate(timeout=120)
     assert stream.returncode == 0, out[-3000:]

@@ -77,6 +77,10 @@ def main() -> None:
         )
         print(f"  faults fired: {fired}")
         print(f"  {stopped}")
+        events = [line.strip() for line in out.splitlines() if "reconnecting" in line or "silent" in line]
+        print(f"  the stream's log: {len(events)} connection events")
+        for line in events:
+            print(f"    {line[:160]}")
         truth = compare_lake(lake, url, pairs)
     total = {
         field: sum(getattr(t, field) for t in truth)

@@ -67,7 +67,10 @@ def scan(lake_root: Path, seen_ns: int) -> NewFiles:
                     if modified <= seen_ns:
                         continue
                     newest = max(newest, modified)
-                    low, high = (int(x) for x in entry.name.split("-")[1:3])
+                    try:
+                        low, high = (int(x) for x in entry.name.split("-")[1:3])
+                    except ValueError:  # not the stream's naming: not a file of it
+                        continue
                     if table == "gaps":
                         low = high = int(time.time() * 1000)
                         low -= HOUR_MS  # the repair may have filled the hour before
@@ -100,8 +103,7 @@ def live_slice_sensor(context: SensorEvaluationContext, lake: LakeResource) -> S
     if not found.latest_ns:
         return SkipReason(f"no stream files under {lake.root}/stream: start `crypto-analytics stream`")
     now = time.time()
-    keys = set(live_partitions.get_partition_keys())
-    hours = sorted(h for h in found.hours if h in keys)
+    hours = sorted(h for h in found.hours if live_partitions.has_partition_key(h))
     if not hours:
         quiet = now - found.latest_ns / 1e9
         if quiet < freshness_sla_seconds() or now - launched < freshness_sla_seconds():

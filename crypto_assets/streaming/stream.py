@@ -119,6 +119,12 @@ class Streamer:
         self.repairs: asyncio.Queue[Gap] = asyncio.Queue(maxsize=10_000)
         self._trade_checks: list[tuple[float, str, int, int]] = []  # (due, pair, first id, last id)
         self._checked: set[tuple[str, int]] = set()  # (pair, minute) whose trades were scheduled
+        # pair -> trade id up to which every id is held or queued for repair: the last id of the
+        # newest minute whose trade check ran (or the id before this process's first trade). A
+        # reconnect re-checks from here, not from the highest id held: ids skipped in a minute
+        # whose kline was then lost in the drop (repaired from REST, which names no trade ids)
+        # are below the highest id held and would never be checked.
+        self._verified: dict[str, int] = {}
         self._pairs = set(settings.pairs)
 
     # ------------------------------------------------------------------ main loop
@@ -206,6 +212,7 @@ class Streamer:
         if isinstance(event, StreamKline):
             self._on_kline(event)
         elif isinstance(event, StreamTrade):
+            self._verified.setdefault(event.symbol, event.trade_id - 1)
             resumed = self._resumed.pop(event.symbol, None)
             if resumed is not None and event.trade_id > resumed[0] + 1:
                 # The first trade since a (re)connect: every id between the last one held and
@@ -216,12 +223,14 @@ class Streamer:
             self.sink.add_trade(event)
 
     def _on_reconnect(self, shard: int) -> None:
-        """A shard's connection is back: each of its pairs' next trade is checked against the
-        last trade id held before the drop."""
+        """A shard's connection is back: every id from its pairs' verified-through mark (see
+        ``_verified``) to their next trade is fetched again; those held already are dropped as
+        duplicates."""
         for name in self.client.shards[shard]:
             symbol = name.split("@")[0].upper()
             if symbol in self.sink.last_trade:
-                self._resumed[symbol] = (self.sink.last_trade[symbol], "reconnect")
+                verified = self._verified.get(symbol, self.sink.last_trade[symbol])
+                self._resumed[symbol] = (min(verified, self.sink.last_trade[symbol]), "reconnect")
 
     def _on_kline(self, kline: StreamKline) -> None:
         if kline.interval != "1m":
@@ -289,6 +298,7 @@ class Streamer:
             missing = (last - first + 1) - self.sink.held_trade_ids(symbol, first, last)
             if missing > 0:
                 self._queue_repair(Gap("trades", symbol, first, last, "skipped trade ids", missing))
+            self._verified[symbol] = max(self._verified.get(symbol, last), last)
 
     async def _repair(self) -> None:
         while True:

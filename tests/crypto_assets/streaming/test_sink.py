@@ -123,3 +123,38 @@ def test_trade_ids_are_held_as_ranges_that_behave_as_a_set():
         assert ranges.count_between(first, last) == sum(first <= v <= last for v in plain)
     # 10,000 consecutive ids are one range, not 10,000 entries.
     assert len(ranges) < 1_000
+
+
+def test_a_reconnect_rechecks_from_the_last_verified_minute_not_the_highest_id(tmp_path: Path):
+    """Trade 105 was skipped, then the connection dropped before its minute's kline came (that
+    minute is then repaired from REST, whose klines name no trade ids): the reconnect's repair
+    must reach back to it, not start after 109, the highest id held."""
+    import asyncio
+    import json
+
+    from crypto_assets.streaming.client import RECONNECTED
+    from crypto_assets.streaming.stream import Streamer, StreamSettings
+
+    class Rest:
+        def historical_trades(self, symbol: str, from_id: int, limit: int) -> list[dict]:
+            return [
+                {"id": i, "price": "1.5", "qty": "0.1", "time": T0 + i, "isBuyerMaker": False}
+                for i in range(from_id, min(from_id + limit, 121))
+            ]
+
+    settings = StreamSettings(ws_url="ws://127.0.0.1:9", rest_url="http://127.0.0.1:9", lake_root=tmp_path,
+                              pairs=("BTCUSDT",))  # fmt: skip
+    streamer = Streamer(settings, rest=Rest())  # type: ignore[arg-type]
+
+    def frame(i: int) -> str:
+        return json.dumps({"stream": "btcusdt@trade", "data": {"e": "trade", "E": T0 + i, "s": "BTCUSDT",
+                           "t": i, "p": "1.5", "q": "0.1", "T": T0 + i, "m": False}})  # fmt: skip
+
+    for i in [*range(100, 105), *range(106, 110)]:
+        streamer._handle(0, frame(i))
+    streamer._handle(0, RECONNECTED)
+    streamer._handle(0, frame(120))
+    gaps = [streamer.repairs.get_nowait() for _ in range(streamer.repairs.qsize())]
+    assert [(g.first, g.last, g.reason) for g in gaps] == [(100, 119, "reconnect")]
+    assert asyncio.run(streamer._repair_trades(gaps[0])) == 11  # 105 and 110..119; the rest held
+    assert streamer.sink.held_trade_ids("BTCUSDT", 100, 120) == 21

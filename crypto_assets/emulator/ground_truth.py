@@ -14,21 +14,12 @@ import httpx
 import pyarrow.compute as pc
 
 from crypto_assets.emulator.market import MINUTE_MS, TRADE_IDS_PER_MINUTE, Market
+from crypto_assets.raw.schema import KLINE_VALUES
 from crypto_assets.streaming.sink import read_table
 from crypto_assets.universe import load_universe
 
-KLINE_FIELDS = (
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "quote_volume",
-    "trade_count",
-    "taker_buy_base_volume",
-)
-# Positions of those fields in a REST kline row.
-REST_POSITIONS = (1, 2, 3, 4, 5, 7, 8, 9)
+# Positions of the kline's values (KLINE_VALUES) in a REST kline row.
+REST_POSITIONS = (1, 2, 3, 4, 5, 7, 8, 9, 10)
 
 
 @dataclass(frozen=True)
@@ -87,7 +78,7 @@ def compare_lake(lake: Path, url: str, pairs: list[str] | tuple[str, ...]) -> li
                     break
                 truth.update({r[0]: tuple(r[i] for i in REST_POSITIONS) for r in page})
                 cursor = page[-1][0] + MINUTE_MS
-            differing = sum(1 for k in mine if tuple(k[f] for f in KLINE_FIELDS) != truth.get(k["open_time"]))
+            differing = sum(1 for k in mine if tuple(k[f] for f in KLINE_VALUES) != truth.get(k["open_time"]))
             expected = {t["id"] for m in wanted for t in market.trade_tape(pair, m, now)}
             low, high = (
                 opens[0] // MINUTE_MS * TRADE_IDS_PER_MINUTE,

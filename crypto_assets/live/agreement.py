@@ -13,22 +13,13 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from crypto_assets.raw.fetch import EXCHANGE_SOURCES
+from crypto_assets.raw.schema import KLINE_VALUES
 from crypto_assets.silver.validators import Validation, Validator
 from crypto_assets.streaming.sink import KLINE_SCHEMA, files_between
 
 STREAM_AGREEMENT = "stream_agreement"
 KEY = ("venue", "market", "symbol", "open_time")
-COMPARED = (
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "quote_volume",
-    "trade_count",
-    "taker_buy_base_volume",
-    "taker_buy_quote_volume",
-)
+COMPARED = KLINE_VALUES
 AMOUNT = T.DecimalType(38, 18)
 SHOWN = 50
 

@@ -36,6 +36,19 @@ RAW_KLINES_SCHEMA = T.StructType(
 )
 
 
+# The values of a kline (after its key), in the exchange's field order: what two deliveries of
+# the same closed candle must agree on.
+KLINE_VALUES = (
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "quote_volume",
+    "trade_count",
+    "taker_buy_base_volume",
+    "taker_buy_quote_volume",
+)
 # One row per key and source: sources never overwrite each other in raw; bronze picks the winner.
 RAW_KEY = ("venue", "market", "symbol", "interval", "open_time", "source")
 SERIES = ("venue", "market", "symbol", "interval")

@@ -7,7 +7,7 @@ warehouse, keeps the registry in the lake, and turns results into metadata and t
 
 import re
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,14 @@ from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
 from crypto_assets.checks import add_day_rows
-from crypto_assets.ml.baselines import BASE_RATE, YESTERDAYS_SIGN, baseline_probabilities, baseline_returns
+from crypto_assets.ml.baselines import (
+    BASE_RATE,
+    YESTERDAYS_SIGN,
+    baseline_probabilities,
+    baseline_returns,
+    last_known_day,
+    rolling_base_rates,
+)
 from crypto_assets.ml.config import MlConfig, load_ml_config
 from crypto_assets.ml.metrics import information_coefficients
 from crypto_assets.ml.model import (
@@ -307,26 +314,28 @@ def ml_serving_model(context: AssetExecutionContext, lake: LakeResource) -> Mate
     )
 
 
-def _prior(warehouse: SnowflakeResource, before: datetime, config: MlConfig) -> tuple[float, float, int]:
-    """Share of up moves, mean target and rows among targets already known at ``before``."""
+def _known_targets(warehouse: SnowflakeResource, last_day: date, config: MlConfig) -> pd.DataFrame:
+    """Per token and UTC day up to ``last_day``: up moves, targets and their sum, for the rolling
+    base rate (:func:`crypto_assets.ml.baselines.rolling_base_rates`)."""
     sql = (
-        f"SELECT avg(CASE WHEN {config.target} > 0 THEN 1 ELSE 0 END) AS up, avg({config.target}) AS mean_return,"
-        f" count(*) AS n FROM {config.table} WHERE {config.target} IS NOT NULL AND bar_time < %s"
+        f"SELECT token, dt, sum(CASE WHEN {config.target} > 0 THEN 1 ELSE 0 END) AS ups, count(*) AS n,"
+        f" sum({config.target}) AS total FROM {config.table} WHERE {config.target} IS NOT NULL AND dt <= %s"
+        " GROUP BY token, dt"
     )
-    cutoff = pd.Timestamp(before).tz_convert(None) - config.horizon  # NTZ UTC, as the table stores it
     try:
-        row = _query(warehouse, sql, (cutoff.to_pydatetime(),)).iloc[0]
+        known = _query(warehouse, sql, (last_day,))
     except Exception:  # no gold table yet: nothing is known
-        return 0.5, 0.0, 0
-    n = int(row["n"] or 0)
-    return (float(row["up"]) if n else 0.5), (float(row["mean_return"]) if n else 0.0), n
+        return pd.DataFrame(columns=["token", "dt", "ups", "n", "total"])
+    known.columns = [c.lower() for c in known.columns]
+    return known.astype({"ups": float, "n": float, "total": float})
 
 
 def predict_frame(
-    gold: pd.DataFrame, registry: ModelRegistry, prior: tuple[float, float, int], config: MlConfig
+    gold: pd.DataFrame, registry: ModelRegistry, rates: pd.DataFrame, config: MlConfig
 ) -> tuple[pd.DataFrame, str]:
     """P(up) and the predicted return for every real bar of ``gold``: from the serving model, or,
-    while none has passed the gate, from the best baseline (named in ``model_version``)."""
+    while none has passed the gate, from the best baseline (named in ``model_version``). ``rates``
+    are the rolling base rates per token and day (what was known at each day's start)."""
     frame = gold.copy()
     frame.columns = [c.lower() for c in frame.columns]
     frame = frame[~frame["is_gap"].astype(bool)].reset_index(drop=True)
@@ -339,10 +348,20 @@ def predict_frame(
     else:
         evaluated = [registry.card(v) for v in registry.versions()]
         baseline = evaluated[-1]["best_baseline"] if evaluated else BASE_RATE
-        up, mean_return, _ = prior
-        p_up = baseline_probabilities(baseline, frame, pd.Series([up]), config.past_return).to_numpy()
-        train_target = pd.Series([mean_return])
-        predicted = baseline_returns(baseline, frame, train_target, config.past_return).to_numpy()
+        known = frame[["token"]].assign(dt=pd.to_datetime(frame["bar_time"]).dt.date)
+        known = known.merge(rates, on=["token", "dt"], how="left")
+        p_up = (
+            known["up_rate"].fillna(0.5).to_numpy()
+            if baseline == BASE_RATE
+            else baseline_probabilities(
+                baseline, frame, pd.Series(dtype=float), config.past_return
+            ).to_numpy()
+        )
+        predicted = (
+            baseline_returns(baseline, frame, pd.Series(dtype=float), config.past_return).to_numpy()
+            if baseline == YESTERDAYS_SIGN
+            else known["mean_return"].fillna(0.0).to_numpy()
+        )
         version = f"baseline:{baseline}"
     out = pd.DataFrame(
         {
@@ -382,9 +401,13 @@ def ml_predictions(
     the warehouse's ML_PREDICTIONS."""
     config = load_ml_config()
     window = context.partition_time_window
-    prior = _prior(warehouse, window.start, config)
     gold = gold_market_features.toPandas()
-    predictions, version = predict_frame(gold, registry_of(lake), prior, config)
+    # Each day's base rate from what was known at its start: the same rows whether the range
+    # runs at once or day by day.
+    days = [d.date() for d in pd.date_range(window.start.date(), window.end.date(), inclusive="left")]
+    known = _known_targets(warehouse, last_known_day(days[-1], config.horizon), config)
+    rates = rolling_base_rates(known, sorted(set(gold["token"])) if len(gold) else [], days, config.horizon)
+    predictions, version = predict_frame(gold, registry_of(lake), rates, config)
     spark = gold_market_features.sparkSession
     frame = (
         spark.createDataFrame(predictions, PREDICTION_SCHEMA)

@@ -103,7 +103,7 @@ def test_a_saved_model_loads_and_predicts_in_a_later_code_version(panel, tmp_pat
     from crypto_assets.ml.assets import predict_frame
 
     today = panel.tail(12).assign(extra_column_of_a_newer_gold=1.0)
-    predictions, version = predict_frame(today, registry, (0.5, 0.0, 0), CONFIG)
+    predictions, version = predict_frame(today, registry, _rates(today, 0.5, 0.0), CONFIG)
     assert version == "hgb-old" and len(predictions) == 12
     assert predictions["p_up"].between(0, 1).all() and predictions["predicted_return"].notna().all()
 
@@ -112,7 +112,16 @@ def test_without_a_serving_model_predictions_come_from_a_named_baseline(panel, t
     from crypto_assets.ml.assets import predict_frame
 
     predictions, version = predict_frame(
-        panel.tail(6), ModelRegistry(tmp_path / "none"), (0.55, 0.001, 100), CONFIG
+        panel.tail(6), ModelRegistry(tmp_path / "none"), _rates(panel.tail(6), 0.55, 0.001), CONFIG
     )
     assert version == "baseline:base_rate" and (predictions["p_up"] == 0.55).all()
     assert (predictions["model_version"] == "baseline:base_rate").all()
+
+
+def _rates(frame, up_rate: float, mean_return: float):
+    days = pd.to_datetime(frame["bar_time"]).dt.date
+    return (
+        pd.DataFrame({"token": frame["token"], "dt": days})
+        .drop_duplicates()
+        .assign(up_rate=up_rate, mean_return=mean_return)
+    )

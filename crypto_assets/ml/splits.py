@@ -40,6 +40,17 @@ class FoldError(ValueError):
     """The data cannot hold the requested folds (too little history for the windows)."""
 
 
+def duration_text(delta: pd.Timedelta) -> str:
+    """A duration as a person writes it: "23 h", "1 day", "30 days", "2 days 6 h", "90 min"."""
+    minutes = int(delta.total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    parts = [f"{days} day{'s' if days != 1 else ''}"] if days else []
+    parts += [f"{hours} h"] if hours else []
+    parts += [f"{mins} min"] if mins else []
+    return " ".join(parts) or "0 min"
+
+
 def walk_forward_folds(
     times: pd.Series,
     *,
@@ -54,7 +65,9 @@ def walk_forward_folds(
     and may not be shorter (overlapping targets would leak)."""
     purge = horizon if purge is None else purge
     if purge < horizon:
-        raise FoldError(f"purge {purge} is shorter than the target horizon {horizon}: targets would leak")
+        raise FoldError(
+            f"purge {duration_text(purge)} is shorter than the target horizon {duration_text(horizon)}: targets would leak"
+        )
     if folds < 1:
         raise FoldError("at least one fold is needed")
     first, last = pd.Timestamp(times.min()), pd.Timestamp(times.max())
@@ -62,7 +75,8 @@ def walk_forward_folds(
     span = last - test_start
     if span <= pd.Timedelta(0):
         raise FoldError(
-            f"{last - first} of data is too little: training needs {min_train} plus a {purge} purge before testing"
+            f"{duration_text(last - first)} of data is too little: training needs {duration_text(min_train)} plus a"
+            f" {duration_text(purge)} purge before testing"
         )
     size = span / folds
     out: list[Fold] = []

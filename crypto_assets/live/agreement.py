@@ -12,10 +12,10 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from crypto_assets.live.stream_files import read_stream
 from crypto_assets.raw.fetch import EXCHANGE_SOURCES
 from crypto_assets.raw.schema import KLINE_VALUES
 from crypto_assets.silver.validators import Validation, Validator
-from crypto_assets.streaming.sink import KLINE_SCHEMA, files_between
 
 STREAM_AGREEMENT = "stream_agreement"
 KEY = ("venue", "market", "symbol", "open_time")
@@ -71,18 +71,13 @@ def stream_agreement(lake_root: Path, start: datetime, end: datetime) -> Validat
     start_ms, end_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
 
     def run(frame: DataFrame) -> Validation:
-        files = files_between(lake_root, "klines", start_ms, end_ms)
-        if not files:
+        stream = read_stream(frame.sparkSession, lake_root, "klines", start_ms, end_ms)
+        if stream is None:
             return Validation(
                 passed=True, details={"stream_minutes": 0, "note": "no stream data for these days"}
             )
-        from pyspark.sql.pandas.types import from_arrow_schema
-
-        stream = (
-            frame.sparkSession.read.schema(from_arrow_schema(KLINE_SCHEMA))
-            .parquet(*[str(f) for f in files])
-            .where(F.col("open_time").between(start_ms, end_ms - 1))
-        )
+        # Read once: the comparison and the count of streamed minutes both use it.
+        stream = stream.where(F.col("open_time").between(start_ms, end_ms - 1)).localCheckpoint()
         differing = disagreements(stream, frame).localCheckpoint()
         count = differing.count()
         shown = [

@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from dagster import (
     AssetCheckResult,
@@ -32,6 +33,7 @@ from pyspark.sql import functions as F
 from crypto_assets.bronze.assets import _listings
 from crypto_assets.bronze.transforms import clean_klines
 from crypto_assets.gold.schema import LIVE_COLUMNS, table_schema
+from crypto_assets.live.stream_files import read_stream, stream_schema
 from crypto_assets.live.transforms import (
     live_features,
     live_market,
@@ -39,7 +41,6 @@ from crypto_assets.live.transforms import (
     trade_minutes,
     with_trade_minutes,
 )
-from crypto_assets.streaming.sink import KLINE_SCHEMA, TRADE_SCHEMA, files_between
 from crypto_assets.universe import load_universe
 from resources.parquet_io import LakeResource
 
@@ -114,20 +115,16 @@ def _window_ms(context: AssetExecutionContext) -> tuple[datetime, datetime, int,
 
 
 def _read_stream(lake: LakeResource, table: str, start_ms: int, end_ms: int) -> DataFrame:
-    from pathlib import Path
-
     spark = lake.pyspark.spark_session
-    schema = {"klines": KLINE_SCHEMA, "trades": TRADE_SCHEMA}[table]
-    files = files_between(Path(lake.root), table, start_ms, end_ms)
-    if not files:
-        return spark.createDataFrame([], schema=_spark_schema(schema))
-    return spark.read.schema(_spark_schema(schema)).parquet(*[str(f) for f in files])
+    stream = read_stream(spark, Path(lake.root), table, start_ms, end_ms)
+    return stream if stream is not None else spark.createDataFrame([], schema=stream_schema(table))
 
 
-def _spark_schema(schema: object):  # noqa: ANN202
-    from pyspark.sql.pandas.types import from_arrow_schema
-
-    return from_arrow_schema(schema)
+def _with_previous_hour(lake: LakeResource, asset: str, frame: DataFrame, start: datetime) -> DataFrame:
+    """``frame`` (the hour's rows of ``asset``) with the hour before as look-back, if it exists."""
+    previous = (start - timedelta(hours=1)).strftime(HOUR_FORMAT)
+    before = lake.read_partitions(LIVE_LAYER, asset, [previous])
+    return frame if before is None else frame.unionByName(before)
 
 
 @_live_asset(
@@ -151,7 +148,7 @@ def raw_live_klines(
     repaired): one row per series and minute."""
     start, end, start_ms, end_ms = _window_ms(context)
     # The hour before too: the freshness check looks back two hours for the tokens it expects.
-    recent = _read_stream(lake, "klines", start_ms - 3_600_000, end_ms)
+    recent = _read_stream(lake, "klines", start_ms - 3_600_000, end_ms).localCheckpoint()
     raw = stream_klines_to_raw(recent, start, end).localCheckpoint()
     rows = raw.count()
     newest = raw.agg(F.max("close_time")).first()[0]
@@ -214,9 +211,7 @@ def bronze_live_klines(
     ``trade_imbalance`` ((buy - sell) / (buy + sell)), ``vwap``, ``largest_trade_quote``."""
     start, end, start_ms, end_ms = _window_ms(context)
     universe = load_universe()
-    previous = (start - timedelta(hours=1)).strftime(HOUR_FORMAT)
-    before = lake.read_partitions(LIVE_LAYER, "raw_live_klines", [previous])
-    raw = raw_live_klines if before is None else raw_live_klines.unionByName(before)
+    raw = _with_previous_hour(lake, "raw_live_klines", raw_live_klines, start)
     newest = raw_live_klines.agg(F.max("open_time")).first()[0]
     # Up to the newest closed minute: the minutes after it have not closed yet (not gaps).
     until = min(end, datetime.fromtimestamp(newest / 1000 + 60, UTC)) if newest is not None else start
@@ -260,9 +255,7 @@ def silver_live_features(
     until 80 % of its window's minutes are observed. The hour before is the look-back, so a
     minute's features never change when later minutes arrive."""
     start, end, _, _ = _window_ms(context)
-    previous = (start - timedelta(hours=1)).strftime(HOUR_FORMAT)
-    before = lake.read_partitions(LIVE_LAYER, "bronze_live_klines", [previous])
-    bars = bronze_live_klines if before is None else bronze_live_klines.unionByName(before)
+    bars = _with_previous_hour(lake, "bronze_live_klines", bronze_live_klines, start)
     features = live_features(bars, start, end).localCheckpoint()
     return Output(features, metadata={"rows": MetadataValue.int(features.count())})
 

@@ -18,7 +18,7 @@ CLI_PART_TAG = "crypto-analytics/part-of-cli-run"
 CLI_PART_ENV = "CRYPTO_ANALYTICS_PART_OF_CLI_RUN"
 # Upstream that a day may lack and still run: CoinGecko's markets (optional inputs: a source that
 # may not have been ingested) and the model (predictions come from a baseline until one serves).
-MODELS = ("ml_candidate_model", "ml_serving_model")
+MODELS = ("ml_candidate_model", "ml_serving_model", "vol_candidate_model", "vol_serving_model")
 MAY_BE_ABSENT = ("raw_coingecko_markets", "silver_token_markets", *MODELS)
 
 

@@ -517,26 +517,41 @@ def run_chunks(
 
 
 def _train_if_nothing_serves(runner: _Runner, settings: Settings, keys: list[str]) -> None:
-    """While no model serves, train a candidate on what the warehouse holds now; if it passes
-    its promotion gate, predict the range again with it. A candidate that loses (or too little
-    history) leaves the baseline's predictions in place: that is a result, not an error."""
+    """While a model (direction or volatility) serves nothing yet, train its candidate on what
+    the warehouse and the lake hold now; each that passes its gate predicts the range again. A
+    candidate that loses (or too little history) leaves the baseline's predictions in place:
+    that is a result, not an error, said in one line with the gate's reasons."""
     from crypto_assets.ml.registry import ModelRegistry
+    from crypto_assets.ml.vol_assets import vol_registry
 
-    registry = ModelRegistry(settings.lake_root / "models")
-    if registry.serving() is not None:
+    models = {
+        "direction": (ModelRegistry(settings.lake_root / "models"), ["ml_candidate_model", "ml_serving_model"],
+                      ["ml_predictions", "ml_performance"]),
+        "volatility": (vol_registry(settings.lake_root), ["vol_candidate_model", "vol_serving_model"],
+                       ["vol_forecasts"]),
+    }  # fmt: skip
+    missing = {name: spec for name, spec in models.items() if spec[0].serving() is None}
+    if not missing:
         return
-    _say("  no model serves yet: training a candidate (ml_training_job)")
+    assets = [a for _, train, _ in missing.values() for a in train]
+    _say(f"  no {' or '.join(missing)} model serves yet: training (ml_training_job: {', '.join(assets)})")
+    before = {name: set(spec[0].versions()) for name, spec in missing.items()}
     try:
-        runner.run("ml_training_job", [])
-    except CliError as exc:
-        _say(f"  the candidate was not promoted: {exc}")
-    serving = registry.serving()
-    if serving is None:
-        _say("  predictions stay with the best baseline (model_version = baseline:<name>)")
-        return
-    _say(f"  {serving['version']} now serves: predicting the range with it")
-    for chunk in _chunks(keys, len(keys)):
-        runner.run("ml_prediction_job", chunk)
+        runner.run("ml_training_job", [], None, assets)
+    except CliError:
+        pass  # a blocking gate that refused fails its run: the verdicts are said below
+    for name, (registry, _, predict) in missing.items():
+        serving = registry.serving()
+        if serving is None:
+            new = sorted(set(registry.versions()) - before[name])
+            reasons = (
+                "; ".join(registry.card(new[-1])["gate"]["reasons"]) if new else "not trained (see above)"
+            )
+            _say(f"  {name} model not promoted: {reasons}; forecasts stay with the best baseline")
+            continue
+        _say(f"  {name} model {serving['version']} now serves: predicting the range with it")
+        for chunk in _chunks(keys, len(keys)):
+            runner.run("ml_prediction_job", chunk, None, predict)
 
 
 def _chunks(keys: list[str], size: int) -> list[list[str]]:

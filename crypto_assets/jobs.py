@@ -14,7 +14,7 @@ from crypto_assets.pipeline_config import DAY_SECONDS, load_pipeline_config, par
 LAYERS = ("raw", "bronze", "silver", "gold")
 
 # The model's daily assets (predictions, live performance) follow gold in the same run.
-ML_DAILY = ("ml_predictions", "ml_performance")
+ML_DAILY = ("ml_predictions", "ml_performance", "vol_forecasts")
 
 market_data_job = define_asset_job(
     name="market_data_job",
@@ -28,11 +28,13 @@ market_data_job = define_asset_job(
 
 ml_training_job = define_asset_job(
     name="ml_training_job",
-    selection=AssetSelection.assets("ml_candidate_model", "ml_serving_model"),
+    selection=AssetSelection.assets(
+        "ml_candidate_model", "ml_serving_model", "vol_candidate_model", "vol_serving_model"
+    ),
     description=(
-        "Train and evaluate a candidate model on the warehouse's gold table; promote it only if"
-        " its blocking promotion_gate check passes (weekly, and by `crypto-analytics run` while"
-        " no model serves)."
+        "Train and evaluate candidate models (the direction model on the warehouse's gold table,"
+        " the volatility model on the lake's hourly bars); promote each only if its blocking gate"
+        " check passes (weekly, and by `crypto-analytics run` while no model serves)."
     ),
 )
 
@@ -76,12 +78,15 @@ TARGET_LOOKAHEAD_DAYS = math.ceil(
 
 targets_refresh_job = define_asset_job(
     name="targets_refresh_job",
-    selection=AssetSelection.assets("gold_market_features", "gold_daily_market_features", "ml_performance")
+    selection=AssetSelection.assets(
+        "gold_market_features", "gold_daily_market_features", "ml_performance", "vol_forecasts"
+    )
     - FRESHNESS_SELECTION,
     partitions_def=daily_partitions,
     description=(
         "Re-materialize the gold market tables of recent days so their forward targets fill in,"
-        " and the model's live performance on those outcomes."
+        " the model's live performance on those outcomes, and the volatility forecasts' realised"
+        " outcomes."
     ),
 )
 

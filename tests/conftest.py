@@ -174,7 +174,7 @@ def start_dagster_dev(env: dict[str, str], port: int, cwd: Path) -> subprocess.P
 
 
 def wait_for_asset_nodes(url: str, process: subprocess.Popen, query: str, timeout: float = 120) -> list[dict]:
-    """The ``assetNodes`` of ``query`` once the UI serves all 25 assets of the code location (the stream's two included)."""
+    """The ``assetNodes`` of ``query`` once the UI serves all 28 assets of the code location (the stream's two included)."""
     import time
 
     import httpx
@@ -185,7 +185,7 @@ def wait_for_asset_nodes(url: str, process: subprocess.Popen, query: str, timeou
         try:
             body = httpx.post(url, json={"query": query}, timeout=10).json()
             nodes = body.get("data", {}).get("assetNodes") or []
-            if len(nodes) == 25:
+            if len(nodes) == 28:
                 return nodes
         except (httpx.HTTPError, ValueError):
             pass

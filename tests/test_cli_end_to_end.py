@@ -71,8 +71,8 @@ def test_a_fresh_lake_run_is_warm_then_sql(fresh_run, monkeypatch):
         assert asset in out
     assert "Done: 1 partition(s)" in out and "crypto-analytics sql" in out
     # One day has no known 24h outcome yet: no model can be trained, the base rate predicts.
-    assert "no model serves yet: training a candidate" in out
-    assert "predictions stay with the best baseline" in out
+    assert "no direction or volatility model serves yet: training" in out
+    assert "direction model not promoted: not trained" in out
 
     settings = Settings.from_env()
     hourly = _shares(settings, "GOLD_MARKET_FEATURES", list(WARM_HOURLY_FEATURES))
@@ -99,6 +99,18 @@ def test_a_fresh_lake_run_is_warm_then_sql(fresh_run, monkeypatch):
     assert predicted.returncode == 0 and predicted.stdout.strip().splitlines()[2].split() == [
         "baseline:base_rate", "|", str(3 * 24),
     ]  # fmt: skip
+    # The volatility forecast learnt from the warm-up's 30 days of hourly bars: served by the
+    # model or the best baseline (the verdict is on the terminal), every hour of every token.
+    assert "volatility model" in out
+    vols = _cli(
+        "sql",
+        "select count(*), count(forecast_vol_24h), count(har_vol_24h), min(model_version) from vol_forecasts",
+        env=env,
+    )
+    assert vols.returncode == 0, vols.stderr
+    n, forecast, har, version = vols.stdout.strip().splitlines()[2].split(" | ")
+    assert int(n) == int(forecast) == int(har) == 3 * 24, vols.stdout
+    assert version.strip().startswith(("harx-", "baseline:har_rv", "baseline:ewma")), version
     # The minutes reach the warehouse as 5m bars; every venue bronze holds, as hourly prices.
     five = _cli(
         "sql",

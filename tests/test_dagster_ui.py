@@ -123,6 +123,10 @@ def test_dev_serves_lineage_partitions_and_checks(tmp_path: Path):
         "ml_serving_model": ["ml_candidate_model"],
         "ml_predictions": ["gold_market_features", "ml_serving_model"],  # the model it serves with
         "ml_performance": ["gold_market_features", "ml_predictions"],
+        # The volatility forecast learns from the lake's hourly bars (warm-up history included).
+        "vol_candidate_model": ["silver_bars_1h"],
+        "vol_serving_model": ["vol_candidate_model"],
+        "vol_forecasts": ["silver_bars_1h", "vol_serving_model"],
         # The live slice: the stream's own tables, then an hour per partition.
         "stream_klines": [],
         "stream_trades": [],
@@ -131,7 +135,12 @@ def test_dev_serves_lineage_partitions_and_checks(tmp_path: Path):
         "silver_live_features": ["bronze_live_klines"],
         "gold_live_market": ["silver_live_features"],
     }
-    unpartitioned = {"ml_candidate_model", "ml_serving_model"}  # a model is trained on a window, not a day
+    unpartitioned = {
+        "ml_candidate_model",
+        "ml_serving_model",
+        "vol_candidate_model",
+        "vol_serving_model",
+    }  # a model is trained on a window, not a day
     live = {"raw_live_klines", "bronze_live_klines", "silver_live_features", "gold_live_market"}
     for name, node in by_name.items():
         if name in unpartitioned or name.startswith("stream_"):

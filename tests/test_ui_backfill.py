@@ -35,6 +35,7 @@ STATUS = """query($id: String!) { partitionBackfillOrError(backfillId: $id) { ..
 RUNS = """query($id: String!) { runsOrError(filter: {tags: [{key: "dagster/backfill", value: $id}]}) {
   ... on Runs { results { runId status jobName assetSelection { path } tags { key value } } } } }"""
 ASSETS = """{ assetNodes { assetKey { path } groupName } }"""
+MODELS = ("ml_candidate_model", "ml_serving_model", "vol_candidate_model", "vol_serving_model")
 
 
 def _hourly_only(path: Path) -> Path:
@@ -73,8 +74,7 @@ def test_a_10_day_ui_backfill_fills_every_layer_once(
         selection = [
             {"path": n["assetKey"]["path"]}
             for n in nodes
-            if n["groupName"] != "live"
-            and n["assetKey"]["path"][0] not in ("ml_candidate_model", "ml_serving_model")
+            if n["groupName"] != "live" and n["assetKey"]["path"][0] not in MODELS
         ]
         launched = _graphql(
             url,

@@ -33,14 +33,44 @@ class MlConfig:
     promotion_tolerance: float
     leak_correlation: float
     train_cron: str
+    volatility: VolConfig
 
     @property
     def columns(self) -> tuple[str, ...]:
         return (*self.features, *self.categorical)
 
 
-def _duration(section: dict, key: str, default: str) -> pd.Timedelta:
-    return pd.Timedelta(seconds=parse_duration(str(section.get(key, default)), f"ml.{key}"))
+@dataclass(frozen=True)
+class VolConfig:
+    """``ml.volatility``: the volatility forecast's training (see pipeline.yaml)."""
+
+    training_window: pd.Timedelta
+    min_training: pd.Timedelta
+    folds: int
+    embargo: pd.Timedelta
+    ridge: float
+    promotion_tolerance: float
+
+
+def parse_vol_config(section: dict[str, Any]) -> VolConfig:
+    folds = int(section.get("folds", 4))
+    ridge = float(section.get("ridge", 10_000))
+    if folds < 1:
+        raise PipelineConfigError("ml.volatility.folds: at least 1")
+    if ridge < 0:
+        raise PipelineConfigError("ml.volatility.ridge: 0 or more")
+    return VolConfig(
+        training_window=_duration(section, "training_window", "365d", "ml.volatility."),
+        min_training=_duration(section, "min_training", "7d", "ml.volatility."),
+        folds=folds,
+        embargo=_duration(section, "embargo", "24h", "ml.volatility."),
+        ridge=ridge,
+        promotion_tolerance=float(section.get("promotion_tolerance", 0.002)),
+    )
+
+
+def _duration(section: dict, key: str, default: str, prefix: str = "ml.") -> pd.Timedelta:
+    return pd.Timedelta(seconds=parse_duration(str(section.get(key, default)), f"{prefix}{key}"))
 
 
 def parse_ml_config(raw: dict[str, Any]) -> MlConfig:
@@ -74,6 +104,7 @@ def parse_ml_config(raw: dict[str, Any]) -> MlConfig:
         promotion_tolerance=float(section.get("promotion_tolerance", 0.002)),
         leak_correlation=float(section.get("leak_correlation", 0.5)),
         train_cron=str(section.get("train_cron", "0 3 * * 1")),
+        volatility=parse_vol_config(section.get("volatility") or {}),
     )
 
 

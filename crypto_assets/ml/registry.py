@@ -61,11 +61,15 @@ class ModelRegistry:
         self.root = Path(root)
 
     def save(self, version: str, classifier: Any, regressor: Any, card: dict[str, Any]) -> Path:
+        return self.save_models(version, {"classifier": classifier, "regressor": regressor}, card)
+
+    def save_models(self, version: str, models: dict[str, Any], card: dict[str, Any]) -> Path:
+        """``models`` (name -> fitted object) and the card as version ``version``, atomically."""
         target = self.root / version
         staging = self.root / f".{version}.{uuid.uuid4().hex[:8]}"
         staging.mkdir(parents=True)
         try:
-            joblib.dump({"classifier": classifier, "regressor": regressor}, staging / MODELS)
+            joblib.dump(models, staging / MODELS)
             (staging / CARD).write_text(json.dumps(card, indent=2, default=str))
             if target.exists():
                 shutil.rmtree(target)  # the same version again (a re-run): replaced whole
@@ -84,6 +88,10 @@ class ModelRegistry:
         card = self.card(version)
         models = joblib.load(self.root / version / MODELS)
         return LoadedModel(version, models["classifier"], models["regressor"], card)
+
+    def load_models(self, version: str) -> dict[str, Any]:
+        self.card(version)  # exists
+        return dict(joblib.load(self.root / version / MODELS))
 
     def serving(self) -> dict[str, Any] | None:
         path = self.root / SERVING

@@ -21,6 +21,7 @@ LINEAGE = {
     "gold_bars_5m": {"silver_bars_5m"},
     "ml_predictions": {"gold_market_features", "ml_serving_model"},  # the model it serves with
     "ml_performance": {"ml_predictions", "gold_market_features"},
+    "vol_forecasts": {"silver_bars_1h", "vol_serving_model"},
 }
 
 
@@ -37,6 +38,9 @@ def test_definitions_load_and_resolve():
     graph = defs.resolve_asset_graph()
     assert {p.to_user_string() for p in graph.get(AssetKey("ml_serving_model")).parent_keys} == {
         "ml_candidate_model"
+    }
+    assert {p.to_user_string() for p in graph.get(AssetKey("vol_candidate_model")).parent_keys} == {
+        "silver_bars_1h"
     }
     assert set(repo.get_top_level_resources()) >= {
         "pyspark",
@@ -75,6 +79,7 @@ def test_every_layer_declares_its_checks():
         "value_ranges",
         "feature_warm_up",
         "promotion_gate",
+        "vol_promotion_gate",
     }
     for name in ("silver_features_1h", "silver_features_1d"):
         assert {(name, c) for c in ("null_rates", "feature_warm_up", "stablecoin_peg", "schema")} <= checks

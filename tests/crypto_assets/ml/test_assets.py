@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import snowflake.connector
 import yaml
-from dagster import DagsterInstance
+from dagster import AssetKey, DagsterInstance
 
 from crypto_assets.definitions import build_definitions
 from crypto_assets.ml.config import load_ml_config
@@ -110,7 +110,11 @@ def test_train_gate_promote_predict_and_measure(local_env, tmp_path, monkeypatch
     assert metrics[0][0] > 0
 
     daily = definitions.resolve_job_def("ml_prediction_job")
-    assert daily.execute_in_process(partition_key=LAST_DAY, instance=instance).success
+    # The direction model's assets (the volatility forecast reads the lake's bars: not here).
+    direction = [AssetKey("ml_predictions"), AssetKey("ml_performance")]
+    assert daily.execute_in_process(
+        partition_key=LAST_DAY, instance=instance, asset_selection=direction
+    ).success
     predicted = _rows(
         settings, "select model_version, count(*), min(p_up), max(p_up) from ml_predictions group by 1"
     )
@@ -118,7 +122,9 @@ def test_train_gate_promote_predict_and_measure(local_env, tmp_path, monkeypatch
     assert 0 <= predicted[0][2] <= predicted[0][3] <= 1
     # The last day's outcomes are not known yet: the day before has them.
     before = (pd.Timestamp(LAST_DAY) - pd.Timedelta(days=1)).date().isoformat()
-    assert daily.execute_in_process(partition_key=before, instance=instance).success
+    assert daily.execute_in_process(
+        partition_key=before, instance=instance, asset_selection=direction
+    ).success
     performance = _rows(
         settings,
         f"select scope, predictor, outcomes, accuracy from ml_performance where scope = 'all' and dt = '{before}'"

@@ -103,10 +103,19 @@ def prepare_dagster_home(settings: Settings) -> None:
 
 
 def _step_seconds(result: Any) -> dict[str, float]:
+    """Seconds per step from its start to its success or failure (a model refused by its
+    blocking gate fails its step after the whole training: that time is real too)."""
+    started: dict[str, float] = {}
     seconds: dict[str, float] = {}
     for event in result.all_events:
-        if event.event_type_value == "STEP_SUCCESS" and event.step_key:
+        if not event.step_key:
+            continue
+        if event.event_type_value == "STEP_START":
+            started[event.step_key] = event.timestamp
+        elif event.event_type_value == "STEP_SUCCESS":
             seconds[event.step_key] = event.event_specific_data.duration_ms / 1000.0
+        elif event.event_type_value == "STEP_FAILURE" and event.step_key in started:
+            seconds[event.step_key] = max(0.0, event.timestamp - started[event.step_key])
     return seconds
 
 
@@ -185,19 +194,24 @@ class _Runner:
         # A range run records one materialization per day, each with that day's own counts.
         rows_of: dict[str, int] = {}
         tokens_of: dict[str, int] = {}
+        unpartitioned: set[str] = set()
         for event in result.get_asset_materialization_events():
             metadata = event.materialization.metadata
             asset = event.materialization.asset_key.to_user_string()
+            if event.materialization.partition is None:
+                unpartitioned.add(asset)
             row_count, tokens = metadata.get("dagster/row_count"), metadata.get("tokens")
             rows_of[asset] = rows_of.get(asset, 0) + (int(row_count.value) if row_count is not None else 0)
             tokens_of[asset] = max(tokens_of.get(asset, 0), int(tokens.value) if tokens is not None else 0)
         for asset, rows in rows_of.items():
             layer = layer_of_asset(asset)
             self.rows_per_layer[layer] = self.rows_per_layer.get(layer, 0) + rows
-            _say(
-                f"  {label:<22}  {asset:<27} {rows:>10,} rows  {tokens_of[asset]:>3} tokens"
-                f"  {durations.get(asset, 0.0):6.1f} s"
+            counts = (
+                f"{rows:>10,} rows  {tokens_of[asset]:>3} tokens"
+                if asset not in unpartitioned
+                else f"{'(a model: no rows)':>22}"
             )
+            _say(f"  {label:<22}  {asset:<27} {counts}  {durations.get(asset, 0.0):6.1f} s")
         # A range run records each day's results and the range's: report the range's, naming
         # the days that failed.
         failed_days: dict[tuple[str, str], list[str]] = {}

@@ -57,8 +57,14 @@ class _OneLine(logging.Formatter):
 
 class _NotReported(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        event = (getattr(record, "dagster_meta", None) or {}).get("dagster_event")
-        return getattr(event, "event_type_value", None) not in _REPORTED_BY_THE_CLI
+        meta = getattr(record, "dagster_meta", None) or {}
+        event = meta.get("dagster_event")
+        if getattr(event, "event_type_value", None) in _REPORTED_BY_THE_CLI:
+            return False
+        # "Dependencies for step X failed: [...]. Not executing.": the consequence of a failure
+        # (or of a blocking check) the CLI reports itself, one line up.
+        message = str(meta.get("orig_message") or record.getMessage())
+        return not message.startswith("Dependencies for step")
 
 
 @logger(

@@ -20,7 +20,7 @@ PAGES: dict[str, int] = {
     "explorer": 1,
     "categories": 1,
     "correlations": 2,
-    "predictions": 1,  # P(up) per token; the accuracy chart needs realised outcomes
+    "predictions": 3,  # volatility forecast, forecast vs realised, P(up); more once outcomes are known
     "venues": 1,  # prices per venue (the basis needs a second venue, quotes in USD a USD price)
     "live": 0,  # the live minutes' chart needs the stream (`make live`); without it, a note
     "health": 0,

@@ -36,6 +36,7 @@ WAREHOUSE_TABLES = {
     "GOLD_CORRELATIONS": "DT",
     "ML_PREDICTIONS": "DT",
     "ML_PERFORMANCE": "DT",
+    "VOL_FORECASTS": "DT",
     "GOLD_LIVE_MARKET": "DT",
 }
 # The live slice's table (crypto_assets/live): a row per token and closed minute.
@@ -353,6 +354,69 @@ def latest_predictions(tokens: Sequence[str]) -> Query:
         + where
         + " QUALIFY ROW_NUMBER() OVER (PARTITION BY TOKEN ORDER BY BAR_TIME DESC) = 1 ORDER BY p_up DESC, token",
         **params,
+    )
+
+
+def latest_vol_forecasts(tokens: Sequence[str]) -> Query:
+    """Each token's volatility forecast for its own latest hour, with the baselines beside it."""
+    where, params = _token_filter(tokens)
+    return _query(
+        "latest_vol_forecasts",
+        "SELECT TOKEN AS token, CATEGORY AS category, BAR_TIME AS bar_time,"
+        " FORECAST_VOL_24H AS forecast, HAR_VOL_24H AS har_rv, EWMA_VOL_24H AS ewma,"
+        " LAST_24H_VOL AS last_24h, MODEL_VERSION AS model_version FROM VOL_FORECASTS"
+        " WHERE DT >= DATEADD(day, -1, (SELECT MAX(DT) FROM VOL_FORECASTS))"
+        + where
+        + " QUALIFY ROW_NUMBER() OVER (PARTITION BY TOKEN ORDER BY BAR_TIME DESC) = 1"
+        " ORDER BY forecast DESC, token",
+        **params,
+    )
+
+
+def vol_forecast_history(token: str, days: int) -> Query:
+    """A token's served forecasts of the last ``days`` days beside what was realised (null until
+    the next 24 hours are in)."""
+    return _query(
+        "vol_forecast_history",
+        "SELECT BAR_TIME AS bar_time, FORECAST_VOL_24H AS forecast, HAR_VOL_24H AS har_rv,"
+        " EWMA_VOL_24H AS ewma, REALIZED_VOL_24H AS realized, MODEL_VERSION AS model_version"
+        " FROM VOL_FORECASTS WHERE TOKEN = %(token)s"
+        " AND DT >= DATEADD(day, -%(days)s, (SELECT MAX(DT) FROM VOL_FORECASTS)) ORDER BY BAR_TIME",
+        token=token,
+        days=int(days),
+    )
+
+
+def vol_backtest(token: str) -> Query:
+    """The newest volatility candidate's out-of-fold forecasts of one token (walk-forward)."""
+    return _query(
+        "vol_backtest",
+        "SELECT BAR_TIME AS bar_time, FOLD AS fold, REALIZED_VOL_24H AS realized, MODEL_VOL_24H AS model,"
+        " HAR_VOL_24H AS har_rv, EWMA_VOL_24H AS ewma, LAST_24H_VOL AS last_24h, MODEL_VERSION AS model_version"
+        " FROM VOL_BACKTEST WHERE TOKEN = %(token)s ORDER BY BAR_TIME",
+        token=token,
+    )
+
+
+def model_runs() -> Query:
+    """The latest training of each kind of model (direction, volatility) with its gate's verdict."""
+    return _query(
+        "model_runs",
+        "SELECT KIND AS kind, MODEL_VERSION AS model_version, TRAINED_AT AS trained_at, PASSED AS passed,"
+        " VERDICT AS verdict, TRAINING_ROWS AS training_rows, TRAINING_START AS training_start,"
+        " TRAINING_END AS training_end FROM ML_MODEL_RUNS"
+        " QUALIFY ROW_NUMBER() OVER (PARTITION BY KIND ORDER BY TRAINED_AT DESC, MODEL_VERSION DESC) = 1"
+        " ORDER BY kind",
+    )
+
+
+def model_metrics(version: str) -> Query:
+    """Out-of-fold metrics of one model version: per scope (all, each category), metric and predictor."""
+    return _query(
+        "model_metrics",
+        "SELECT SCOPE AS scope, METRIC AS metric, PREDICTOR AS predictor, VALUE AS value"
+        " FROM ML_MODEL_METRICS WHERE MODEL_VERSION = %(version)s ORDER BY SCOPE, METRIC, PREDICTOR",
+        version=version,
     )
 
 

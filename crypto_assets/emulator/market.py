@@ -337,7 +337,9 @@ class Market:
         # bigger moves, and noise; divided by its expectation, so a day trades the profile's
         # value on average (and more in a storm, less on a quiet Sunday).
         base_sigma = profile.annual_vol / math.sqrt(365.0 * n)
-        regime = (sigma / base_sigma / INTRADAY_VOL) ** VOLUME_VOL_ELASTICITY if profile.stochastic_vol else 1.0
+        regime = (
+            (sigma / base_sigma / INTRADAY_VOL) ** VOLUME_VOL_ELASTICITY if profile.stochastic_vol else 1.0
+        )
         weekday = WEEKDAY_VOLUME[(day_indices + EPOCH_WEEKDAY) % 7][:, None]
         # A jump's minute trades a few times more, not a hundred (the size of its move is capped).
         move = np.minimum(np.abs(shocks), 4.0)

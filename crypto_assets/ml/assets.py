@@ -53,6 +53,7 @@ from crypto_assets.ml.model import (
     training_frame,
 )
 from crypto_assets.ml.registry import ModelRegistry, code_version, library_versions
+from crypto_assets.ml.runs import DIRECTION, record_training
 from crypto_assets.ml.splits import FoldError
 from crypto_assets.partitions import daily_asset
 from resources.parquet_io import LakeResource
@@ -227,6 +228,9 @@ def ml_candidate_model(
     except FoldError as exc:
         reason = f"not trained: {exc}"
         context.log.warning(reason)
+        record_training(
+            warehouse, version=version, kind=DIRECTION, passed=False, verdict=reason, training_rows=len(frame)
+        )
         return MaterializeResult(
             metadata={"status": MetadataValue.text(reason), "labelled_rows": MetadataValue.int(len(frame))},
             check_results=[
@@ -248,6 +252,15 @@ def ml_candidate_model(
     card = _card(version, frame, evaluation, config, gate)
     registry.save(version, classifier, regressor, card)
     stored = _store_metrics(warehouse, version, evaluation)
+    record_training(
+        warehouse,
+        version=version,
+        kind=DIRECTION,
+        passed=gate.passed,
+        verdict="; ".join(gate.reasons),
+        training_rows=len(frame),
+        window=tuple(card["training_window"]),
+    )
     context.log.info(f"{version}: {'; '.join(gate.reasons)}")
     return MaterializeResult(
         metadata={

@@ -39,6 +39,7 @@ from crypto_assets.checks import add_day_rows
 from crypto_assets.ml import volatility as vol
 from crypto_assets.ml.config import load_ml_config
 from crypto_assets.ml.registry import ModelRegistry, code_version, library_versions
+from crypto_assets.ml.runs import VOLATILITY, record_training
 from crypto_assets.ml.splits import FoldError, duration_text
 from crypto_assets.partitions import daily_asset, window_input
 from crypto_assets.pipeline_config import load_pipeline_config
@@ -231,6 +232,14 @@ def vol_candidate_model(
         )
         reason = f"not trained: {exc} (hourly bars in the lake: {span})"
         context.log.warning(reason)
+        record_training(
+            warehouse,
+            version=version,
+            kind=VOLATILITY,
+            passed=False,
+            verdict=reason,
+            training_rows=len(frame),
+        )
         return MaterializeResult(
             metadata={"status": MetadataValue.text(reason), "hourly_rows": MetadataValue.int(len(frame))},
             check_results=[
@@ -249,6 +258,15 @@ def vol_candidate_model(
     card = _card(version, frame, evaluation, gate, fits)
     registry.save_models(version, {"model": fits[0], "har": fits[1], "ewma_lambda": fits[2]}, card)
     stored = _store(warehouse, version, evaluation, lake.pyspark.spark_session)
+    record_training(
+        warehouse,
+        version=version,
+        kind=VOLATILITY,
+        passed=gate.passed,
+        verdict="; ".join(gate.reasons),
+        training_rows=card["training_rows"],
+        window=tuple(card["training_window"]),
+    )
     seconds = time.perf_counter() - started
     context.log.info(f"{version}: {'; '.join(gate.reasons)} ({seconds:.1f} s)")
     return MaterializeResult(
@@ -358,7 +376,7 @@ def forecast_frame(
     io_manager_key="warehouse_io_manager",
     kinds=("numpy", "snowflake"),
     # A month before each day (HAR's monthly term) and the day after (the realised outcome).
-    ins={"silver_bars_1h": window_input("silver_bars_1h", days_before=31, days_after=1)},
+    ins={"silver_bars_1h": window_input("silver_bars_1h", days_before=30, days_after=1)},
     deps=[AssetKey("vol_serving_model")],
     metadata={"partition_expr": "BAR_TIME", "cluster_by": "DT"},
 )

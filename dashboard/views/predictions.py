@@ -1,5 +1,6 @@
-"""Predictions: the latest prediction per token, and how the served predictions really do
-against the realised 24h outcome and the naive baselines, per day and per category."""
+"""Predictions: the volatility forecast (served model or baseline, beside HAR-RV and the last
+24 hours), forecast against realised, the gate's verdict and scores; then the direction model's
+honest state, its P(up) per token and how the served predictions really do."""
 
 import pandas as pd
 import plotly.express as px
@@ -7,13 +8,144 @@ import streamlit as st
 
 from dashboard import analytics, data, ui
 
+VOL_NAMES = {
+    "forecast": "served forecast",
+    "model": "model (HAR-X)",
+    "har_rv": "HAR-RV",
+    "ewma": "EWMA",
+    "last_24h": "last 24h",
+    "realized": "realised",
+}
+
+
+def _optional(query: data.Query) -> pd.DataFrame | None:
+    """A query whose table may not exist yet (None then)."""
+    try:
+        return ui.load(query)
+    except data.TableMissing:
+        return None
+
+
+def _latest_run(runs: pd.DataFrame | None, kind: str) -> pd.Series | None:
+    if runs is None or runs.empty or kind not in set(runs["kind"]):
+        return None
+    return runs[runs["kind"] == kind].iloc[0]
+
+
+def _percent(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    out = frame.copy()
+    for column in columns:
+        out[column] = (out[column].astype(float) * 100).round(1)
+    return out
+
+
 filters = ui.current_filters()
 st.title("Predictions")
+with ui.friendly_errors(), st.spinner("Loading forecasts…"):
+    runs = _optional(data.model_runs())
+    vols = _optional(data.latest_vol_forecasts(filters.tokens))
+
+st.header("Volatility over the next 24 hours")
+vol_run = _latest_run(runs, "volatility")
+if vols is None or vols.empty:
+    st.info(
+        "No volatility forecasts yet: VOL_FORECASTS is written by the vol_forecasts asset (`make run`,"
+        " or ml_prediction_job in the Dagster UI) for every non-stablecoin token and hour."
+    )
+else:
+    version = str(vols["model_version"].iloc[0])
+    trained = (
+        f" Latest candidate {vol_run['model_version']} ({int(vol_run['training_rows']):,} training rows,"
+        f" {vol_run['training_start']} to {vol_run['training_end']}): {vol_run['verdict']}."
+        if vol_run is not None
+        else ""
+    )
+    if version.startswith("baseline:"):
+        st.warning(
+            f"No volatility model has passed its gate yet: the forecasts come from the best baseline,"
+            f" **{version.removeprefix('baseline:')}**.{trained}",
+            icon=":material/gpp_maybe:",
+        )
+    else:
+        st.success(f"Served by **{version}**, which beat every baseline out of fold.{trained}")
+    st.caption(
+        "Annualised volatility forecast for the 24 hours after each token's latest hour"
+        f" ({vols['bar_time'].max():%Y-%m-%d %H:%M} UTC), beside HAR-RV and the last 24 hours' realised"
+        " volatility. Stablecoins are left out: their risk is the peg (Data health)."
+    )
+    long = vols.melt(
+        id_vars=["token", "category"], value_vars=["forecast", "har_rv", "last_24h"], var_name="predictor"
+    )
+    long["predictor"] = long["predictor"].map(VOL_NAMES)
+    long["value"] = long["value"].astype(float) * 100
+    fig = px.bar(
+        long, x="token", y="value", color="predictor", barmode="group",
+        title="Annualised volatility, next 24h (%)", labels={"value": "%"},
+    )  # fmt: skip
+    st.plotly_chart(fig, width="stretch", key="vol-latest")
+    shown = _percent(vols, ["forecast", "har_rv", "ewma", "last_24h"]).rename(
+        columns={c: f"{VOL_NAMES[c]} %" for c in ("forecast", "har_rv", "ewma", "last_24h")}
+    )
+    ui.table(shown, "volatility-latest")
+
+    st.subheader("Forecast against realised")
+    tokens = list(vols["token"])
+    token = st.selectbox(
+        "Token", tokens, index=tokens.index("BTC") if "BTC" in tokens else 0, key="vol_token"
+    )
+    with ui.friendly_errors(), st.spinner("Loading history…"):
+        history = ui.load(data.vol_forecast_history(token, 7))
+        backtest = _optional(data.vol_backtest(token))
+    known = int(history["realized"].notna().sum())
+    st.caption(
+        f"{token}: each hour's forecast of the next 24 hours and the volatility those 24 hours then had"
+        f" (known for {known} of the {len(history)} hours shown; the last day's are not in yet)."
+    )
+    lines = history.melt(
+        id_vars=["bar_time"], value_vars=["realized", "forecast", "har_rv", "ewma"], var_name="series"
+    )
+    lines["series"] = lines["series"].map(VOL_NAMES)
+    lines["value"] = lines["value"].astype(float) * 100
+    fig = px.line(
+        lines.dropna(), x="bar_time", y="value", color="series",
+        title=f"{token}: forecast vs realised 24h volatility (%), last 7 days", labels={"value": "%"},
+    )  # fmt: skip
+    st.plotly_chart(fig, width="stretch", key="vol-history")
+    if backtest is not None and len(backtest):
+        walk = backtest.melt(
+            id_vars=["bar_time"], value_vars=["realized", "model", "har_rv", "ewma"], var_name="series"
+        )
+        walk["series"] = walk["series"].map(VOL_NAMES)
+        walk["value"] = walk["value"].astype(float) * 100
+        fig = px.line(
+            walk, x="bar_time", y="value", color="series",
+            title=f"{token}: walk-forward validation of {backtest['model_version'].iloc[0]} (out of fold, %)",
+            labels={"value": "%"},
+        )  # fmt: skip
+        st.plotly_chart(fig, width="stretch", key="vol-backtest")
+
+    if vol_run is not None:
+        st.subheader("The gate: out-of-fold scores")
+        with ui.friendly_errors():
+            metrics = _optional(data.model_metrics(str(vol_run["model_version"])))
+        if metrics is not None and len(metrics):
+            table = metrics[metrics["metric"].isin(["qlike", "rmse_log_var"])].pivot_table(
+                index=["scope", "metric"], columns="predictor", values="value"
+            )
+            table = table.reset_index()
+            st.caption(
+                "Lower is better. QLIKE (y/f - log(y/f) - 1) is the loss that ranks variance forecasts"
+                " correctly with a noisy realised proxy; RMSE of log variance beside it. A model serves"
+                " only with both below every baseline's."
+            )
+            ui.table(table[table["scope"] == "all"].round(4), "volatility-gate")
+            with st.expander("Per category"):
+                ui.table(table[table["scope"] != "all"].round(4), "volatility-gate-per-category")
+
+st.header("Direction: P(up) over 24 hours")
+direction_run = _latest_run(runs, "direction")
 with ui.friendly_errors(), st.spinner("Loading predictions…"):
-    try:
-        latest = ui.load(data.latest_predictions(filters.tokens))
-    except data.TableMissing:
-        latest = None
+    latest = _optional(data.latest_predictions(filters.tokens))
 if latest is None:
     st.info(
         "No predictions yet: ML_PREDICTIONS is written by the model's assets (`make run`, or the "
@@ -24,11 +156,27 @@ if latest.empty:
     st.info("ML_PREDICTIONS is empty for the chosen tokens.")
     st.stop()
 version = str(latest["model_version"].iloc[0])
-served_by = (
-    "the naive baseline (no model passed the promotion gate yet)"
-    if version.startswith("baseline:")
-    else f"model {version}"
-)
+if version.startswith("baseline:"):
+    verdict = (
+        f" Latest candidate {direction_run['model_version']}: {direction_run['verdict']}."
+        if direction_run is not None
+        else ""
+    )
+    st.info(
+        "No direction model has beaten its baselines: the direction of a 24h return is close to"
+        f" unpredictable, so P(up) comes from **{version.removeprefix('baseline:')}**"
+        + (
+            " (each token's share of up moves among the outcomes known at each day's start: near 0.5"
+            " by nature, not a fault)."
+            if version == "baseline:base_rate"
+            else "."
+        )
+        + verdict,
+        icon=":material/info:",
+    )
+    served_by = "the naive baseline"
+else:
+    served_by = f"model {version}"
 st.caption(
     f"Probability that the {latest['horizon'].iloc[0]} return is positive, for the bar opening "
     f"{latest['bar_time'].max():%Y-%m-%d %H:%M} UTC (each token at its latest bar), served by {served_by}."

@@ -165,6 +165,59 @@ def prediction_frames(hourly: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]
     return predictions, pd.DataFrame(perf)
 
 
+def volatility_frames(hourly: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """VOL_FORECASTS (served by a model; realised known but on the last day), VOL_BACKTEST,
+    ML_MODEL_RUNS (a refused direction candidate, a served volatility one) and ML_MODEL_METRICS."""
+    rows = hourly[(hourly["TOKEN"] != "USDC") & ~hourly["IS_GAP"]].reset_index(drop=True)
+    rng = np.random.default_rng(11)
+    realized = 0.5 + 0.2 * rng.random(len(rows))
+    forecasts = rows[["DT", "BAR_TIME", "TOKEN", "CATEGORY"]].assign(
+        FORECAST_VOL_24H=realized * 0.95,
+        MODEL_VOL_24H=realized * 0.95,
+        HAR_VOL_24H=realized * 0.9,
+        EWMA_VOL_24H=realized * 1.1,
+        LAST_24H_VOL=realized * 1.2,
+        REALIZED_VOL_24H=np.where(rows["DT"] < DAYS[-1], realized, np.nan),
+        MODEL_VERSION="harx-20240303",
+    )
+    backtest = forecasts[["BAR_TIME", "TOKEN", "CATEGORY"]].assign(
+        MODEL_VERSION="harx-20240303",
+        FOLD=0,
+        REALIZED_VOL_24H=realized,
+        MODEL_VOL_24H=realized * 0.95,
+        HAR_VOL_24H=realized * 0.9,
+        EWMA_VOL_24H=realized * 1.1,
+        LAST_24H_VOL=realized * 1.2,
+    )
+    runs = pd.DataFrame(
+        [
+            ("hgb-20240303", "direction", "2024-03-03 03:00:00", False,
+             "Brier 0.25010 is not below the best baseline's (base_rate: 0.24900)", 4000, "2024-03-01", "2024-03-02"),
+            ("harx-20240303", "volatility", "2024-03-03 03:00:00", True,
+             "QLIKE 0.2100 beats the best baseline (har_rv: 0.2300)", 3000, "2024-03-01", "2024-03-02"),
+        ],
+        columns=["MODEL_VERSION", "KIND", "TRAINED_AT", "PASSED", "VERDICT", "TRAINING_ROWS",
+                 "TRAINING_START", "TRAINING_END"],
+    )  # fmt: skip
+    metrics = pd.DataFrame(
+        [
+            ("harx-20240303", scope, metric, predictor, value)
+            for scope in ("all", "Layer 1", "Meme")
+            for metric, base in (("qlike", 0.2), ("rmse_log_var", 0.6))
+            for predictor, value in (
+                ("model", base), ("har_rv", base * 1.1), ("ewma", base * 1.2), ("last_24h", base * 1.5)
+            )
+        ],
+        columns=["MODEL_VERSION", "SCOPE", "METRIC", "PREDICTOR", "VALUE"],
+    )  # fmt: skip
+    return {
+        "VOL_FORECASTS": forecasts,
+        "VOL_BACKTEST": backtest,
+        "ML_MODEL_RUNS": runs,
+        "ML_MODEL_METRICS": metrics,
+    }
+
+
 def venue_frame(hourly: pd.DataFrame) -> pd.DataFrame:
     """Every token's canonical USDT pair, and BTC on Binance.US in USD and in USDC, with USDC
     de-pegged to 0.88 for three hours (hours 40-42)."""
@@ -216,6 +269,7 @@ def _build_tables() -> dict[str, pd.DataFrame]:
         "ML_PREDICTIONS": predictions,
         "ML_PERFORMANCE": perf,
         "GOLD_VENUE_PRICES": venue_frame(hourly),
+        **volatility_frames(hourly),
     }
 
 

@@ -205,7 +205,8 @@ def test_prediction_performance_by_day_and_by_category(warehouse):
     for by in ("day", "category"):
         for metric in ("accuracy", "ic", "brier"):
             at = _open("views/predictions.py", prediction_breakdown=by, prediction_metric=metric)
-            assert not at.exception and len(at.get("plotly_chart")) == 2, (by, metric)
+            # The volatility forecast's three (latest, history, walk-forward), P(up), performance.
+            assert not at.exception and len(at.get("plotly_chart")) == 5, (by, metric)
     summary = at.dataframe[-1].value
     day = json.loads(
         _open("views/predictions.py", prediction_breakdown="day").get("plotly_chart")[-1].proto.spec
@@ -256,3 +257,41 @@ def test_the_venues_page_shows_every_venue_the_basis_and_a_de_pegged_quote(wareh
     at = _open("views/venues.py", venue_token="ETH (1 series)")
     assert len(at.get("plotly_chart")) == 2
     assert "--venue binance_us" in _texts(at)
+
+
+def test_the_volatility_forecast_beside_its_baselines_and_against_realised(warehouse):
+    at = _open("views/predictions.py")
+    assert not at.exception
+    texts = _texts(at)
+    assert "Served by **harx-20240303**" in texts and "QLIKE 0.2100 beats" in texts
+    latest = at.dataframe[0].value
+    assert set(latest["token"]) == {"BTC", "ETH", "DOGE", "UNI", "LINK"}  # no stablecoin
+    assert {"served forecast %", "HAR-RV %", "last 24h %"} <= set(latest.columns)
+    history = json.loads(at.get("plotly_chart")[1].proto.spec)
+    assert {trace["name"] for trace in history["data"]} == {"realised", "served forecast", "HAR-RV", "EWMA"}
+    gate = at.dataframe[1].value
+    assert list(gate["metric"]) == ["qlike", "rmse_log_var"] and gate["model"].iloc[0] < gate["har_rv"].iloc[0]
+    # The direction model lost: said next to its P(up), with the candidate's verdict.
+    assert "Brier 0.25010 is not below" not in texts  # served by a model in this warehouse
+    at.selectbox(key="vol_token").set_value("DOGE").run()
+    assert not at.exception and "DOGE: each hour's forecast" in _texts(at)
+
+
+def test_a_refused_volatility_model_says_why_with_its_numbers(warehouse):
+    import snowflake.connector
+
+    from resources.settings import Settings
+
+    with snowflake.connector.connect(**Settings.from_env().connector_args()) as conn:
+        conn.cursor().execute("UPDATE VOL_FORECASTS SET MODEL_VERSION = 'baseline:ewma'")
+        conn.cursor().execute(
+            "UPDATE ML_MODEL_RUNS SET PASSED = FALSE, VERDICT = 'QLIKE 0.2535 is not below the best"
+            " baseline''s (ewma: 0.2368)' WHERE KIND = 'volatility'"
+        )
+        conn.cursor().execute("UPDATE ML_PREDICTIONS SET MODEL_VERSION = 'baseline:base_rate'")
+    at = _open("views/predictions.py")
+    assert not at.exception
+    texts = _texts(at)
+    assert "No volatility model has passed its gate yet" in texts and "**ewma**" in texts
+    assert "QLIKE 0.2535 is not below the best baseline's (ewma: 0.2368)" in texts
+    assert "No direction model has beaten its baselines" in texts and "Brier 0.25010 is not below" in texts

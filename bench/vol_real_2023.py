@@ -6,9 +6,12 @@ with QLIKE and the RMSE of log variance, overall and per category; the same agai
 training targets (a leakage check: the gate must refuse it); and the time the fits take.
 
     .venv/bin/python bench/vol_real_2023.py [--min-training 90d --folds 9]
+    .venv/bin/python bench/vol_real_2023.py --emulated 32 --min-training 7d --folds 4   # make run's month
+    .venv/bin/python bench/vol_real_2023.py --emulated 365                              # a year of it
 
 It runs the module the pipeline's assets run (crypto_assets/ml/volatility.py) on the files as
-they are: no lake, no warehouse, ~3 s.
+they are: no lake, no warehouse, ~3 s. ``--emulated N`` runs it on the exchange emulator's last N
+days of hourly klines (up to 2026-12-06) instead: what the default `make run` trains on.
 """
 
 from __future__ import annotations
@@ -42,22 +45,57 @@ def load_real_bars(folder: Path = REAL) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def load_emulated_bars(days: int, end: str = "2026-12-06") -> pd.DataFrame:
+    """The emulator's hourly klines of every listed token for ``days`` days before ``end``."""
+    from crypto_assets.emulator.market import DAY_MS, Market
+    from crypto_assets.universe import load_universe
+
+    universe = load_universe()
+    market = Market(universe)
+    stop = int(pd.Timestamp(end, tz="UTC").timestamp() * 1000)
+    start = stop - days * DAY_MS
+    frames = []
+    for token in universe.tokens:
+        pair = f"{token.symbol}{universe.quote_asset}"
+        rows, cursor = [], start
+        while cursor < stop and pair in market.listings:
+            page = market.klines(pair, "1h", start_ms=cursor, end_ms=stop - 1, limit=1000, now_ms=stop)
+            if not page:
+                break
+            rows += page
+            cursor = page[-1][0] + 3_600_000
+        if rows:
+            frame = pd.DataFrame(
+                [r[:6] for r in rows], columns=["t", "open", "high", "low", "close", "volume"]
+            )
+            frames.append(
+                frame.astype({c: float for c in ("open", "high", "low", "close", "volume")}).assign(
+                    bar_time=pd.to_datetime(frame["t"], unit="ms"),
+                    token=token.symbol,
+                    category=token.category,
+                )
+            )
+    return pd.concat(frames, ignore_index=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--min-training", default="90d", help="history before the first test fold")
     parser.add_argument("--folds", type=int, default=9, help="walk-forward test folds after it")
+    parser.add_argument("--emulated", type=int, help="the emulator's last N days instead of the real year")
     args = parser.parse_args()
-    if not REAL.is_dir():
+    if not args.emulated and not REAL.is_dir():
         sys.exit(f"real data not found at {REAL}")
     from crypto_assets.ml import volatility as vol
     from crypto_assets.pipeline_config import load_pipeline_config
 
-    bars = load_real_bars()
+    bars = load_emulated_bars(args.emulated) if args.emulated else load_real_bars()
+    print("emulated market," if args.emulated else "real 2023 Binance year,", end=" ")
     started = time.perf_counter()
     frame = vol.volatility_frame(bars, stablecoins=load_pipeline_config().stablecoins)
     features_s = time.perf_counter() - started
     print(
-        f"{len(bars):,} real hourly bars of {bars['token'].nunique()} tokens -> {len(frame):,} rows of"
+        f"{len(bars):,} hourly bars of {bars['token'].nunique()} tokens -> {len(frame):,} rows of"
         f" {frame['token'].nunique()} non-stablecoin tokens in {features_s:.2f} s;"
         f" {int(vol.scorable(frame).sum()):,} scorable"
     )

@@ -102,20 +102,22 @@ def prepare_dagster_home(settings: Settings) -> None:
     os.environ["DAGSTER_HOME"] = str(home)
 
 
-def _step_seconds(result: Any) -> dict[str, float]:
-    """Seconds per step from its start to its success or failure (a model refused by its
-    blocking gate fails its step after the whole training: that time is real too)."""
+def _step_seconds(result: Any, instance: Any) -> dict[str, float]:
+    """Seconds per step from its start to its success or failure, from the run's event log (a
+    model refused by its blocking gate fails its step after the whole training: that time is
+    real too)."""
     started: dict[str, float] = {}
     seconds: dict[str, float] = {}
-    for event in result.all_events:
-        if not event.step_key:
+    for entry in instance.all_logs(result.run_id):
+        event = entry.dagster_event
+        if event is None or not event.step_key:
             continue
         if event.event_type_value == "STEP_START":
-            started[event.step_key] = event.timestamp
+            started[event.step_key] = entry.timestamp
         elif event.event_type_value == "STEP_SUCCESS":
             seconds[event.step_key] = event.event_specific_data.duration_ms / 1000.0
         elif event.event_type_value == "STEP_FAILURE" and event.step_key in started:
-            seconds[event.step_key] = max(0.0, event.timestamp - started[event.step_key])
+            seconds[event.step_key] = max(0.0, entry.timestamp - started[event.step_key])
     return seconds
 
 
@@ -190,7 +192,7 @@ class _Runner:
         planned = _planned_per_asset() if len(keys) > PER_DAY_CHECKS_MAX_DAYS else contextlib.nullcontext()
         with planned:
             result = self._location.execute(job_name, run_config, {**run_tags, **(tags or {})}, assets)
-        durations = _step_seconds(result)
+        durations = _step_seconds(result, self.instance)
         # A range run records one materialization per day, each with that day's own counts.
         rows_of: dict[str, int] = {}
         tokens_of: dict[str, int] = {}
@@ -552,18 +554,27 @@ def _train_if_nothing_serves(runner: _Runner, settings: Settings, keys: list[str
     before = {name: set(spec[0].versions()) for name, spec in missing.items()}
     try:
         runner.run("ml_training_job", [], None, assets)
-    except CliError:
-        pass  # a blocking gate that refused fails its run: the verdicts are said below
+    except CliError as exc:
+        # A blocking gate that refused fails its run: that verdict is said below. Anything else
+        # is an error to show.
+        if "blocking asset check" not in str(exc):
+            _say(f"  ! the training run failed: {exc}")
     for name, (registry, _, predict) in missing.items():
         serving = registry.serving()
+        new = sorted(set(registry.versions()) - before[name])
         if serving is None:
-            new = sorted(set(registry.versions()) - before[name])
-            reasons = (
-                "; ".join(registry.card(new[-1])["gate"]["reasons"]) if new else "not trained (see above)"
+            card = registry.card(new[-1]) if new else None
+            reasons = "; ".join(card["gate"]["reasons"]) if card else "not trained (see above)"
+            then = (
+                f"predicting the range with the best baseline ({card['best_baseline']}) as the candidate fitted it"
+                if card
+                else "the predictions stay with the best baseline"
             )
-            _say(f"  {name} model not promoted: {reasons}; forecasts stay with the best baseline")
-            continue
-        _say(f"  {name} model {serving['version']} now serves: predicting the range with it")
+            _say(f"  {name} model not promoted: {reasons}; {then}")
+            if card is None:
+                continue
+        else:
+            _say(f"  {name} model {serving['version']} now serves: predicting the range with it")
         for chunk in _chunks(keys, len(keys)):
             runner.run("ml_prediction_job", chunk, None, predict)
 

@@ -61,12 +61,27 @@ def long_short_spread(
     frame: pd.DataFrame, prediction: str, target: str, time: str = "open_time", quantiles: int = 10
 ) -> float:
     """Mean realised target of the top prediction decile minus the bottom one, per timestamp
-    (deciles shrink to fewer buckets with few tokens), averaged over timestamps."""
-    spreads = []
-    for _, group in frame[[time, prediction, target]].dropna().groupby(time):
-        buckets = min(quantiles, len(group) // 2)
-        if buckets < 2:
-            continue
-        ranked = pd.qcut(group[prediction].rank(method="first"), buckets, labels=False)
-        spreads.append(group[target][ranked == buckets - 1].mean() - group[target][ranked == 0].mean())
-    return float(np.mean(spreads)) if spreads else float("nan")
+    (deciles shrink to fewer buckets with few tokens), averaged over timestamps.
+
+    Vectorised: ``pd.qcut`` of a timestamp's ``n`` ranks (1..n, ties by order) into ``b`` buckets
+    puts rank r in the bottom one when r <= 1 + (n - 1) / b and in the top one when
+    r > 1 + (n - 1) (b - 1) / b (its edges are the ranks' linear quantiles). A loop over
+    timestamps calling qcut took ~170 of the direction model's 190 s of evaluation on a year of
+    30 tokens' hours; this is a few grouped passes."""
+    rows = frame[[time, prediction, target]].dropna()
+    if rows.empty:
+        return float("nan")
+    groups = rows.groupby(time, sort=False)
+    n = groups[prediction].transform("size").to_numpy(float)
+    rank = groups[prediction].rank(method="first").to_numpy()
+    buckets = np.minimum(quantiles, n // 2)
+    valid = buckets >= 2
+    safe = np.where(valid, buckets, 1.0)
+    bottom = valid & (rank <= 1 + (n - 1) / safe)
+    top = valid & (rank > 1 + (n - 1) * (safe - 1) / safe)
+    value = rows[target].to_numpy(float)
+    keys = rows[time].to_numpy()
+    top_mean = pd.Series(value[top]).groupby(keys[top]).mean()
+    bottom_mean = pd.Series(value[bottom]).groupby(keys[bottom]).mean()
+    spreads = (top_mean - bottom_mean).dropna()
+    return float(spreads.mean()) if len(spreads) else float("nan")

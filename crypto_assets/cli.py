@@ -30,8 +30,10 @@ LAYERS = ("raw", "bronze", "silver", "gold", "ml")
 
 
 def layer_of_asset(asset: str) -> str:
-    """Assets are named after their layer: raw_klines, silver_features_1h, gold_correlations."""
-    return asset.split("_", 1)[0]
+    """Assets are named after their layer: raw_klines, silver_features_1h, gold_correlations
+    (the volatility forecast's vol_* assets are the model's, ml)."""
+    prefix = asset.split("_", 1)[0]
+    return "ml" if prefix == "vol" else prefix
 
 
 class CliError(Exception):

@@ -43,6 +43,7 @@ HORIZON = pd.Timedelta(hours=HOURS)
 FLOOR = 1e-10  # a daily variance below this (a 0.001 % daily vol) is taken as this, before logs
 EWMA_LAMBDAS = (0.94, 0.97, 0.98, 0.99, 0.995, 0.998)
 RISKMETRICS = 0.94
+EWMA_WINDOW = 720  # hours: the EWMA's look-back (0.995**720 = 0.027 of the weight left out)
 TARGET = "target_var_24h"
 MODEL = "model"
 LAST_24H = "last_24h"
@@ -106,6 +107,30 @@ def _log(values: pd.Series) -> pd.Series:
     return np.log(values.clip(lower=FLOOR))
 
 
+def finite_ewma(values: pd.Series, lam: float, window: int = EWMA_WINDOW) -> pd.Series:
+    """The EWMA of the last ``window`` observed values (weights ``lam**k``, normalised to 1).
+
+    From the recursion ``y[n] = lam y[n-1] + (1 - lam) x[n]`` (``y[0] = x[0]``) over the observed
+    values: ``y[n] - lam**window y[n-window]`` is exactly the last ``window`` terms, whatever the
+    start; before ``window`` values, ``y[n] - lam**(n+1) x[0]`` is all of them. An infinite EWMA
+    would depend on where the loaded history starts, so a day forecast alone and inside a range
+    would differ (at lambda 0.995 by ~3 % a month in); this one does not once ``window`` values
+    precede. An outage hour is skipped (neither a zero return nor a restart: it carries the last
+    value); null before ``HOURS`` observations."""
+    observed = values.dropna()
+    if observed.empty:
+        return pd.Series(np.nan, index=values.index)
+    x = observed.to_numpy(float)
+    y = observed.ewm(alpha=1 - lam, adjust=False).mean().to_numpy()
+    count = np.arange(1, len(x) + 1)
+    earlier = np.concatenate((np.full(window, np.nan), y))[: len(y)]
+    full = count > window
+    total = np.where(full, y - lam**window * earlier, y - lam**count * x[0])
+    weight = np.where(full, 1 - lam**window, 1 - lam**count)
+    smoothed = pd.Series(total / weight, index=observed.index).where(count >= HOURS)
+    return smoothed.reindex(values.index).ffill().where(values.notna().cumsum() >= HOURS)
+
+
 def _token_features(rows: pd.DataFrame) -> pd.DataFrame:
     """Per-token columns of one token's hourly grid (time-ordered, one row per hour)."""
     out = pd.DataFrame(index=rows.index)
@@ -120,9 +145,7 @@ def _token_features(rows: pd.DataFrame) -> pd.DataFrame:
     out["parkinson_1d"] = parkinson.rolling(HOURS, min_periods=20).mean() * HOURS
     out["garman_klass_1d"] = garman_klass.clip(lower=0).rolling(HOURS, min_periods=20).mean() * HOURS
     for lam in EWMA_LAMBDAS:
-        # ignore_na: an outage hour neither counts as a zero return nor restarts the average.
-        ewma = r2.ewm(alpha=1 - lam, adjust=False, ignore_na=True).mean() * HOURS
-        out[f"ewma_{lam}"] = ewma.where(r2.notna().cumsum() >= HOURS)
+        out[f"ewma_{lam}"] = finite_ewma(r2, lam) * HOURS
     volume = rows["volume"]
     out["volume_ratio_1m"] = np.log(
         (volume.rolling(HOURS, min_periods=20).mean() / volume.rolling(720, min_periods=360).mean()).clip(

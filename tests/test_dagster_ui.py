@@ -149,7 +149,8 @@ def test_dev_serves_lineage_partitions_and_checks(tmp_path: Path):
             assert node["isPartitioned"] and node["partitionKeys"][0] == "2026-12-01T00", name
         else:
             assert node["isPartitioned"] and node["partitionKeys"][0] == "2017-08-17", name
-        group = "live" if name in live or name.startswith("stream_") else name.split("_")[0]
+        layer = name.split("_")[0]
+        group = "live" if name in live or name.startswith("stream_") else "ml" if layer == "vol" else layer
         assert node["groupName"] == group, name
         assert node["description"]
     live_checks = [c["name"] for c in by_name["raw_live_klines"]["assetChecksOrError"]["checks"]]

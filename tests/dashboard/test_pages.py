@@ -270,7 +270,9 @@ def test_the_volatility_forecast_beside_its_baselines_and_against_realised(wareh
     history = json.loads(at.get("plotly_chart")[1].proto.spec)
     assert {trace["name"] for trace in history["data"]} == {"realised", "served forecast", "HAR-RV", "EWMA"}
     gate = at.dataframe[1].value
-    assert list(gate["metric"]) == ["qlike", "rmse_log_var"] and gate["model"].iloc[0] < gate["har_rv"].iloc[0]
+    assert (
+        list(gate["metric"]) == ["qlike", "rmse_log_var"] and gate["model"].iloc[0] < gate["har_rv"].iloc[0]
+    )
     # The direction model lost: said next to its P(up), with the candidate's verdict.
     assert "Brier 0.25010 is not below" not in texts  # served by a model in this warehouse
     at.selectbox(key="vol_token").set_value("DOGE").run()

@@ -20,6 +20,7 @@ def test_daily_run_then_the_gold_days_whose_targets_it_completes():
         "gold_market_features",
         "gold_daily_market_features",
         "ml_performance",  # the model's live performance on the outcomes that just arrived
+        "vol_forecasts",  # the realised volatility of the forecasts' next 24 hours
     }
 
 

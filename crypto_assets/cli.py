@@ -770,6 +770,7 @@ def cmd_emulator(args: argparse.Namespace) -> int:
         weight_window_seconds=args.weight_window_seconds,
         coingecko_calls_per_minute=args.coingecko_calls_per_minute,
         archive_lag_days=args.archive_lag_days,
+        **({"archive_cache": Path(args.archive_cache)} if args.archive_cache else {}),
         latency_ms=args.latency_ms,
         clock=accelerated_clock(args.clock_speed),
         connection_lifetime_seconds=args.connection_lifetime,
@@ -1032,6 +1033,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     emulator.add_argument(
         "--archive-lag-days", type=int, default=1, help="days before an archive file appears"
+    )
+    emulator.add_argument(
+        "--archive-cache",
+        help="keep built archive files in this folder (default: EMULATOR_ARCHIVE_CACHE; none: in memory)",
     )
     emulator.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every HTTP answer")
     emulator.add_argument(

@@ -11,12 +11,14 @@ import contextlib
 import inspect
 import json
 import math
+import os
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -51,6 +53,13 @@ class EmulatorConfig:
     weight_window_seconds: float = 60.0
     coingecko_calls_per_minute: int = 30  # CoinGecko's free (demo) plan
     archive_lag_days: int = 1  # daily archive files appear the day after
+    # Built archive files kept on disk (benchmarks pre-build them before the clock starts: the
+    # exchange is not what they measure); None: built per request, a few hundred in memory.
+    archive_cache: Path | None = field(
+        default_factory=lambda: (
+            Path(os.environ["EMULATOR_ARCHIVE_CACHE"]) if os.environ.get("EMULATOR_ARCHIVE_CACHE") else None
+        )
+    )
     latency_ms: float = 0.0  # added to every HTTP answer: a real exchange is 20-200 ms away
     kline_push_seconds: float = 2.0  # Binance pushes 1m kline updates every ~2 s
     trade_push_seconds: float = 0.5

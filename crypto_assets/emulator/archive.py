@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
 import zipfile
 from datetime import UTC, date, datetime, timedelta
@@ -49,6 +50,22 @@ def routes(market: Market, config: EmulatorConfig) -> list[Route]:
     @lru_cache(maxsize=256)
     def build(pair: str, interval: str, period: str, data_version: int) -> bytes | None:
         # data_version: a data fault (minutes dropped from the 1m stream) invalidates built files.
+        cached = (
+            config.archive_cache / f"{pair}-{interval}-{period}.zip"
+            if config.archive_cache is not None and data_version == 0
+            else None
+        )
+        if cached is not None and cached.exists():
+            return cached.read_bytes() or None
+        payload = _build(pair, interval, period)
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            staging = cached.with_name(f".{cached.name}.{os.getpid()}")
+            staging.write_bytes(payload or b"")  # empty: the pair did not trade in the period
+            os.replace(staging, cached)
+        return payload
+
+    def _build(pair: str, interval: str, period: str) -> bytes | None:
         days = _days(period)
         rows: list[list] = []
         for day in days:

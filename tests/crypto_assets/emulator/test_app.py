@@ -173,3 +173,20 @@ def test_the_server_closes_a_stream_connection_at_its_lifetime():
             while time.monotonic() - started < 10:
                 ws.receive_json()
     assert closed.value.code == 1001 and 0.5 <= time.monotonic() - started < 5
+
+
+def test_archive_files_kept_on_disk_are_served_again_byte_for_byte(tmp_path):
+    """Benchmarks pre-build the archive once (--archive-cache): a second emulator serves the
+    same bytes from disk, and the checksum file agrees."""
+    url = "/data/spot/monthly/klines/ETHUSDT/1m/ETHUSDT-1m-2024-02.zip"
+    first = create_app(Market(load_universe()), EmulatorConfig(archive_cache=tmp_path))
+    with TestClient(first) as client:
+        built = client.get(url)
+    assert built.status_code == 200 and (tmp_path / "ETHUSDT-1m-2024-02.zip").read_bytes() == built.content
+    again = create_app(Market(load_universe()), EmulatorConfig(archive_cache=tmp_path))
+    with TestClient(again) as client:
+        assert client.get(url).content == built.content
+        checksum = client.get(url + ".CHECKSUM").text.split()[0]
+    import hashlib
+
+    assert checksum == hashlib.sha256(built.content).hexdigest()

@@ -14,8 +14,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
@@ -40,6 +38,7 @@ from crypto_assets.ml.baselines import (
     rolling_base_rates,
 )
 from crypto_assets.ml.config import MlConfig, load_ml_config
+from crypto_assets.ml.gates import not_trained, verdict
 from crypto_assets.ml.metrics import information_coefficients
 from crypto_assets.ml.model import (
     MODEL,
@@ -53,7 +52,7 @@ from crypto_assets.ml.model import (
     training_frame,
 )
 from crypto_assets.ml.registry import ModelRegistry, code_version, library_versions
-from crypto_assets.ml.runs import DIRECTION, record_training
+from crypto_assets.ml.runs import DIRECTION, card_metrics, record_training, store_metrics
 from crypto_assets.ml.splits import FoldError
 from crypto_assets.partitions import daily_asset
 from resources.parquet_io import LakeResource
@@ -148,45 +147,13 @@ def _card(
             "seed": config.seed,
         },
         "folds": evaluation.folds,
-        "metrics": {
-            k: {m: _number(v) for m, v in col.items()} for k, col in evaluation.overall.to_dict().items()
-        },
-        "metrics_per_category": {
-            f"{category}/{metric}": {k: _number(v) for k, v in row.items()}
-            for (category, metric), row in evaluation.per_category.to_dict("index").items()
-        },
+        **card_metrics(evaluation.overall, evaluation.per_category),
         "best_baseline": evaluation.best_baseline(),
         "permutation_importance": evaluation.importance,
         "gate": {"passed": gate.passed, "reasons": gate.reasons},
         "library_versions": library_versions(),
         "code_version": code_version(),
     }
-
-
-def _number(value: Any) -> float | None:
-    return None if value is None or (isinstance(value, float) and np.isnan(value)) else float(value)
-
-
-def _store_metrics(warehouse: SnowflakeResource, version: str, evaluation: Evaluation) -> int:
-    """ML_MODEL_METRICS: one row per (model version, scope, metric, predictor), replaced per version."""
-    rows: list[tuple[Any, ...]] = []
-    for scope, table in [("all", evaluation.overall)] + [
-        (category, group.droplevel(0)) for category, group in evaluation.per_category.groupby(level=0)
-    ]:
-        for metric, values in table.iterrows():
-            for predictor, value in values.items():
-                rows.append((version, scope, str(metric), str(predictor), _number(value)))
-    with warehouse.get_connection() as connection:
-        cursor = connection.cursor()
-        cursor.execute(
-            "CREATE TABLE IF NOT EXISTS ml_model_metrics (model_version VARCHAR, scope VARCHAR,"
-            " metric VARCHAR, predictor VARCHAR, value FLOAT)"
-        )
-        cursor.execute("BEGIN")
-        cursor.execute("DELETE FROM ml_model_metrics WHERE model_version = %s", (version,))
-        cursor.executemany("INSERT INTO ml_model_metrics VALUES (%s, %s, %s, %s, %s)", rows)
-        cursor.execute("COMMIT")
-    return len(rows)
 
 
 def registry_of(lake: LakeResource) -> ModelRegistry:
@@ -231,18 +198,7 @@ def ml_candidate_model(
         record_training(
             warehouse, version=version, kind=DIRECTION, passed=False, verdict=reason, training_rows=len(frame)
         )
-        return MaterializeResult(
-            metadata={"status": MetadataValue.text(reason), "labelled_rows": MetadataValue.int(len(frame))},
-            check_results=[
-                # Nothing to promote is not an error: predictions come from the best baseline.
-                AssetCheckResult(
-                    check_name=PROMOTION_GATE,
-                    passed=False,
-                    severity=AssetCheckSeverity.WARN,
-                    metadata={"reason": MetadataValue.text(reason)},
-                )
-            ],
-        )
+        return not_trained(PROMOTION_GATE, reason, "labelled_rows", len(frame))
     except LeakError as exc:
         raise Failure(f"refusing to train: {exc}") from None
     serving = registry.serving()
@@ -251,7 +207,7 @@ def ml_candidate_model(
     classifier, regressor = fit_final(frame, config, evaluation.features)
     card = _card(version, frame, evaluation, config, gate)
     registry.save(version, classifier, regressor, card)
-    stored = _store_metrics(warehouse, version, evaluation)
+    stored = store_metrics(warehouse, version, evaluation.overall, evaluation.per_category)
     record_training(
         warehouse,
         version=version,
@@ -282,18 +238,7 @@ def ml_candidate_model(
             "warehouse_metric_rows": MetadataValue.int(stored),
             "code_version": MetadataValue.text(card["code_version"]),
         },
-        check_results=[
-            AssetCheckResult(
-                check_name=PROMOTION_GATE,
-                passed=gate.passed,
-                severity=AssetCheckSeverity.ERROR,
-                metadata={
-                    "candidate": MetadataValue.text(version),
-                    "serving": MetadataValue.text(serving["version"] if serving else "none (baseline)"),
-                    "reasons": MetadataValue.json(gate.reasons),
-                },
-            )
-        ],
+        check_results=[verdict(PROMOTION_GATE, gate.passed, version, serving, gate.reasons)],
     )
 
 
@@ -301,29 +246,10 @@ def ml_candidate_model(
 def ml_serving_model(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
     """The model that serves predictions: the newest candidate once its promotion gate passed
     (this asset runs only then); otherwise the serving model stays, and the metadata says why."""
-    registry = registry_of(lake)
-    cards = {v: registry.card(v) for v in registry.versions()}
-    candidates = [v for v, card in cards.items() if card["gate"]["passed"]]
-    serving = registry.serving()
-    if not candidates:
-        reason = "no candidate has passed the promotion gate: predictions come from the best baseline"
-        return MaterializeResult(
-            metadata={
-                "serving": MetadataValue.text(serving["version"] if serving else "baseline"),
-                "why": reason,
-            }
-        )
-    newest = candidates[-1]
-    if serving and serving["version"] == newest:
-        return MaterializeResult(metadata={"serving": MetadataValue.text(newest), "why": "already serving"})
-    card = cards[newest]
-    registry.promote(newest, "; ".join(card["gate"]["reasons"]))
-    context.log.info(f"promoted {newest}")
+    serving, why = registry_of(lake).promote_newest_passed()
+    context.log.info(f"serving: {serving or 'the best baseline'} ({why})")
     return MaterializeResult(
-        metadata={
-            "serving": MetadataValue.text(newest),
-            "why": MetadataValue.text("; ".join(card["gate"]["reasons"])),
-        }
+        metadata={"serving": MetadataValue.text(serving or "baseline"), "why": MetadataValue.text(why)}
     )
 
 

@@ -158,16 +158,7 @@ def evaluate(frame: pd.DataFrame, config: MlConfig, importance: bool = True) -> 
                 name, rows, frame.loc[train, config.target], config.past_return
             )
         pieces.append(rows)
-        described.append(
-            {
-                "fold": fold.number,
-                "train_rows": int(train.sum()),
-                "train_end": str(fold.train_end),
-                "test_start": str(fold.test_start),
-                "test_end": str(fold.test_end),
-                "test_rows": int(test.sum()),
-            }
-        )
+        described.append(fold.describe(train, test))
         last_fit = (classifier, matrix[test], up[test])
     if not pieces:
         raise FoldError("no fold had both classes to train on")

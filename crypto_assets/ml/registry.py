@@ -104,6 +104,24 @@ class ModelRegistry:
         staging.write_text(json.dumps({"version": version, "reason": reason}, indent=2))
         os.replace(staging, self.root / SERVING)
 
+    def promote_newest_passed(self) -> tuple[str | None, str]:
+        """Serve the newest version whose gate passed (unless it already serves): (the version
+        that serves now, or None for the baseline; why)."""
+        cards = {v: self.card(v) for v in self.versions()}
+        passed = [v for v, card in cards.items() if card["gate"]["passed"]]
+        serving = self.serving()
+        if not passed:
+            return (
+                serving["version"] if serving else None,
+                "no candidate has passed the promotion gate: predictions come from the best baseline",
+            )
+        newest = passed[-1]
+        why = "; ".join(cards[newest]["gate"]["reasons"])
+        if serving and serving["version"] == newest:
+            return newest, f"already serving: {why}"
+        self.promote(newest, why)
+        return newest, why
+
     def versions(self) -> list[str]:
         if not self.root.exists():
             return []

@@ -1,11 +1,15 @@
-"""ML_MODEL_RUNS: one row per training of a model (direction or volatility), its gate's verdict
-in words, so the dashboard can say why a model serves or not without reading the lake's
-registry. Trainings that could not run (too little history) are rows too."""
+"""What every training leaves in the warehouse, for either model (direction or volatility):
+ML_MODEL_METRICS (its out-of-fold scores beside the baselines') and ML_MODEL_RUNS (one row per
+training with its gate's verdict in words, so the dashboard can say why a model serves or not
+without reading the lake's registry; trainings that could not run are rows too)."""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
+
+import pandas as pd
 
 RUNS_TABLE = "ml_model_runs"
 DIRECTION = "direction"
@@ -47,3 +51,43 @@ def record_training(
             ),
         )
         cursor.execute("COMMIT")
+
+
+def number(value: Any) -> float | None:
+    """A metric as JSON and SQL take it: None for a missing or NaN value."""
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+def card_metrics(overall: pd.DataFrame, per_category: pd.DataFrame) -> dict[str, dict]:
+    """The model card's ``metrics`` (predictor -> metric -> value) and ``metrics_per_category``
+    ("<category>/<metric>" -> predictor -> value)."""
+    return {
+        "metrics": {k: {m: number(v) for m, v in col.items()} for k, col in overall.to_dict().items()},
+        "metrics_per_category": {
+            f"{category}/{metric}": {k: number(v) for k, v in row.items()}
+            for (category, metric), row in per_category.to_dict("index").items()
+        },
+    }
+
+
+def store_metrics(warehouse: Any, version: str, overall: pd.DataFrame, per_category: pd.DataFrame) -> int:
+    """ML_MODEL_METRICS: one row per (model version, scope, metric, predictor), replaced per
+    version; scope is "all" or a category. Returns the rows written."""
+    rows: list[tuple[Any, ...]] = []
+    for scope, table in [("all", overall)] + [
+        (category, group.droplevel(0)) for category, group in per_category.groupby(level=0)
+    ]:
+        for metric, values in table.iterrows():
+            for predictor, value in values.items():
+                rows.append((version, scope, str(metric), str(predictor), number(value)))
+    with warehouse.get_connection() as connection:
+        cursor = connection.cursor()
+        cursor.execute(
+            "CREATE TABLE IF NOT EXISTS ml_model_metrics (model_version VARCHAR, scope VARCHAR,"
+            " metric VARCHAR, predictor VARCHAR, value FLOAT)"
+        )
+        cursor.execute("BEGIN")
+        cursor.execute("DELETE FROM ml_model_metrics WHERE model_version = %s", (version,))
+        cursor.executemany("INSERT INTO ml_model_metrics VALUES (%s, %s, %s, %s, %s)", rows)
+        cursor.execute("COMMIT")
+    return len(rows)

@@ -32,6 +32,17 @@ class Fold:
     def test_mask(self, times: pd.Series) -> pd.Series:
         return (times >= self.test_start) & (times < self.test_end)
 
+    def describe(self, train: pd.Series, test: pd.Series) -> dict[str, int | str]:
+        """The fold as a model card lists it, with its training and test row counts (masks)."""
+        return {
+            "fold": self.number,
+            "train_rows": int(train.sum()),
+            "train_end": str(self.train_end),
+            "test_start": str(self.test_start),
+            "test_end": str(self.test_end),
+            "test_rows": int(test.sum()),
+        }
+
 
 NO_EMBARGO = pd.Timedelta(0)
 

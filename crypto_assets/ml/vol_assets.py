@@ -17,11 +17,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
@@ -38,8 +35,9 @@ from pyspark.sql import types as T
 from crypto_assets.checks import add_day_rows
 from crypto_assets.ml import volatility as vol
 from crypto_assets.ml.config import load_ml_config
+from crypto_assets.ml.gates import not_trained, verdict
 from crypto_assets.ml.registry import ModelRegistry, code_version, library_versions
-from crypto_assets.ml.runs import VOLATILITY, record_training
+from crypto_assets.ml.runs import VOLATILITY, card_metrics, record_training, store_metrics
 from crypto_assets.ml.splits import FoldError, duration_text
 from crypto_assets.partitions import daily_asset, window_input
 from crypto_assets.pipeline_config import load_pipeline_config
@@ -102,40 +100,16 @@ def _bars(lake: LakeResource, days: list[str]) -> pd.DataFrame:
     return bars.rename(columns={"open_time": "bar_time"})
 
 
-def _number(value: Any) -> float | None:
-    return None if value is None or (isinstance(value, float) and np.isnan(value)) else float(value)
-
-
-def _metric_rows(version: str, evaluation: vol.VolEvaluation) -> list[tuple[Any, ...]]:
-    rows = []
-    for scope, table in [("all", evaluation.overall)] + [
-        (category, group.droplevel(0)) for category, group in evaluation.per_category.groupby(level=0)
-    ]:
-        for metric, values in table.iterrows():
-            for predictor, value in values.items():
-                rows.append((version, scope, str(metric), str(predictor), _number(value)))
-    return rows
-
-
 def _store(warehouse: SnowflakeResource, version: str, evaluation: vol.VolEvaluation, spark: Any) -> int:
     """The metrics into ML_MODEL_METRICS (replaced per version) and the out-of-fold forecasts
     into VOL_BACKTEST (replaced whole: the newest candidate's)."""
-    rows = _metric_rows(version, evaluation)
+    store_metrics(warehouse, version, evaluation.overall, evaluation.per_category)
     backtest = evaluation.predictions.rename(columns=VOL_COLUMNS)
     for column in VOL_COLUMNS.values():
         backtest[column] = vol.annualised_vol(backtest[column])
     backtest = backtest.assign(model_version=version)[[f.name for f in BACKTEST_SCHEMA.fields]]
     backtest["fold"] = backtest["fold"].astype("int32")
     with warehouse.get_connection() as connection:
-        cursor = connection.cursor()
-        cursor.execute(
-            "CREATE TABLE IF NOT EXISTS ml_model_metrics (model_version VARCHAR, scope VARCHAR,"
-            " metric VARCHAR, predictor VARCHAR, value FLOAT)"
-        )
-        cursor.execute("BEGIN")
-        cursor.execute("DELETE FROM ml_model_metrics WHERE model_version = %s", (version,))
-        cursor.executemany("INSERT INTO ml_model_metrics VALUES (%s, %s, %s, %s, %s)", rows)
-        cursor.execute("COMMIT")
         table = TableSlice(
             table=BACKTEST_TABLE.upper(),
             schema=warehouse.schema_,
@@ -163,13 +137,7 @@ def _card(
         "har": har.describe(),
         "ewma_lambda": lam,
         "folds": evaluation.folds,
-        "metrics": {
-            k: {m: _number(v) for m, v in col.items()} for k, col in evaluation.overall.to_dict().items()
-        },
-        "metrics_per_category": {
-            f"{category}/{metric}": {k: _number(v) for k, v in row.items()}
-            for (category, metric), row in evaluation.per_category.to_dict("index").items()
-        },
+        **card_metrics(evaluation.overall, evaluation.per_category),
         "best_baseline": evaluation.best_baseline(),
         "categories_beating_har": evaluation.categories_won(),
         "fit_seconds": round(evaluation.fit_seconds, 3),
@@ -240,17 +208,7 @@ def vol_candidate_model(
             verdict=reason,
             training_rows=len(frame),
         )
-        return MaterializeResult(
-            metadata={"status": MetadataValue.text(reason), "hourly_rows": MetadataValue.int(len(frame))},
-            check_results=[
-                AssetCheckResult(
-                    check_name=VOL_GATE,
-                    passed=False,
-                    severity=AssetCheckSeverity.WARN,
-                    metadata={"reason": MetadataValue.text(reason)},
-                )
-            ],
-        )
+        return not_trained(VOL_GATE, reason, "hourly_rows", len(frame))
     serving = registry.serving()
     serving_metrics = registry.card(serving["version"])["metrics"][vol.MODEL] if serving else None
     gate = vol.promotion_gate(evaluation, serving_metrics, config.promotion_tolerance)
@@ -287,18 +245,7 @@ def vol_candidate_model(
             "backtest_rows": MetadataValue.int(stored),
             "seconds": MetadataValue.float(round(seconds, 2)),
         },
-        check_results=[
-            AssetCheckResult(
-                check_name=VOL_GATE,
-                passed=gate.passed,
-                severity=AssetCheckSeverity.ERROR,
-                metadata={
-                    "candidate": MetadataValue.text(version),
-                    "serving": MetadataValue.text(serving["version"] if serving else "none (baseline)"),
-                    "reasons": MetadataValue.json(gate.reasons),
-                },
-            )
-        ],
+        check_results=[verdict(VOL_GATE, gate.passed, version, serving, gate.reasons)],
     )
 
 
@@ -306,26 +253,10 @@ def vol_candidate_model(
 def vol_serving_model(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
     """The volatility model that serves VOL_FORECASTS: the newest candidate once its gate
     passed (this asset runs only then); otherwise the serving one stays."""
-    registry = vol_registry(lake)
-    cards = {v: registry.card(v) for v in registry.versions()}
-    passed = [v for v, card in cards.items() if card["gate"]["passed"]]
-    serving = registry.serving()
-    if not passed:
-        return MaterializeResult(
-            metadata={
-                "serving": MetadataValue.text(serving["version"] if serving else "baseline"),
-                "why": "no candidate passed",
-            }
-        )
-    newest = passed[-1]
-    if not (serving and serving["version"] == newest):
-        registry.promote(newest, "; ".join(cards[newest]["gate"]["reasons"]))
-        context.log.info(f"promoted {newest}")
+    serving, why = vol_registry(lake).promote_newest_passed()
+    context.log.info(f"serving: {serving or 'the best baseline'} ({why})")
     return MaterializeResult(
-        metadata={
-            "serving": MetadataValue.text(newest),
-            "why": MetadataValue.text("; ".join(cards[newest]["gate"]["reasons"])),
-        }
+        metadata={"serving": MetadataValue.text(serving or "baseline"), "why": MetadataValue.text(why)}
     )
 
 

@@ -351,18 +351,7 @@ def evaluate(
         out[EWMA] = test_rows[f"ewma_{lam}"].clip(lower=FLOOR)
         out[HAR] = har.predict(test_rows)
         pieces.append(out)
-        described.append(
-            {
-                "fold": fold.number,
-                "train_rows": int(train.sum()),
-                "train_end": str(fold.train_end),
-                "test_start": str(fold.test_start),
-                "test_end": str(fold.test_end),
-                "test_rows": int(test.sum()),
-                "ewma_lambda": lam,
-                "har": har.describe(),
-            }
-        )
+        described.append({**fold.describe(train, test), "ewma_lambda": lam, "har": har.describe()})
     if not pieces:
         raise FoldError(f"no fold had {MIN_TRAINING_ROWS} training rows and a test row")
     predictions = pd.concat(pieces, ignore_index=True)

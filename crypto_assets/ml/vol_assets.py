@@ -93,11 +93,14 @@ def vol_registry(lake: LakeResource | str | Path) -> ModelRegistry:
 
 
 def _bars(lake: LakeResource, days: list[str]) -> pd.DataFrame:
-    frame = lake.read_partitions("silver", "silver_bars_1h", days) if days else None
+    return _to_bars(lake.read_partitions("silver", "silver_bars_1h", days) if days else None)
+
+
+def _to_bars(frame: DataFrame | None) -> pd.DataFrame:
+    """silver_bars_1h's columns the volatility model reads, in pandas, ``open_time`` as ``bar_time``."""
     if frame is None:
         return pd.DataFrame(columns=["bar_time", *BAR_COLUMNS[1:]])
-    bars = frame.select(*BAR_COLUMNS).toPandas()
-    return bars.rename(columns={"open_time": "bar_time"})
+    return frame.select(*BAR_COLUMNS).toPandas().rename(columns={"open_time": "bar_time"})
 
 
 def _store(warehouse: SnowflakeResource, version: str, evaluation: vol.VolEvaluation, spark: Any) -> int:
@@ -282,8 +285,9 @@ def served_fits(registry: ModelRegistry) -> tuple[Any, Any, float, str]:
 
 def forecast_frame(
     bars: pd.DataFrame, registry: ModelRegistry, start: datetime, end: datetime
-) -> pd.DataFrame:
-    """The forecast rows of hours ``[start, end)`` from ``bars`` (which reach a month before)."""
+) -> tuple[pd.DataFrame, str]:
+    """The forecast rows of hours ``[start, end)`` from ``bars`` (which reach a month before),
+    and the version that made them."""
     frame = vol.volatility_frame(bars, stablecoins=load_pipeline_config().stablecoins)
     model, har, lam, version = served_fits(registry)
     if len(frame):
@@ -298,7 +302,7 @@ def forecast_frame(
     out["forecast_vol_24h"] = out[served]
     out["model_version"] = version
     out["dt"] = pd.to_datetime(out[vol.TIME]).dt.date
-    return out[[f.name for f in FORECAST_SCHEMA.fields]]
+    return out[[f.name for f in FORECAST_SCHEMA.fields]], version
 
 
 @daily_asset(
@@ -319,8 +323,7 @@ def vol_forecasts(
     HAR-RV, the EWMA and the last 24h's realised volatility, and the realised volatility once the
     24 hours are in the lake (the targets refresh fills it the next day): VOL_FORECASTS."""
     window = context.partition_time_window
-    bars = silver_bars_1h.select(*BAR_COLUMNS).toPandas().rename(columns={"open_time": "bar_time"})
-    table = forecast_frame(bars, vol_registry(lake), window.start, window.end)
+    table, version = forecast_frame(_to_bars(silver_bars_1h), vol_registry(lake), window.start, window.end)
     spark = silver_bars_1h.sparkSession
     frame = (
         spark.createDataFrame(table, FORECAST_SCHEMA)
@@ -328,7 +331,6 @@ def vol_forecasts(
         else spark.createDataFrame([], FORECAST_SCHEMA)
     )
     add_day_rows(context, table, "bar_time")
-    version = str(table["model_version"].iloc[0]) if len(table) else served_fits(vol_registry(lake))[3]
     return Output(
         frame,
         metadata={

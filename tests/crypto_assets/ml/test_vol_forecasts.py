@@ -28,13 +28,14 @@ def test_a_range_at_once_equals_its_days_one_by_one(tmp_path: Path):
     )
     registry.promote("harx-test", "test")
     days = [START + pd.Timedelta(days=d) for d in range(36, 41)]
-    whole = forecast_frame(
+    whole, version = forecast_frame(
         _window(bars, days[0], days[-1]), registry, days[0], days[-1] + pd.Timedelta(days=1)
     )
     alone = pd.concat(
-        [forecast_frame(_window(bars, d, d), registry, d, d + pd.Timedelta(days=1)) for d in days],
+        [forecast_frame(_window(bars, d, d), registry, d, d + pd.Timedelta(days=1))[0] for d in days],
         ignore_index=True,
     )
+    assert version == "harx-test"
     assert len(whole) == 5 * 24 * 3 and whole["model_version"].eq("harx-test").all()
     pd.testing.assert_frame_equal(
         whole.sort_values(["bar_time", "token"]).reset_index(drop=True),

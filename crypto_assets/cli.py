@@ -149,6 +149,10 @@ class _Runner:
         self._location = CodeLocationRunner(self.instance)
         self.rows_per_layer: dict[str, int] = {}
         self.warnings: list[str] = []
+        # Set by `run` (not with --force): what the lake and the warehouse already hold is checked,
+        # not computed again.
+        self.up_to_date: Any = None
+        self.skipped_runs = 0
 
     def assets(self, job_name: str) -> list[str]:
         return self._location.assets(job_name)
@@ -163,6 +167,7 @@ class _Runner:
         raw_config: dict[str, Any] | None = None,
         assets: list[str] | None = None,
         tags: dict[str, str] | None = None,
+        force: bool = False,
     ) -> None:
         from dagster._core.storage.tags import (
             ASSET_PARTITION_RANGE_END_TAG,
@@ -170,12 +175,35 @@ class _Runner:
             PARTITION_NAME_TAG,
         )
 
+        t0 = time.monotonic()
+        label = "(unpartitioned)" if not keys else keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]}"
+        from crypto_assets.up_to_date import INPUT_RUNS
+
+        if self.up_to_date is not None and keys and not force:
+            wanted = assets or self.assets(job_name)
+            intervals = (raw_config or {}).get("intervals")
+            stale = self.up_to_date.stale(wanted, keys, intervals)
+            if not stale:
+                self.skipped_runs += 1
+                _say(
+                    f"  {label:<22}  {job_name}: all {len(wanted)} asset(s) up to date in the lake and"
+                    f" the warehouse, nothing to do (checked in {time.monotonic() - t0:.1f} s)"
+                )
+                return
+            if len(stale) < len(wanted):
+                reasons = self.up_to_date.reasons
+                first = next((a for a in stale if reasons.get(a) != INPUT_RUNS), stale[0])
+                _say(
+                    f"  {label:<22}  {len(wanted) - len(stale)} of {len(wanted)} asset(s) up to date;"
+                    f" running {len(stale)} from {first} ({reasons.get(first, '')})"
+                )
+            assets = stale
+            if raw_config is not None and "raw_klines" not in assets:
+                raw_config = None
         # One line per warning on the terminal; a failure's stack stays in the run's event log.
         run_config: dict[str, Any] = {"loggers": {"terminal": {"config": {"log_level": "WARNING"}}}}
         if raw_config is not None:
             run_config["ops"] = {"raw_klines": {"config": raw_config}}
-        t0 = time.monotonic()
-        label = "(unpartitioned)" if not keys else keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]}"
         # A range runs as one Dagster run (the assets' backfill policy): one Spark job per layer.
         run_tags: dict[str, str] = (
             {}
@@ -284,7 +312,13 @@ class _Background:
     once in one process would leave the output redirected."""
 
     def __init__(
-        self, keys: list[str], assets: list[str], lake_root: Path, intervals: list[str], days_per_run: int
+        self,
+        keys: list[str],
+        assets: list[str],
+        lake_root: Path,
+        intervals: list[str],
+        days_per_run: int,
+        force: bool = False,
     ) -> None:
         from crypto_assets.automation import CLI_PART_ENV
         from crypto_assets.lake_lock import child_env
@@ -295,6 +329,7 @@ class _Background:
         # child left to its own defaults (a month per run with 1m) would make 60 x 37 calls for
         # five years instead of 37.
         command += ["--intervals", ",".join(intervals), "--days-per-run", str(days_per_run)]
+        command += ["--force"] if force else []
         self._assets = assets
         # Part of this run: it writes under this process's lake lock.
         self._process = subprocess.Popen(
@@ -425,6 +460,8 @@ def _run(args: argparse.Namespace, settings: Settings, keys: list[str]) -> int:
         settings, emulator=not (args.no_services or args.no_ingest), warehouse=not args.no_services, say=_say
     ):
         runner = _Runner()
+        if not args.force:
+            runner.up_to_date = _up_to_date_check(runner, settings)
         chunks = _chunks(keys, days_per_run)
         selected = args.assets or runner.assets(job_name)
         unknown = sorted(set(selected) - set(runner.assets(job_name)))
@@ -442,7 +479,7 @@ def _run(args: argparse.Namespace, settings: Settings, keys: list[str]) -> int:
             # CoinGecko's free plan allows 30 calls a minute (37 tokens: ~75 s of waiting): fetch
             # the range's USD markets in a child process, beside Spark work that does not read
             # them: the warm-up, or the klines' own layers.
-            markets = _Background(keys, [COINGECKO], settings.lake_root, intervals, days_per_run)
+            markets = _Background(keys, [COINGECKO], settings.lake_root, intervals, days_per_run, args.force)
             selected = [a for a in selected if a != COINGECKO]
         if warm_up is not None:
             _warm(runner, warm_up, raw_days)
@@ -467,6 +504,21 @@ def _run(args: argparse.Namespace, settings: Settings, keys: list[str]) -> int:
     )
     _say("  lineage:    make dev, then open http://127.0.0.1:3000")
     return 0
+
+
+def _up_to_date_check(runner: _Runner, settings: Settings) -> Any:
+    """The check that lets a run skip what the lake and the warehouse already hold."""
+    import snowflake.connector
+
+    from crypto_assets.definitions import defs
+    from crypto_assets.up_to_date import UpToDate, asset_shapes, snowflake_rows
+
+    return UpToDate(
+        runner.instance,
+        asset_shapes(defs.resolve_asset_graph()),
+        settings.lake_root,
+        snowflake_rows(lambda: snowflake.connector.connect(**settings.connector_args())),
+    )
 
 
 def _fill_targets(runner: Any, keys: list[str], raw_days: set[str], selected: list[str]) -> None:
@@ -572,13 +624,15 @@ def _train_if_nothing_serves(runner: _Runner, settings: Settings, keys: list[str
                 if card
                 else "the predictions stay with the best baseline"
             )
+            # Predicted again even so: the training materialized the serving asset, which the
+            # predictions read, and a later `run` would otherwise find them out of date.
             _say(f"  {name} model not promoted: {reasons}; {then}")
-            if card is None:
-                continue
         else:
             _say(f"  {name} model {serving['version']} now serves: predicting the range with it")
         for chunk in _chunks(keys, len(keys)):
-            runner.run("ml_prediction_job", chunk, None, predict)
+            # Forced: a refused candidate changes no materialization upstream, yet its fitted
+            # baselines are what the predictions now come from.
+            runner.run("ml_prediction_job", chunk, None, predict, force=True)
 
 
 def _chunks(keys: list[str], size: int) -> list[list[str]]:
@@ -947,6 +1001,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-warm-up",
         action="store_true",
         help="do not fetch the features' look-back history (ingestion.history) before the range",
+    )
+    run.add_argument(
+        "--force",
+        action="store_true",
+        help="materialize every asset of every day again, even those the lake and the warehouse already"
+        " hold up to date (default: they are checked and skipped)",
     )
     run.add_argument(
         "--no-train",

@@ -166,6 +166,25 @@ def test_a_fresh_lake_run_is_warm_then_sql(fresh_run, monkeypatch):
     assert intervals(31) == {"1d"} and intervals(30) == intervals(1) == {"1d", "1h"}
 
 
+def test_a_re_run_of_a_day_the_lake_and_warehouse_hold_only_checks_it(fresh_run):
+    """The fresh run's day again: every asset is found up to date (the lake's folders, the
+    warehouse's rows, nothing newer upstream), so no Dagster run is even created. (Before the
+    forced re-run below, which materializes raw again.)"""
+    assert fresh_run.run.returncode == 0
+    env = fresh_run.env
+    started = time.time()
+    again = _cli("run", "--start", DAY, "--end", DAY, "--no-train", env=env)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "asset(s) up to date in the lake and the warehouse, nothing to do" in again.stdout, again.stdout
+    records = _python(
+        "from dagster import DagsterInstance\n"
+        "print(sum(1 for r in DagsterInstance.get().get_run_records() if r.create_timestamp.timestamp() >= "
+        f"{started}))",
+        env,
+    )
+    assert records.strip() == "0"
+
+
 def test_without_a_warm_up_the_klines_layers_run_beside_the_coingecko_fetch(fresh_run):
     """A deep history (`--no-warm-up`) spends CoinGecko's rate-limited minutes running the
     assets that do not read it; the ones that do run after the fetch. Re-runs the fresh run's
@@ -185,6 +204,7 @@ def test_without_a_warm_up_the_klines_layers_run_beside_the_coingecko_fetch(fres
         "1h,1d",
         "--assets",
         assets,
+        "--force",  # the day is up to date: without it, nothing would run
         env=env,
     )
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]

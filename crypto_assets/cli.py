@@ -200,6 +200,12 @@ class _Runner:
             assets = stale
             if raw_config is not None and "raw_klines" not in assets:
                 raw_config = None
+            # The days before the first stale one need nothing: e.g. only a month's last day,
+            # whose targets read the next month, materialized since.
+            first = self.up_to_date.first_day
+            if first is not None and first > keys[0]:
+                keys = [day for day in keys if day >= first]
+                label = keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]}"
         # One line per warning on the terminal; a failure's stack stays in the run's event log.
         run_config: dict[str, Any] = {"loggers": {"terminal": {"config": {"log_level": "WARNING"}}}}
         if raw_config is not None:
@@ -572,6 +578,8 @@ def run_chunks(
     read it run first, beside the fetch (two runs per chunk instead of one, ~2 s each: worth it
     where the fetch is long, as in a deep history). Returns the assets of the last runs."""
 
+    everything = list(selected)
+
     def run(assets: list[str]) -> None:
         for chunk in chunks if assets else []:
             runner.run(job_name, chunk, raw_config if "raw_klines" in assets else None, assets)
@@ -583,6 +591,10 @@ def run_chunks(
     if markets is not None:
         markets.wait()
     run(selected)
+    if len(chunks) > 1 and getattr(runner, "up_to_date", None) is not None:
+        # A chunk's last days read the next chunk's first (targets look ahead), materialized after
+        # them: those days, found out of date now, run again, so no month ends with null targets.
+        run(everything)
     return selected
 
 

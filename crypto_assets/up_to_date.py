@@ -123,6 +123,9 @@ class UpToDate:
         self.warehouse_rows = warehouse_rows
         self.now = now
         self.reasons: dict[str, str] = {}
+        # The first day of the last ``stale`` call's days not up to date: the days before it
+        # need nothing, so the run can start there.
+        self.first_day: str | None = None
 
     def _latest_ids(self, key: AssetKey) -> dict[str, int]:
         storage = self.instance.event_log_storage
@@ -152,15 +155,18 @@ class UpToDate:
         self, selected: Iterable[str], days: Sequence[str], intervals: Sequence[str] | None
     ) -> list[str]:
         """The assets of ``selected`` to run for ``days``: those with a day not up to date, and
-        every selected asset downstream of one of them. ``self.reasons`` says why, per asset."""
+        every selected asset downstream of one of them. ``self.reasons`` says why, per asset,
+        and ``self.first_day`` from which day on they need to run."""
         chosen = [AssetKey(name) for name in selected]
         self.reasons = {}
+        self.first_day = None
         run: set[AssetKey] = set()
         for key in chosen:
-            reason = self._why_not_up_to_date(key, days, intervals)
-            if reason:
+            stale = self._why_not_up_to_date(key, days, intervals)
+            if stale:
                 run.add(key)
-                self.reasons[key.to_user_string()] = reason
+                self.reasons[key.to_user_string()] = stale[1]
+                self.first_day = min(self.first_day or stale[0], stale[0])
         # Downstream of anything that runs, within the selection.
         frontier = list(run)
         wanted = set(chosen)
@@ -172,43 +178,59 @@ class UpToDate:
                     frontier.append(child)
         return [key.to_user_string() for key in chosen if key in run]
 
-    def _why_not_up_to_date(self, key: AssetKey, days: Sequence[str], intervals: Sequence[str] | None) -> str:
+    def _why_not_up_to_date(
+        self, key: AssetKey, days: Sequence[str], intervals: Sequence[str] | None
+    ) -> tuple[str, str] | None:
+        """(the first day of ``days`` that is not up to date, why), or None when all are."""
         shape = self.shapes.get(key)
         if shape is None or not shape.partitioned:
-            return "a model: always trained or refreshed"
+            return days[0], "a model: always trained or refreshed"
         records = self._latest_records(key, days)
-        if len(records) < len(days):
-            return "not materialized yet"
+        found: list[tuple[str, str]] = []
+        missing = [day for day in days if day not in records]
+        if missing:
+            found.append((missing[0], "not materialized yet"))
+        present = [day for day in days if day in records]
         now = self.now()
-        for day in days:
+        for day in present:
             finished = _day_end(day)
             if finished > now or records[day].timestamp < finished.timestamp():
-                return f"{day} was materialized before its data was final"
+                found.append((day, f"{day} was materialized before its data was final"))
+                break
         for window in shape.inputs:
             if not window.partitioned:
                 latest = self._latest_unpartitioned(window.upstream)
-                if latest is not None and any(latest > records[day].storage_id for day in days):
-                    return f"{window.upstream.to_user_string()} changed since"
+                changed = [day for day in present if latest is not None and latest > records[day].storage_id]
+                if changed:
+                    found.append((changed[0], f"{window.upstream.to_user_string()} changed since"))
                 continue
             upstream = self._latest_ids(window.upstream)
-            for day in days:
+            for day in present:
                 read = [_shift(day, offset) for offset in range(-window.days_before, window.days_after + 1)]
                 if any(upstream.get(d, -1) > records[day].storage_id for d in read):
-                    return f"{window.upstream.to_user_string()} of {day}'s window changed since"
+                    found.append((day, f"{window.upstream.to_user_string()} of {day}'s window changed since"))
+                    break
         if key.to_user_string() == RAW_KLINES and intervals:
-            for day in days:
+            for day in present:
                 fetched = records[day].asset_materialization.metadata.get("intervals_fetched")
                 have = set(fetched.value) if fetched is not None else set()
                 if not set(intervals) <= have:
-                    return f"{day} lacks intervals {sorted(set(intervals) - have)}"
-        return self._missing_data(shape, days, records)
+                    found.append((day, f"{day} lacks intervals {sorted(set(intervals) - have)}"))
+                    break
+        if not found:
+            gone = self._missing_data(shape, days, records)
+            if gone:
+                found.append(gone)
+        return min(found) if found else None
 
-    def _missing_data(self, shape: AssetShape, days: Sequence[str], records: Mapping[str, Any]) -> str:
+    def _missing_data(
+        self, shape: AssetShape, days: Sequence[str], records: Mapping[str, Any]
+    ) -> tuple[str, str] | None:
         name = shape.key.to_user_string()
         if shape.io_manager_key == LAKE_IO_MANAGER:
             folder = self.lake_root / (shape.layer or "") / name
             gone = [day for day in days if not (folder / f"dt={day}").is_dir()]
-            return f"{gone[0]} is not in the lake" if gone else ""
+            return (gone[0], f"{gone[0]} is not in the lake") if gone else None
         if shape.io_manager_key == WAREHOUSE_IO_MANAGER and shape.partition_expr:
             expected = 0
             for day in days:
@@ -217,8 +239,8 @@ class UpToDate:
             start = datetime.combine(date.fromisoformat(days[0]), datetime.min.time(), UTC)
             held = self.warehouse_rows(name, shape.partition_expr, start, _day_end(days[-1]))
             if held != expected:
-                return f"the warehouse holds {held} of its {expected} rows"
-        return ""
+                return days[0], f"the warehouse holds {held} of its {expected} rows"
+        return None
 
 
 def snowflake_rows(connect: Callable[[], Any]) -> Callable[[str, str, datetime, datetime], int | None]:

@@ -59,7 +59,7 @@ class Lake:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.instance = DagsterInstance.ephemeral()
-        self.tables: dict[str, int] = {}
+        self.tables: dict[str, dict[str, int]] = {}  # table -> day -> rows
 
     def materialize(self, key: AssetKey, days: list[str] = DAYS, rows: int = 24, **metadata: object) -> None:
         shape = SHAPES[key]
@@ -74,14 +74,24 @@ class Lake:
                 )
             )
         if shape.io_manager_key == WAREHOUSE_IO_MANAGER and shape.partitioned:
-            self.tables[key.path[-1]] = rows * len(days)
+            self.tables.setdefault(key.path[-1], {}).update(dict.fromkeys(days, rows))
+
+    def rows(self, table: str, start: datetime, end: datetime) -> int | None:
+        if table not in self.tables:
+            return None
+        inside = [
+            day
+            for day in self.tables[table]
+            if start <= datetime.fromisoformat(day).replace(tzinfo=UTC) < end
+        ]
+        return sum(self.tables[table][day] for day in inside)
 
     def check(self, now: datetime | None = None) -> UpToDate:
         return UpToDate(
             self.instance,
             SHAPES,
             self.root,
-            lambda table, column, start, end: self.tables.get(table),
+            lambda table, column, start, end: self.rows(table, start, end),
             now=(lambda: now) if now else (lambda: datetime.now(UTC)),
         )
 
@@ -121,11 +131,22 @@ def test_a_day_missing_from_the_lake_runs_with_everything_downstream(lake: Lake)
     check = lake.check()
     assert check.stale(SELECTED, DAYS, ["1m"]) == ["bronze_klines", "gold_market"]
     assert check.reasons == {"bronze_klines": "2026-11-02 is not in the lake", "gold_market": INPUT_RUNS}
+    assert check.first_day == "2026-11-02"  # the run starts there: 11-01 needs nothing
+
+
+def test_the_run_starts_at_the_first_day_out_of_date(lake: Lake) -> None:
+    """A month's last day read the next month's first, materialized since: only it runs."""
+    lake.everything()
+    lake.materialize(BRONZE, ["2026-11-03"])  # the next chunk's first day
+    check = lake.check()
+    assert check.stale(SELECTED, DAYS, ["1m"]) == ["gold_market"]
+    assert check.first_day == "2026-11-02"
+    assert check.stale(SELECTED, ["2026-11-01"], ["1m"]) == [] and check.first_day is None
 
 
 def test_a_warehouse_missing_rows_is_not_trusted(lake: Lake) -> None:
     lake.everything()
-    lake.tables["gold_market"] = 24  # one day's rows of two: another warehouse, a dropped table
+    lake.tables["gold_market"] = {DAYS[0]: 24}  # one day's rows of two: another warehouse, a dropped table
     check = lake.check()
     assert check.stale(SELECTED, DAYS, ["1m"]) == ["gold_market"]
     assert check.reasons["gold_market"] == "the warehouse holds 24 of its 48 rows"

@@ -152,7 +152,6 @@ class _Runner:
         # Set by `run` (not with --force): what the lake and the warehouse already hold is checked,
         # not computed again.
         self.up_to_date: Any = None
-        self.skipped_runs = 0
 
     def assets(self, job_name: str) -> list[str]:
         return self._location.assets(job_name)
@@ -184,7 +183,6 @@ class _Runner:
             intervals = (raw_config or {}).get("intervals")
             stale = self.up_to_date.stale(wanted, keys, intervals)
             if not stale:
-                self.skipped_runs += 1
                 _say(
                     f"  {label:<22}  {job_name}: all {len(wanted)} asset(s) up to date in the lake and"
                     f" the warehouse, nothing to do (checked in {time.monotonic() - t0:.1f} s)"

@@ -30,6 +30,8 @@ from typing import Any
 
 from dagster import AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance
 
+from crypto_assets.partitions import daily_partitions
+
 LAKE_IO_MANAGER = "lake_io_manager"
 WAREHOUSE_IO_MANAGER = "warehouse_io_manager"
 RAW_KLINES = "raw_klines"
@@ -95,7 +97,8 @@ def asset_shapes(graph: Any) -> dict[AssetKey, AssetShape]:
 
 
 def _day_end(day: str) -> datetime:
-    return datetime.combine(date.fromisoformat(day) + timedelta(days=1), datetime.min.time(), UTC)
+    """When the daily partition ``day`` closes (the partitions' own time window says it)."""
+    return daily_partitions.time_window_for_partition_key(day).end
 
 
 def _shift(day: str, offset: int) -> str:
@@ -126,10 +129,17 @@ class UpToDate:
         # The first day of the last ``stale`` call's days not up to date: the days before it
         # need nothing, so the run can start there.
         self.first_day: str | None = None
+        # Latest storage id per day, per asset, asked once per ``stale`` call: bronze alone is
+        # read by four assets.
+        self._ids: dict[AssetKey, dict[str, int]] = {}
 
     def _latest_ids(self, key: AssetKey) -> dict[str, int]:
-        storage = self.instance.event_log_storage
-        return storage.get_latest_storage_id_by_partition(key, DagsterEventType.ASSET_MATERIALIZATION)
+        if key not in self._ids:
+            storage = self.instance.event_log_storage
+            self._ids[key] = storage.get_latest_storage_id_by_partition(
+                key, DagsterEventType.ASSET_MATERIALIZATION
+            )
+        return self._ids[key]
 
     def _latest_unpartitioned(self, key: AssetKey) -> int | None:
         records = self.instance.fetch_materializations(key, limit=1).records
@@ -160,6 +170,7 @@ class UpToDate:
         chosen = [AssetKey(name) for name in selected]
         self.reasons = {}
         self.first_day = None
+        self._ids = {}
         run: set[AssetKey] = set()
         for key in chosen:
             stale = self._why_not_up_to_date(key, days, intervals)

@@ -17,7 +17,7 @@ AIRFLOW_PORT   ?= 8080
 # Where Airflow's DAGs find Dagster (the webserver of `make dev`).
 DAGSTER_URL    ?= http://127.0.0.1:$(DAGSTER_PORT)
 
-.PHONY: install run test dev live stream dashboard browser airflow airflow-venv lint format bench clean
+.PHONY: install run test dev live stream dashboard browser airflow airflow-venv docker-constraints lint format bench clean
 
 install: $(STAMP)
 
@@ -88,6 +88,13 @@ airflow: $(AIRFLOW_STAMP)
 	DAGSTER_URL=$(DAGSTER_URL) \
 	PYTHONPATH=$(CURDIR) PATH=$(CURDIR)/$(AIRFLOW_VENV)/bin:$$PATH \
 	$(AIRFLOW_VENV)/bin/airflow standalone
+
+## make docker-constraints: pin the images' packages to what the virtualenvs `make test` ran with
+docker-constraints: $(STAMP) $(AIRFLOW_STAMP)
+	{ echo "# Written by make docker-constraints from the tested virtualenv: the images install these versions."; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v -i -E '^(crypto-analytics|py-spy)=='; } > docker/constraints.txt
+	{ echo "# Written by make docker-constraints from the tested Airflow virtualenv."; \
+	  $(AIRFLOW_VENV)/bin/python -m pip freeze; } > docker/airflow-constraints.txt
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

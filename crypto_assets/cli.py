@@ -797,6 +797,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
         flush_seconds=args.flush_seconds,
         silence_seconds=args.silence_seconds,
         max_connection_seconds=args.max_connection_seconds,
+        heartbeat_path=folder / ".heartbeat.json",
     )
 
     async def stream() -> Any:

@@ -235,6 +235,11 @@ def local_services(
             leases["warehouse"] = Lease("warehouse", whost, wport)
             if _warehouse_ready(whost, wport):
                 say(f"embedded warehouse: reusing http://{whost}:{wport}")
+            elif whost not in ("127.0.0.1", "localhost"):
+                # Another machine's (a container's): ours to use, not to start.
+                raise ServiceError(
+                    f"the embedded warehouse at http://{whost}:{wport} (WAREHOUSE_HOST) does not answer"
+                )
             else:
                 data_dir = str(settings.warehouse_data_dir)
                 say(f"embedded warehouse: starting on http://{whost}:{wport} (data in {data_dir})")

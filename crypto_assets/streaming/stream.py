@@ -15,6 +15,7 @@ it was repaired (``stream/gaps``):
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -52,6 +53,10 @@ class StreamSettings:
     max_connection_seconds: float | None = None
     trade_grace_seconds: float = 3.0
     streams_per_connection: int = 1024
+    # Rewritten every few seconds while the loop runs: the health check of a service without a
+    # port (docker-compose.yml's `stream`). None: no heartbeat.
+    heartbeat_path: Path | None = None
+    heartbeat_seconds: float = 5.0
 
 
 @dataclass
@@ -278,7 +283,14 @@ class Streamer:
     async def _tick(self, stop: asyncio.Event, on_status: Callable[[StreamReport], None] | None) -> None:
         """Every second: the trade-id checks whose grace is over, a flush if one is due, status."""
         last_status = time.monotonic()
+        last_beat = 0.0
         while not stop.is_set():
+            if (
+                self.config.heartbeat_path is not None
+                and time.monotonic() - last_beat >= self.config.heartbeat_seconds
+            ):
+                self._beat(self.config.heartbeat_path)
+                last_beat = time.monotonic()
             await asyncio.sleep(1.0)
             now = time.monotonic()
             self._check_trades(now)
@@ -288,6 +300,24 @@ class Streamer:
                 self._sync_report()
                 on_status(self.report)
                 last_status = now
+
+    def _beat(self, path: Path) -> None:
+        """The heartbeat: when, and the counters so far (written whole, then renamed)."""
+        self._sync_report()
+        beat = {
+            "at": datetime.now(UTC).isoformat(),
+            "frames": self.report.frames,
+            "klines": self.report.klines,
+            "trades": self.report.trades,
+            "reconnects": self.report.reconnects,
+            "last_close_ms": self.report.last_close_ms,
+        }
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            tmp.write_text(json.dumps(beat))
+            tmp.replace(path)
+        except OSError as exc:  # a full disk must not stop the stream; the health check will see it
+            log.warning("stream: heartbeat not written: %s", exc)
 
     def _check_trades(self, now: float) -> None:
         """The closed minutes whose grace is over: every trade id from the kline's first to its

@@ -69,3 +69,18 @@ def test_a_dead_users_lease_does_not_keep_a_service(tmp_path: Path):
     # A recorded pid that is not one of our services is never signalled.
     lease.record_service(os.getpid())
     assert lease.service_pid() is None
+
+
+def test_a_warehouse_on_another_host_is_used_never_started(tmp_path: Path, monkeypatch):
+    # In the containers WAREHOUSE_HOST names the warehouse's own service: when it does not
+    # answer, the error says so instead of starting a server that cannot bind that name.
+    from crypto_assets.services import ServiceError, local_services
+    from resources.settings import Settings
+
+    monkeypatch.setenv("LAKE_ROOT", str(tmp_path / "lake"))
+    monkeypatch.setenv("WAREHOUSE_HOST", "warehouse.invalid")
+    monkeypatch.setenv("WAREHOUSE_PORT", str(free_port()))
+    with pytest.raises(ServiceError, match=r"warehouse\.invalid.*does not answer"):
+        with local_services(Settings.from_env(), emulator=False, say=lambda _: None):
+            pass
+    assert not (tmp_path / "lake" / "logs" / "warehouse.log").exists()

@@ -7,7 +7,6 @@ import re
 import subprocess
 from pathlib import Path
 
-
 REPO = Path(__file__).resolve().parents[2]
 BIN = REPO / ".venv" / "bin"
 # The Compose binary itself: the PyPI package's `docker-compose` script wraps it and loses its

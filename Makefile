@@ -17,7 +17,7 @@ AIRFLOW_PORT   ?= 8080
 # Where Airflow's DAGs find Dagster (the webserver of `make dev`).
 DAGSTER_URL    ?= http://127.0.0.1:$(DAGSTER_PORT)
 
-.PHONY: install run test dev live stream dashboard browser airflow airflow-venv docker-constraints lint format bench clean
+.PHONY: install run test dev live stream dashboard browser native-services airflow airflow-venv docker-constraints lint format bench clean
 
 install: $(STAMP)
 
@@ -33,8 +33,9 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/crypto-analytics run $(ARGS)
 
-## make test: lint + the whole test suite (the dashboard's browser test needs chromium)
-test: $(STAMP) browser $(AIRFLOW_STAMP)
+## make test: lint + the whole test suite (the dashboard's browser test needs chromium; the
+## compose services' native run needs Postgres and a private network namespace)
+test: $(STAMP) browser native-services $(AIRFLOW_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -63,6 +64,15 @@ browser:
 	@command -v chromium >/dev/null || { \
 		echo "installing chromium for the dashboard's browser test"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# Debian's Postgres binaries (the compose file's database, run natively by the tests; no server
+# is left running) and the tools that give those tests a private network namespace.
+native-services:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v ip >/dev/null \
+		&& command -v unshare >/dev/null && command -v nsenter >/dev/null || { \
+		echo "installing postgresql, iproute2 and util-linux for the compose services' native test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			postgresql iproute2 util-linux >/dev/null; }
 
 ## make airflow-venv: Airflow 3 in its own virtualenv (shares nothing with Dagster's)
 airflow-venv: $(AIRFLOW_STAMP)

@@ -56,6 +56,29 @@ def _spark_conf() -> dict[str, str]:
     return {str(k): str(v) for k, v in parsed.items()}
 
 
+# Object stores Spark can address; the lake cannot live on them yet (docs/deploy.md).
+OBJECT_STORE_SCHEMES = ("s3", "s3a", "s3n", "gs", "gcs", "abfs", "abfss", "wasb", "wasbs", "az", "hdfs")
+
+
+def _lake_root(raw: str) -> Path:
+    """The lake's root folder: a local or mounted path (``file://`` allowed). An object-store URL
+    is refused by name: the lake's atomic partition swap is a directory rename, which S3 and GCS
+    do not have, and its lock is a local file lock."""
+    url = urlparse(raw)
+    if url.scheme == "file":
+        return Path(url.path).expanduser().resolve()
+    if url.scheme in OBJECT_STORE_SCHEMES:
+        raise SettingsError(
+            f"LAKE_ROOT={raw!r}: an object-store lake ({url.scheme}://) is not supported yet; the lake's"
+            " atomic partition swaps are directory renames and its lock a local file lock. Use a local"
+            " or shared POSIX path (an NFS or CSI file share on a cluster); docs/deploy.md says what an"
+            " object store would need"
+        )
+    if url.scheme and len(url.scheme) > 1:  # not a Windows drive letter
+        raise SettingsError(f"LAKE_ROOT={raw!r}: a folder path is expected, not a {url.scheme}:// URL")
+    return Path(raw).expanduser().resolve()
+
+
 @dataclass(frozen=True)
 class Settings:
     lake_root: Path
@@ -104,7 +127,7 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        lake_root = Path(os.getenv("LAKE_ROOT", "lake")).expanduser().resolve()
+        lake_root = _lake_root(os.getenv("LAKE_ROOT") or "lake")
         rest = os.getenv("BINANCE_REST_URL", f"http://127.0.0.1:{DEFAULT_EMULATOR_PORT}")
         ws = os.getenv(
             "BINANCE_WS_URL",

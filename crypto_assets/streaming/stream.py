@@ -286,10 +286,10 @@ class Streamer:
         last_beat = 0.0
         while not stop.is_set():
             if (
-                self.config.heartbeat_path is not None
-                and time.monotonic() - last_beat >= self.config.heartbeat_seconds
+                self.settings.heartbeat_path is not None
+                and time.monotonic() - last_beat >= self.settings.heartbeat_seconds
             ):
-                self._beat(self.config.heartbeat_path)
+                self._beat(self.settings.heartbeat_path)
                 last_beat = time.monotonic()
             await asyncio.sleep(1.0)
             now = time.monotonic()

@@ -65,9 +65,19 @@ def test_real_snowflake_exchange_and_cluster_are_settings(clean_env):
         ("BINANCE_REST_URL", "ftp://x", "BINANCE_REST_URL must be a http/https URL"),
         ("BINANCE_WS_URL", "http://x", "BINANCE_WS_URL must be a ws/wss URL"),
         ("KLINES_SOURCE", "ftp", "KLINES_SOURCE must be one of"),
+        # An object store would otherwise become a local folder named "s3a:" under the cwd.
+        ("LAKE_ROOT", "s3a://bucket/lake", r"LAKE_ROOT='s3a://bucket/lake': an object-store lake \(s3a://\)"),
+        ("LAKE_ROOT", "gs://bucket/lake", "not supported yet"),
+        ("LAKE_ROOT", "abfss://lake@account.dfs.core.windows.net/", "not supported yet"),
+        ("LAKE_ROOT", "ftp://host/lake", "a folder path is expected"),
     ],
 )
 def test_bad_settings_name_the_variable(clean_env, name, value, message):
     clean_env.setenv(name, value)
     with pytest.raises(SettingsError, match=message):
         Settings.from_env()
+
+
+def test_a_file_url_lake_root_is_its_path(clean_env, tmp_path):
+    clean_env.setenv("LAKE_ROOT", f"file://{tmp_path}/lake")
+    assert Settings.from_env().lake_root == tmp_path / "lake"

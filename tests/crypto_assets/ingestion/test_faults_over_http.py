@@ -73,8 +73,8 @@ def test_a_body_truncated_every_time_fails_naming_the_url_and_attempts(emulator_
 
 
 def test_the_budget_keeps_a_fast_client_under_the_weight_limit(emulator_url):
-    """A budget of 100 weight per 2 s against the emulator's default 6000/min: no 429."""
-    with BinanceClient(emulator_url, weight_per_minute=100, weight_window_seconds=2.0) as client:
-        for _ in range(60):  # 120 weight: must spill into a second window
+    """A budget of 20 weight per 2 s against the emulator's default 6000/min: no 429."""
+    with BinanceClient(emulator_url, weight_per_minute=20, weight_window_seconds=2.0) as client:
+        for _ in range(15):  # 30 weight: must spill into a second window
             client.klines("ETHUSDT", "1m", DAY, DAY + 60_000)
         assert client.http.rate_limited == 0 and client.budget.waited_seconds > 0

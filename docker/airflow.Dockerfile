@@ -1,6 +1,6 @@
 # Airflow 3, its own image and its own dependencies (airflow_bridge/requirements.txt, pinned by
 # docker/airflow-constraints.txt): it shares no package with the platform's images. Its DAGs only
-# launch Dagster jobs over the webserver's GraphQL API and wait for them (~0.45 GB).
+# launch Dagster jobs over the webserver's GraphQL API and wait for them (~0.45 GB: 0.3 GB of packages).
 # One image for the API server, the scheduler (LocalExecutor: tasks run in it) and the DAG
 # processor; docker-compose.yml gives each its command and health check.
 

@@ -23,13 +23,14 @@ import json
 import os
 import re
 import shlex
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from crypto_assets.services import Service
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_BIN = next((REPO / ".venv" / "lib").glob("python3*/site-packages/compose/docker-compose"))
@@ -94,20 +95,13 @@ def image_env(dockerfile: str, target: str) -> dict[str, str]:
 
 
 @dataclass
-class Running:
-    name: str
-    process: subprocess.Popen
-    log: Path
-
-
-@dataclass
 class NativeStack:
     """The file's services, natively, in one private network namespace."""
 
     root: Path
     profiles: tuple[str, ...] = ()
     config: dict = field(default_factory=dict)
-    running: dict[str, Running] = field(default_factory=dict)
+    running: dict[str, Service] = field(default_factory=dict)
     namespace: subprocess.Popen | None = None
     postgres_dir: Path | None = None
 
@@ -183,7 +177,7 @@ class NativeStack:
         ]
 
     # --- services ---------------------------------------------------------------------------
-    def start(self, name: str) -> Running:
+    def start(self, name: str) -> Service:
         service = self.services[name]
         log = self.root / "logs" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -199,7 +193,7 @@ class NativeStack:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        self.running[name] = Running(name, process, log)
+        self.running[name] = Service(name, process, log)
         return self.running[name]
 
     def exec(
@@ -260,20 +254,12 @@ class NativeStack:
             raise AssertionError(f"{name} exited with {code}:\n{self.tail(name)}")
 
     def tail(self, name: str, chars: int = 3000) -> str:
-        return self.running[name].log.read_text(errors="replace")[-chars:]
+        return self.running[name].log_path.read_text(errors="replace")[-chars:]
 
     def stop(self, name: str, timeout: float = 30) -> None:
         running = self.running.pop(name, None)
-        if running is None or running.process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(running.process.pid, signal.SIGTERM)
-        try:
-            running.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(running.process.pid, signal.SIGKILL)
-            running.process.wait(timeout=10)
+        if running is not None:
+            running.stop(timeout)  # its whole process group
 
     def close(self) -> None:
         for name in reversed(list(self.running)):
@@ -290,7 +276,7 @@ class NativeStack:
             subprocess.run(["rm", "-rf", str(self.postgres_dir)], check=False)
 
     # --- Postgres: the official image's entrypoint, done by hand ----------------------------
-    def _start_postgres(self, name: str, log: Path) -> Running:
+    def _start_postgres(self, name: str, log: Path) -> Service:
         service = self.services[name]
         env = service["environment"]
         port = service["expose"][0]
@@ -350,7 +336,7 @@ class NativeStack:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        self.running[name] = Running(name, process, log)
+        self.running[name] = Service(name, process, log)
         psql_env = {**os.environ, "PGPASSWORD": env["POSTGRES_PASSWORD"]}
         psql = [
             str(pg / "psql"),

@@ -156,8 +156,6 @@ class NativeStack:
         env.update({k: v for k, v in (self.services[name].get("environment") or {}).items() if v is not None})
         env.update(overrides)
         env = {k: self.native(name, v) for k, v in env.items()}
-        if env.get("JAVA_HOME") and not Path(env["JAVA_HOME"]).is_dir():
-            del env["JAVA_HOME"]  # another Java layout here: java from the PATH
         home = self.root / "home" / name
         home.mkdir(parents=True, exist_ok=True)
         env["HOME"] = str(home)

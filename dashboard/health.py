@@ -46,7 +46,13 @@ query DashboardAssets {
 
 
 def dagster_url() -> str:
+    """Where this process asks Dagster (in containers: the webserver's service name)."""
     return os.getenv("DAGSTER_URL", DEFAULT_DAGSTER_URL).rstrip("/")
+
+
+def dagster_public_url(url: str | None = None) -> str:
+    """Where the reader's browser opens Dagster's pages: DAGSTER_PUBLIC_URL, else the URL asked."""
+    return (os.getenv("DAGSTER_PUBLIC_URL") or url or dagster_url()).rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -80,9 +86,10 @@ def dagster_status(url: str | None = None, timeout: float = 3.0) -> DagsterStatu
     if body.get("errors"):
         return DagsterStatus(url, pd.DataFrame(), pd.DataFrame(), body["errors"][0].get("message", "error"))
     assets, checks = [], []
+    public = dagster_public_url(url)
     for node in body["data"]["assetNodes"]:
         name = "/".join(node["assetKey"]["path"])
-        link = f"{url}/assets/{quote(name)}"
+        link = f"{public}/assets/{quote(name)}"
         latest = (node.get("assetMaterializations") or [None])[0] or {}
         assets.append(
             {
@@ -107,7 +114,7 @@ def dagster_status(url: str | None = None, timeout: float = 3.0) -> DagsterStatu
                     "partition": evaluation.get("partition"),
                     "when": _utc(execution.get("timestamp")),
                     "run_id": execution.get("runId"),
-                    "link": f"{url}/runs/{execution['runId']}" if execution.get("runId") else link,
+                    "link": f"{public}/runs/{execution['runId']}" if execution.get("runId") else link,
                 }
             )
     return DagsterStatus(url, pd.DataFrame(assets), pd.DataFrame(checks))

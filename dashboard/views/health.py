@@ -79,7 +79,7 @@ else:
         ui.table(status.checks, "asset-checks", column_config=link)
 
 st.subheader("Failed runs")
-failures = health.recorded_failures(settings.run_failures_path, health.dagster_url())
+failures = health.recorded_failures(settings.run_failures_path, health.dagster_public_url())
 if failures.empty:
     st.success("No failed run recorded (the run_failure_recorder sensor of `make dev` records them).")
 else:

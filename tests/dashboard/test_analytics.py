@@ -122,6 +122,32 @@ def test_dagster_status_says_when_the_ui_is_down():
     assert not status.reachable and "ConnectError" in (status.error or "")
 
 
+def test_links_open_the_public_url_while_queries_go_to_the_service(monkeypatch):
+    # In the containers the dashboard asks http://webserver:3000; the reader's browser cannot.
+    import httpx
+
+    body = {"data": {"assetNodes": [{"assetKey": {"path": ["bronze_klines"]}, "groupName": "bronze",
+             "assetMaterializations": [{"timestamp": "1700000000000", "runId": "r1"}],
+             "assetChecksOrError": {"checks": [{"name": "rows", "executionForLatestMaterialization":
+             {"status": "SUCCEEDED", "runId": "r1", "timestamp": 1700000000}}]}}]}}  # fmt: skip
+    asked = []
+
+    def post(url, **_):
+        asked.append(url)
+        return httpx.Response(200, json=body, request=httpx.Request("POST", url))
+
+    monkeypatch.setattr(health.httpx, "post", post)
+    monkeypatch.setenv("DAGSTER_PUBLIC_URL", "http://127.0.0.1:3000")
+    status = health.dagster_status("http://webserver:3000")
+    assert asked == ["http://webserver:3000/graphql"]
+    assert status.assets["link"].tolist() == ["http://127.0.0.1:3000/assets/bronze_klines"]
+    assert status.checks["link"].tolist() == ["http://127.0.0.1:3000/runs/r1"]
+    monkeypatch.delenv("DAGSTER_PUBLIC_URL")
+    assert health.dagster_status("http://webserver:3000").assets["link"].tolist() == [
+        "http://webserver:3000/assets/bronze_klines"
+    ]
+
+
 @pytest.mark.parametrize(
     ("price", "shown"),
     [

@@ -108,8 +108,13 @@ def test_the_services_find_each_other_by_the_names_the_file_gives(stack: NativeS
         """,
     )
     assert info.strip() == "200"
-    # The stream reached the exchange (ws://emulator:8765) and keeps its heartbeat.
-    heartbeat = json.loads((stack.volume("lake") / "stream" / ".heartbeat.json").read_text())
+    # The stream reached the exchange (ws://emulator:8765) and keeps its heartbeat (its first
+    # beat comes before any frame: wait for one that counts frames).
+    beat = stack.volume("lake") / "stream" / ".heartbeat.json"
+    deadline = time.monotonic() + 60
+    while json.loads(beat.read_text())["frames"] == 0 and time.monotonic() < deadline:
+        time.sleep(1)
+    heartbeat = json.loads(beat.read_text())
     assert heartbeat["frames"] > 0 and heartbeat["reconnects"] == 0
     # The dashboard serves its page on dashboard:8501.
     assert _listening(stack, "dashboard", "8501")

@@ -87,7 +87,7 @@ def test_the_services_find_each_other_by_the_names_the_file_gives(stack: NativeS
     )
     entries = json.loads(answer)["data"]["workspaceOrError"]["locationEntries"]
     assert [(e["name"], e["locationOrLoadError"]["__typename"]) for e in entries] == [
-        ("crypto_assets", "RepositoryLocation")
+        ("crypto_assets.definitions", "RepositoryLocation")
     ]
     # The code container reaches the warehouse by name (WAREHOUSE_HOST=warehouse).
     done = stack.exec("code", ["crypto-analytics", "sql", "SELECT 41 + 1 AS ANSWER"], timeout=120)

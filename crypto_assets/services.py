@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from resources.settings import Settings
+from resources.settings import LOOPBACK_HOSTS, Settings
 
 
 class ServiceError(RuntimeError):
@@ -235,7 +235,7 @@ def local_services(
             leases["warehouse"] = Lease("warehouse", whost, wport)
             if _warehouse_ready(whost, wport):
                 say(f"embedded warehouse: reusing http://{whost}:{wport}")
-            elif whost not in ("127.0.0.1", "localhost"):
+            elif whost not in LOOPBACK_HOSTS:
                 # Another machine's (a container's): ours to use, not to start.
                 raise ServiceError(
                     f"the embedded warehouse at http://{whost}:{wport} (WAREHOUSE_HOST) does not answer"

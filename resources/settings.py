@@ -37,8 +37,12 @@ def _int(name: str, default: int) -> int:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
 
 
+# Hosts that are this machine: an embedded service there is ours to start.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
+
+
 def _is_loopback(url: str) -> bool:
-    return urlparse(url).hostname in ("127.0.0.1", "localhost")
+    return urlparse(url).hostname in LOOPBACK_HOSTS
 
 
 def _spark_conf() -> dict[str, str]:

@@ -118,11 +118,11 @@ class FreshRun:
     root: Path
 
 
-def _small_universe(path: Path) -> Path:
+def _small_universe(path: Path, tokens: set[str] = FRESH_RUN_TOKENS) -> Path:
     from crypto_assets.universe import DEFAULT_UNIVERSE_PATH
 
     raw = yaml.safe_load(DEFAULT_UNIVERSE_PATH.read_text())
-    raw["tokens"] = [t for t in raw["tokens"] if t["symbol"] in FRESH_RUN_TOKENS]
+    raw["tokens"] = [t for t in raw["tokens"] if t["symbol"] in tokens]
     path.write_text(yaml.safe_dump(raw))
     return path
 

@@ -33,6 +33,8 @@ from pathlib import Path
 from crypto_assets.services import Service
 
 REPO = Path(__file__).resolve().parents[2]
+# The Compose binary itself: the PyPI package's `docker-compose` script wraps it and loses its
+# exit status (an invalid file "passes").
 COMPOSE_BIN = next((REPO / ".venv" / "lib").glob("python3*/site-packages/compose/docker-compose"))
 VENVS = {"docker/Dockerfile": REPO / ".venv", "docker/airflow.Dockerfile": REPO / ".venv-airflow"}
 # Every service's image, by name, when the file uses it without a build section of its own.

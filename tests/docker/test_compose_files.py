@@ -7,20 +7,14 @@ import re
 import subprocess
 from pathlib import Path
 
+from tests.docker.native import COMPOSE_BIN, IMAGE_BUILDS, VENVS
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = REPO / ".venv" / "bin"
-# The Compose binary itself: the PyPI package's `docker-compose` script wraps it and loses its
-# exit status (an invalid file "passes").
-COMPOSE_BIN = next((REPO / ".venv" / "lib").glob("python3*/site-packages/compose/docker-compose"))
 COMPOSE = REPO / "docker-compose.yml"
 DOCKERFILES = sorted((REPO / "docker").glob("*Dockerfile"))
 # Image name -> the local virtualenv that stands for its /opt/venv.
-IMAGE_VENVS = {
-    "crypto-analytics/app": REPO / ".venv",
-    "crypto-analytics/code": REPO / ".venv",
-    "crypto-analytics/dagster": REPO / ".venv",
-    "crypto-analytics/airflow": REPO / ".venv-airflow",
-}
+IMAGE_VENVS = {image: VENVS[dockerfile] for image, (dockerfile, _) in IMAGE_BUILDS.items()}
 
 
 def compose(*args: str, env_file: Path | None = None) -> subprocess.CompletedProcess:
@@ -196,21 +190,14 @@ def _image_files(target: str) -> set[str]:
 
 def test_every_command_and_file_a_service_starts_exists_in_its_image():
     services = config("spark")["services"]
-    targets = {
-        "crypto-analytics/app": "app",
-        "crypto-analytics/code": "code",
-        "crypto-analytics/dagster": "dagster",
-    }
     for name, service in services.items():
         image = service["image"].split(":")[0]
         if image not in IMAGE_VENVS:
             continue  # postgres: an upstream image
         venv = IMAGE_VENVS[image]
-        held = set(_image_files(targets[image])) if image in targets else set()
+        held = _image_files(IMAGE_BUILDS[image][1])
         if image == "crypto-analytics/code":
             held |= _image_files("app")  # code is built FROM app
-        if image == "crypto-analytics/airflow":
-            held = _image_files("airflow")
         checks = [service["healthcheck"]["test"][1:]] if "healthcheck" in service else []
         for words in (service["command"], *checks):
             program = words[0]

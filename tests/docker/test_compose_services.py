@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tests.conftest import _small_universe
 from tests.docker.native import NativeStack
 
 pytestmark = pytest.mark.integration
@@ -120,20 +121,9 @@ def test_the_services_find_each_other_by_the_names_the_file_gives(stack: NativeS
     assert _listening(stack, "dashboard", "8501")
 
 
-def _small_universe(path: Path) -> Path:
-    import yaml
-
-    from crypto_assets.universe import DEFAULT_UNIVERSE_PATH
-
-    raw = yaml.safe_load(DEFAULT_UNIVERSE_PATH.read_text())
-    raw["tokens"] = [t for t in raw["tokens"] if t["symbol"] in TOKENS]
-    path.write_text(yaml.safe_dump(raw))
-    return path
-
-
 def _run(stack: NativeStack, **env: str) -> subprocess.Popen:
     """`docker compose exec code crypto-analytics run ...` for the two days, started."""
-    universe = _small_universe(stack.volume("lake") / "universe.yaml")
+    universe = _small_universe(stack.volume("lake") / "universe.yaml", TOKENS)
     argv = ["crypto-analytics", "run", "--start", DAYS[0], "--end", DAYS[1], "--no-warm-up", "--no-train"]
     argv += ["--assets", ",".join(ASSETS)]
     return stack.exec_start("code", argv, UNIVERSE_FILE=f"/data/lake/{universe.name}", **env)

@@ -247,7 +247,7 @@ class UpToDate:
             for day in days:
                 count = records[day].asset_materialization.metadata.get("dagster/row_count")
                 expected += int(count.value) if count is not None else 0
-            start = datetime.combine(date.fromisoformat(days[0]), datetime.min.time(), UTC)
+            start = daily_partitions.time_window_for_partition_key(days[0]).start
             held = self.warehouse_rows(name, shape.partition_expr, start, _day_end(days[-1]))
             if held != expected:
                 return days[0], f"the warehouse holds {held} of its {expected} rows"

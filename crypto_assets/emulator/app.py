@@ -37,6 +37,7 @@ from crypto_assets.emulator.market import (
     quantity_decimals,
 )
 from crypto_assets.emulator.profiles import profile_for
+from crypto_assets.ingestion.binance import used_weight_header
 
 KLINES_MAX_LIMIT = 1000
 KLINES_DEFAULT_LIMIT = 500
@@ -125,6 +126,8 @@ class _BadParam(Exception):
 def create_app(market: Market, config: EmulatorConfig | None = None) -> Starlette:
     config = config or EmulatorConfig()
     ledger = WeightLedger(int(config.weight_window_seconds * 1000))
+    # Named after the window, as Binance does: -1M at the default minute, -6S for a scaled one.
+    window_header = used_weight_header(config.weight_window_seconds)
     book = faults.FaultBook()
     calls: dict[str, int] = defaultdict(int)
     klines_served: dict[str, int] = defaultdict(int)  # "SYMBOL interval" -> klines pages answered
@@ -145,7 +148,7 @@ def create_app(market: Market, config: EmulatorConfig | None = None) -> Starlett
                 at = config.clock()
                 client = request.client.host if request.client else "unknown"
                 used = ledger.charge(client, weight, at)
-                headers = {"X-MBX-USED-WEIGHT-1M": str(used), "X-MBX-USED-WEIGHT": str(used)}
+                headers = {window_header: str(used), "X-MBX-USED-WEIGHT": str(used)}
                 if used > config.weight_limit:
                     ledger.rejected += 1
                     return _error(

@@ -126,11 +126,24 @@ def validate_kline_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def used_weight_header(window_seconds: float) -> str:
+    """Binance's name for the weight used in a window: X-MBX-USED-WEIGHT-(intervalNum)(intervalLetter),
+    e.g. -1M for a minute, -10S for ten seconds."""
+    seconds = int(window_seconds)
+    if seconds != window_seconds or seconds <= 0:
+        raise ValueError(f"a weight window is a whole number of seconds, not {window_seconds}")
+    for letter, size in (("D", 86_400), ("H", 3_600), ("M", 60)):
+        if seconds % size == 0:
+            return f"X-MBX-USED-WEIGHT-{seconds // size}{letter}"
+    return f"X-MBX-USED-WEIGHT-{seconds}S"
+
+
 class BinanceClient:
     """Synchronous, thread-safe client for Binance's public spot REST API (or anything speaking it).
 
     Every request spends its documented weight from a shared :class:`RequestBudget` (Binance's
-    REQUEST_WEIGHT per minute, 6000 by default), kept in step with ``X-MBX-USED-WEIGHT-1M``.
+    REQUEST_WEIGHT per minute, 6000 by default), kept in step with the server's count of the same
+    window (``X-MBX-USED-WEIGHT-1M`` for a minute).
     """
 
     def __init__(
@@ -164,7 +177,11 @@ class BinanceClient:
         weight = response.headers.get("X-MBX-USED-WEIGHT-1M")
         if weight and weight.isdigit():
             self.used_weight = int(weight)
-            self.budget.observe(int(weight))
+        # The server's count joins ours only when it is counted over the same window: a minute's
+        # 22 says nothing about a 2-second window of 20 (and would stall it window after window).
+        own = response.headers.get(used_weight_header(self.budget.window_seconds))
+        if own and own.isdigit():
+            self.budget.observe(int(own))
 
     def _get(self, path: str, params: dict[str, Any] | None = None, weight: int = 1) -> Any:
         return self.http.get_json(path, params, cost=weight, on_response=self._observe_weight)

@@ -78,6 +78,14 @@ def test_request_weight_limit_answers_429_with_retry_after():
         assert client.get("/api/v3/ping").status_code == 200
 
 
+def test_a_scaled_weight_window_names_its_used_weight_header_after_itself():
+    config = EmulatorConfig(weight_window_seconds=6.0, clock=lambda: DAY + 5_000)
+    with TestClient(create_app(Market(load_universe()), config)) as client:
+        headers = client.get("/api/v3/ping").headers
+    assert headers["X-MBX-USED-WEIGHT-6S"] == headers["X-MBX-USED-WEIGHT"] == "1"
+    assert "X-MBX-USED-WEIGHT-1M" not in headers
+
+
 def test_kline_and_trade_streams_over_websocket(emulator_url: str):
     ws_url = emulator_url.replace("http", "ws")
 

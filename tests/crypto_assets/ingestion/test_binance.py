@@ -13,6 +13,7 @@ from crypto_assets.ingestion.binance import (
     Unavailable,
     klines_frame,
     parse_kline,
+    used_weight_header,
 )
 from crypto_assets.ingestion.http import UnreadableBody
 
@@ -119,6 +120,38 @@ def test_paginates_by_start_time_with_limit_1000():
     assert [int(c["startTime"]) for c in calls] == [DAY, DAY + 1000 * 60_000]
     assert all(c["limit"] == "1000" for c in calls)
     assert client.used_weight == 4
+
+
+@pytest.mark.parametrize(
+    ("seconds", "header"),
+    [(60, "X-MBX-USED-WEIGHT-1M"), (6, "X-MBX-USED-WEIGHT-6S"), (3600, "X-MBX-USED-WEIGHT-1H"),
+     (86_400, "X-MBX-USED-WEIGHT-1D"), (90, "X-MBX-USED-WEIGHT-90S")],
+)  # fmt: skip
+def test_the_used_weight_header_is_named_after_its_window(seconds: int, header: str):
+    assert used_weight_header(seconds) == header
+
+
+def test_a_window_is_whole_seconds():
+    with pytest.raises(ValueError, match="whole number of seconds"):
+        used_weight_header(0.5)
+
+
+def test_only_the_servers_count_of_the_budgets_own_window_joins_it():
+    minute = {"X-MBX-USED-WEIGHT-1M": "5000"}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=[_kline(DAY)], headers=minute)
+
+    # A 2 s window of 20 spends its own 2 per request: the minute's 5000 is another window's count.
+    client, sleeps = _client(handler, weight_per_minute=20, weight_window_seconds=2.0)
+    for _ in range(10):
+        client.klines("BTCUSDT", "1m", DAY, DAY + 60_000)
+    assert sleeps == [] and client.used_weight == 5000
+    # A minute's budget takes it: 5000 + 2 > 5000 allowed, so the next request waits a window.
+    client, sleeps = _client(handler, weight_per_minute=5000)
+    client.klines("BTCUSDT", "1m", DAY, DAY + 60_000)
+    client.klines("BTCUSDT", "1m", DAY, DAY + 60_000)
+    assert len(sleeps) == 1
 
 
 def test_429_waits_for_retry_after_then_succeeds():

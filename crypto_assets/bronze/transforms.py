@@ -114,9 +114,15 @@ def latest_ingestion(typed: DataFrame) -> DataFrame:
 
 
 def expected_grid(
-    observed: DataFrame, listings: DataFrame, intervals: Sequence[str], start: datetime
+    observed: DataFrame,
+    listings: DataFrame,
+    intervals: Sequence[str],
+    start: datetime,
+    list_complete_days: bool = False,
 ) -> DataFrame:
-    """Every interval start a series should have, between its real first and last bars.
+    """Every interval start a series should have, between its real first and last bars, on the
+    days that miss some (a day holding all its slots lists none: nothing of it can be missing;
+    ``list_complete_days`` lists them too, as before, for comparisons).
 
     For each (series, UTC day from ``start``) with at least one bar: the day's slots from the day's
     start if the series had a bar the day before (``observed`` includes that day), else from its
@@ -130,7 +136,16 @@ def expected_grid(
     per_day = (
         observed.where(F.col("token").isNotNull())
         .groupBy(*SERIES, day.alias("day"))
-        .agg(F.min("open_time").alias("_first"), F.max("open_time").alias("_last"))
+        .agg(
+            F.min("open_time").alias("_first"),
+            F.max("open_time").alias("_last"),
+            # What the day holds (one row per slot: ``observed`` is deduplicated), and how many
+            # of its bars lie off the interval's grid.
+            F.count("*").alias("_bars"),
+            F.sum(((F.unix_timestamp("open_time") - F.unix_timestamp(day)) % step != 0).cast("long")).alias(
+                "_off_grid"
+            ),
+        )
     )
     previous = per_day.select(*SERIES, (F.col("day") + F.expr("INTERVAL 1 DAY")).alias("day")).withColumn(
         "_had_previous", F.lit(True)
@@ -153,7 +168,7 @@ def expected_grid(
     )
     status = (
         days.join(F.broadcast(dated), on=F.col("_series") == F.col("_listed_series"), how="left")
-        .groupBy(*SERIES, "day", "_first", "_last", "_had_previous")
+        .groupBy(*SERIES, "day", "_first", "_last", "_bars", "_off_grid", "_had_previous")
         .agg(
             F.count("_listed_series").alias("_listings"),
             F.max(
@@ -165,8 +180,15 @@ def expected_grid(
     lo = F.when(F.col("_had_previous"), day_start).otherwise(F.unix_timestamp("_first"))
     delisted = (F.col("_listings") > 0) & ~F.coalesce(F.col("_listed_at_end"), F.lit(False))
     hi = F.when(delisted, F.greatest(F.unix_timestamp("_last") + step, F.col("_end"))).otherwise(day_end)
-    bounds = status.select(*SERIES, lo.alias("_lo"), hi.alias("_hi"))
-    slots = bounds.where(F.col("_hi") > F.col("_lo")).select(
+    bounds = status.select(*SERIES, lo.alias("_lo"), hi.alias("_hi"), "_bars", "_off_grid")
+    # A day whose bars are all on the grid and as many as its slots has no gap: its slots are
+    # never listed (a month of 1m is ~1.4 M slots, nearly all delivered), only the others'.
+    # (Every bar of the day lies in [lo, hi): lo is the day's start or its first bar, hi its end
+    # or past its last bar.)
+    slots_of_day = F.floor((F.col("_hi") - F.col("_lo")) / step)
+    complete = (F.col("_off_grid") == 0) & (F.col("_bars") == slots_of_day)
+    listed = F.col("_hi") > F.col("_lo")
+    slots = bounds.where(listed if list_complete_days else listed & ~complete).select(
         *SERIES, F.explode(F.sequence("_lo", F.col("_hi") - step, step)).alias("_slot")
     )
     return slots.withColumn("open_time", F.timestamp_seconds("_slot")).select(*SERIES, "open_time")

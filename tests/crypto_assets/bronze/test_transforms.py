@@ -106,6 +106,28 @@ def test_missing_bars_are_flagged_rows_left_null(spark):
     assert all(r["interval"] == "1h" and r["token"] == "BTC" for r in out)
 
 
+def test_a_bar_off_the_grid_does_not_count_for_the_slot_it_misses(spark):
+    # 24 bars for 24 slots, but one opens at 05:30 instead of 05:00: a complete-looking day whose
+    # 05:00 slot is still missing (the grid is listed for it, not skipped as a complete day).
+    rows = [
+        _raw_row("BTCUSDT", START + timedelta(hours=h), "1", datetime(2023, 6, 1), "1h") for h in range(24)
+    ]
+    rows[5] = _raw_row("BTCUSDT", START + timedelta(hours=5, minutes=30), "1", datetime(2023, 6, 1), "1h")
+    raw = spark.createDataFrame(pd.DataFrame(rows), schema=RAW_KLINES_SCHEMA)
+    out = clean_klines(raw, PAIRS, CATEGORIES, start=START, end=END).collect()
+    assert [r["open_time"] for r in out if r["is_gap"]] == [datetime(2023, 5, 6, 5)]
+    assert len(out) == 25  # the off-grid bar is kept, as before
+
+
+def test_complete_days_have_no_gap_rows_beside_a_day_with_gaps(spark):
+    day_before = START - timedelta(days=1)
+    complete = _hourly(spark, list(range(24)), day=day_before).union(_hourly(spark, list(range(24))))
+    holed = _hourly(spark, [h for h in range(24) if h != 7], symbol="SHIBUSDT")
+    out = clean_klines(complete.union(holed), PAIRS, CATEGORIES, start=START, end=END).collect()
+    assert sorted((r["symbol"], r["open_time"].hour) for r in out if r["is_gap"]) == [("SHIBUSDT", 7)]
+    assert len(out) == 48
+
+
 def test_carry_forward_fills_with_the_last_close_within_the_bound(spark):
     raw = _hourly(spark, [h for h in range(24) if h not in (12, 13)])
     out = (

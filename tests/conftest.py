@@ -8,9 +8,13 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import yaml
+
+if TYPE_CHECKING:
+    from resources.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = REPO.parent / "shared" / "data" / "real"
@@ -215,3 +219,88 @@ def fresh_run(tmp_path_factory: pytest.TempPathFactory, emulator_url: str, wareh
         timeout=900,
     )
     return FreshRun(env=env, run=run, root=root)
+
+
+# A short range of minutes through one path of every layer to the warehouse, as one run, once per
+# session: the reference that the same range cut into runs (tests/test_chunked_runs.py) and run on
+# a Spark cluster (tests/docker) must equal row for row.
+MINUTE_RANGE_DAYS = ("2024-03-01", "2024-03-02", "2024-03-03", "2024-03-04")
+MINUTE_RANGE_TOKENS = {"BTC", "ETH", "USDC"}
+# Both raw sources, bronze, the 1m-derived 5m and 1h bars, the per-token Python recursions (the
+# features), and gold's look-ahead targets (which cross a run's last day): 8 of the job's 18
+# assets; the others run the same code paths.
+MINUTE_RANGE_ASSETS = (
+    "raw_klines", "raw_coingecko_markets", "bronze_klines", "silver_token_markets", "silver_bars_5m",
+    "silver_bars_1h", "silver_features_1h", "gold_market_features",
+)  # fmt: skip
+# Written at run time, so never equal between two runs.
+RUN_TIME_COLUMNS = {"ingested_at", "loaded_at", "created_at"}
+
+
+def minute_range_command(days_per_run: int) -> list[str]:
+    """`crypto-analytics run` over the minute range in runs of ``days_per_run`` days (``run``
+    cuts a range of minutes into runs of a month by default)."""
+    return [
+        "run", "--start", MINUTE_RANGE_DAYS[0], "--end", MINUTE_RANGE_DAYS[-1], "--intervals", "1m,1h,1d",
+        "--no-warm-up", "--no-train", "--assets", ",".join(MINUTE_RANGE_ASSETS),
+        "--days-per-run", str(days_per_run),
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def minute_range(
+    tmp_path_factory: pytest.TempPathFactory, emulator_url: str, warehouse_port: int
+) -> FreshRun:
+    """The minute range as one run, on a fresh lake and its own warehouse schema."""
+    root = tmp_path_factory.mktemp("minute-range")
+    env = local_server_env(
+        root,
+        emulator_url,
+        warehouse_port,
+        "T_MINUTE_RANGE",
+        UNIVERSE_FILE=str(_small_universe(root / "universe.yaml", MINUTE_RANGE_TOKENS)),
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "crypto_assets.cli", *minute_range_command(len(MINUTE_RANGE_DAYS))],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return FreshRun(env=env, run=run, root=root)
+
+
+def run_settings(env: dict[str, str]) -> Settings:
+    """The settings a command run with ``env`` used (its lake, Dagster home and warehouse schema)."""
+    from resources.settings import Settings
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("LAKE_ROOT", "DAGSTER_HOME", "SNOWFLAKE_SCHEMA", "WAREHOUSE_PORT"):
+            patch.setenv(name, env[name])
+        return Settings.from_env()
+
+
+def warehouse_tables(settings: Settings) -> set[str]:
+    """The tables of the settings' warehouse schema."""
+    import snowflake.connector
+
+    with snowflake.connector.connect(**settings.connector_args()) as conn:
+        cursor = conn.cursor()
+        cursor.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+            (settings.snowflake_schema,),
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def warehouse_rows(settings: Settings, table: str) -> tuple[list[str], list[tuple]]:
+    """A table's column names and rows, without the columns written at run time."""
+    import snowflake.connector
+
+    with snowflake.connector.connect(**settings.connector_args()) as conn:
+        cursor = conn.cursor()
+        cursor.execute(f'SELECT * FROM "{table}"')
+        names = [d[0] for d in cursor.description]
+        keep = [i for i, name in enumerate(names) if name.lower() not in RUN_TIME_COLUMNS]
+        return [names[i] for i in keep], [tuple(row[i] for i in keep) for row in cursor.fetchall()]

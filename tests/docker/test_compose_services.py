@@ -1,39 +1,43 @@
 """Every service of docker-compose.yml, started natively with its own command line and
 environment (tests/docker/native.py says what stands in for Docker), comes up healthy by its own
 health check on the port the file gives, and finds the others by their service names. Then the
-main job runs as the README says (`docker compose exec code crypto-analytics run`), on Spark
-local[*] and on the `spark` profile's standalone cluster, and both write the same rows."""
+main job runs as the README says (`docker compose exec code crypto-analytics run`) on the
+`spark` profile's standalone cluster, and writes the rows the same command writes on local[*]."""
 
 import json
 import shutil
 import subprocess
 import textwrap
 import time
+from collections import Counter
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from tests.conftest import _small_universe
+from tests.conftest import (
+    MINUTE_RANGE_ASSETS,
+    MINUTE_RANGE_DAYS,
+    MINUTE_RANGE_TOKENS,
+    RUN_TIME_COLUMNS,
+    FreshRun,
+    _small_universe,
+    minute_range_command,
+    run_settings,
+    warehouse_rows,
+    warehouse_tables,
+)
 from tests.docker.native import NativeStack
 
 pytestmark = pytest.mark.integration
 
-DAYS = ("2024-03-01", "2024-03-02")
-TOKENS = {"BTC", "ETH", "USDC"}
-# One path through every layer to the warehouse, both raw sources and the per-token Python
-# recursions (the features) that a cluster runs on its executors: 7 of the job's 18 assets,
-# which more than halves the test's time; the others run the same code paths.
-ASSETS = (
-    "raw_klines", "raw_coingecko_markets", "bronze_klines", "silver_token_markets", "silver_bars_1h",
-    "silver_features_1h", "gold_market_features",
-)  # fmt: skip
-# Written at run time, so never equal between two runs.
-VOLATILE = {"ingested_at", "loaded_at", "created_at"}
-
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory):
+def stack(tmp_path_factory: pytest.TempPathFactory, minute_range: FreshRun):
+    # The cluster test's reference (minute_range) runs first: beside the 12 services it took
+    # twice as long on two cores.
     if shutil.which("unshare") is None or shutil.which("nsenter") is None:
         pytest.fail("util-linux's unshare and nsenter are needed to run the services natively")
     stack = NativeStack(tmp_path_factory.mktemp("compose"), profiles=("spark",))
@@ -122,10 +126,9 @@ def test_the_services_find_each_other_by_the_names_the_file_gives(stack: NativeS
 
 
 def _run(stack: NativeStack, **env: str) -> subprocess.Popen:
-    """`docker compose exec code crypto-analytics run ...` for the two days, started."""
-    universe = _small_universe(stack.volume("lake") / "universe.yaml", TOKENS)
-    argv = ["crypto-analytics", "run", "--start", DAYS[0], "--end", DAYS[1], "--no-warm-up", "--no-train"]
-    argv += ["--assets", ",".join(ASSETS)]
+    """`docker compose exec code crypto-analytics run ...` over conftest's minute range, started."""
+    universe = _small_universe(stack.volume("lake") / "universe.yaml", MINUTE_RANGE_TOKENS)
+    argv = ["crypto-analytics", *minute_range_command(len(MINUTE_RANGE_DAYS))]
     return stack.exec_start("code", argv, UNIVERSE_FILE=f"/data/lake/{universe.name}", **env)
 
 
@@ -136,20 +139,32 @@ def _finish(run: subprocess.Popen, started: float) -> None:
 
 
 def _frames(root: Path) -> dict[str, Path]:
-    """The lake folders of the runs' assets, by layer/asset."""
+    """The lake folders of the run's assets, by layer/asset."""
     return {
         f"{layer.name}/{asset.name}": asset
         for layer in sorted(root.iterdir())
         if layer.name in ("raw", "bronze", "silver", "gold")
         for asset in sorted(layer.iterdir())
-        if asset.is_dir() and asset.name in ASSETS
+        if asset.is_dir() and asset.name in MINUTE_RANGE_ASSETS
     }
 
 
-def test_the_main_job_runs_in_the_code_container_and_on_a_spark_cluster_with_the_same_rows(
-    stack: NativeStack, spark
+def _plain(value: object) -> object:
+    """A warehouse value as both readers agree on it: DuckDB's file (the cluster's warehouse) and
+    the Snowflake connector (the reference's) type instants and decimals differently."""
+    if isinstance(value, datetime):
+        return (value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal | float):
+        return repr(float(value))
+    return value
+
+
+def test_the_main_job_runs_in_the_code_container_on_a_spark_cluster_with_the_rows_of_local_mode(
+    stack: NativeStack, spark, minute_range: FreshRun
 ):
-    # Two cores: the services that would compete with the runs step aside.
+    # Two cores: the services that would compete with the run step aside.
     for name in (
         "stream",
         "daemon",
@@ -162,22 +177,20 @@ def test_the_main_job_runs_in_the_code_container_and_on_a_spark_cluster_with_the
     seconds = stack.up(["spark-master", "spark-worker"])
     print("spark profile, seconds to healthy:", {k: round(v, 1) for k, v in seconds.items()})
 
-    # The file's default, local[*], then the cluster, each into its own lake and warehouse
-    # schema. (Side by side they take longer than one after the other on two cores.)
-    _finish(_run(stack), time.monotonic())
+    # The reference is conftest's minute range on local[*] (the file's default), run by the same
+    # command outside the containers; here it runs on the cluster, into its own lake and schema.
     cluster = {"SPARK_MASTER": "spark://spark-master:7077", "LAKE_ROOT": "/data/lake/cluster"}
     _finish(_run(stack, **cluster, SNOWFLAKE_SCHEMA="CLUSTER"), time.monotonic())
     worker_log = stack.tail("spark-worker", 20000)
     assert "Launching executor" in worker_log or "Asked to launch executor" in worker_log, worker_log[-2000:]
 
-    lake = stack.volume("lake")
-    # The runs' assets only: the daemon's live slice may have written its own beside them.
-    ours, theirs = _frames(lake), _frames(lake / "cluster")
+    reference = run_settings(minute_range.env)
+    ours, theirs = _frames(reference.lake_root), _frames(stack.volume("lake") / "cluster")
     assert set(ours) == set(theirs) and {"raw/raw_klines", "bronze/bronze_klines"} <= set(ours)
     for name, path in ours.items():
         left, right = spark.read.parquet(str(path)), spark.read.parquet(str(theirs[name]))
-        columns = [c for c in left.columns if c not in VOLATILE]
-        assert sorted(columns) == sorted(c for c in right.columns if c not in VOLATILE), name
+        columns = [c for c in left.columns if c not in RUN_TIME_COLUMNS]
+        assert sorted(columns) == sorted(c for c in right.columns if c not in RUN_TIME_COLUMNS), name
         left, right = left.select(columns), right.select(columns)
         assert left.count() == right.count() > 0, name
         assert left.exceptAll(right).count() == 0 and right.exceptAll(left).count() == 0, name
@@ -185,30 +198,12 @@ def test_the_main_job_runs_in_the_code_container_and_on_a_spark_cluster_with_the
     stack.stop("warehouse")  # DuckDB's files are the server's while it runs
     database = next((stack.volume("warehouse")).glob("*.db"))
     with duckdb.connect(str(database), read_only=True) as db:
-
-        def tables(schema: str) -> set[str]:
-            query = "SELECT table_name FROM information_schema.tables WHERE table_schema = ?"
-            return {row[0] for row in db.execute(query, [schema]).fetchall()}
-
-        # The live slice's table is the stream's, in the first schema only.
-        both = tables("ANALYTICS") & tables("CLUSTER")
-        assert tables("CLUSTER") <= tables("ANALYTICS") and "GOLD_MARKET_FEATURES" in both, both
-        for table in sorted(both):
-            columns = [
-                row[0]
-                for row in db.execute(
-                    "SELECT column_name FROM information_schema.columns"
-                    " WHERE table_schema = 'ANALYTICS' AND table_name = ?",
-                    [table],
-                ).fetchall()
-                if row[0].lower() not in VOLATILE
-            ]
-            select = ", ".join(f'"{c}"' for c in columns)
-            for a, b in (("ANALYTICS", "CLUSTER"), ("CLUSTER", "ANALYTICS")):
-                missing = db.execute(
-                    f'SELECT COUNT(*) FROM (SELECT {select} FROM {a}."{table}" EXCEPT ALL'
-                    f' SELECT {select} FROM {b}."{table}")'
-                ).fetchone()
-                assert missing == (0,), (table, a, b)
-            count = db.execute(f'SELECT COUNT(*) FROM ANALYTICS."{table}"').fetchone()
-            assert count is not None and count[0] > 0, table
+        query = "SELECT table_name FROM information_schema.tables WHERE table_schema = 'CLUSTER'"
+        tables = {row[0] for row in db.execute(query).fetchall()}
+        assert tables == warehouse_tables(reference) and "GOLD_MARKET_FEATURES" in tables, tables
+        for table in sorted(tables):
+            names, rows = warehouse_rows(reference, table)
+            select = ", ".join(f'"{n}"' for n in names)
+            expected = Counter(tuple(_plain(v) for v in row) for row in rows)
+            got = db.execute(f'SELECT {select} FROM CLUSTER."{table}"').fetchall()
+            assert Counter(tuple(_plain(v) for v in row) for row in got) == expected and rows, table

@@ -14,6 +14,8 @@ import pytest
 import yaml
 
 if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
     from resources.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -281,17 +283,21 @@ def run_settings(env: dict[str, str]) -> Settings:
         return Settings.from_env()
 
 
-def warehouse_tables(settings: Settings) -> set[str]:
-    """The tables of the settings' warehouse schema."""
+def warehouse_query(settings: Settings, sql: str) -> list[tuple]:
+    """The rows of ``sql`` in the settings' warehouse schema."""
     import snowflake.connector
 
     with snowflake.connector.connect(**settings.connector_args()) as conn:
         cursor = conn.cursor()
-        cursor.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
-            (settings.snowflake_schema,),
-        )
-        return {row[0] for row in cursor.fetchall()}
+        cursor.execute(sql)
+        return cursor.fetchall()
+
+
+def warehouse_tables(settings: Settings) -> set[str]:
+    """The tables of the settings' warehouse schema."""
+    schema = settings.snowflake_schema
+    sql = f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{schema}'"
+    return {row[0] for row in warehouse_query(settings, sql)}
 
 
 def warehouse_rows(settings: Settings, table: str) -> tuple[list[str], list[tuple]]:
@@ -304,3 +310,26 @@ def warehouse_rows(settings: Settings, table: str) -> tuple[list[str], list[tupl
         names = [d[0] for d in cursor.description]
         keep = [i for i, name in enumerate(names) if name.lower() not in RUN_TIME_COLUMNS]
         return [names[i] for i in keep], [tuple(row[i] for i in keep) for row in cursor.fetchall()]
+
+
+def minute_range_datasets(lake: Path) -> dict[str, Path]:
+    """The lake folders of the minute range's assets, by layer/asset."""
+    return {
+        f"{layer.name}/{asset.name}": asset
+        for layer in sorted(lake.iterdir())
+        if layer.name in ("raw", "bronze", "silver", "gold")
+        for asset in sorted(layer.iterdir())
+        if asset.is_dir() and asset.name in MINUTE_RANGE_ASSETS
+    }
+
+
+def assert_same_lake_rows(spark: SparkSession, ours: dict[str, Path], theirs: dict[str, Path]) -> None:
+    """The same datasets, each with the same rows (as many times), apart from run-time columns."""
+    assert set(ours) == set(theirs) and {"raw/raw_klines", "bronze/bronze_klines"} <= set(ours)
+    for name, path in ours.items():
+        left, right = spark.read.parquet(str(path)), spark.read.parquet(str(theirs[name]))
+        columns = sorted(c for c in left.columns if c not in RUN_TIME_COLUMNS)
+        assert columns == sorted(c for c in right.columns if c not in RUN_TIME_COLUMNS), name
+        left, right = left.select(columns), right.select(columns)
+        assert left.count() == right.count() > 0, name
+        assert left.exceptAll(right).isEmpty() and right.exceptAll(left).isEmpty(), name

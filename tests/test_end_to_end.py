@@ -12,6 +12,7 @@ from crypto_assets.definitions import build_definitions
 from crypto_assets.raw.file_import import import_files
 from crypto_assets.universe import load_universe
 from resources.settings import Settings
+from tests.conftest import warehouse_query
 
 pytestmark = pytest.mark.integration
 DAYS = ["2024-03-01", "2024-03-02"]
@@ -51,7 +52,7 @@ def test_two_days_through_every_layer_and_a_rerun(local_env: Path, spark, tmp_pa
     assert len(load_universe().active_pairs(*_window(DAYS[0]))) == expected
     assert _gold_counts(settings) == [(DAYS[0], expected * 24, expected, expected * 24)]
     # Day 1 ran before day 2 existed: its last hour has no 1h target, no hour a 24h one (yet).
-    assert _query(settings, TARGETS) == [(expected * 23, 0)]
+    assert warehouse_query(settings, TARGETS) == [(expected * 23, 0)]
     # CoinGecko: 5-minute points for a one-day window.
     coingecko = spark.read.parquet(str(local_env / "raw" / "raw_coingecko_markets" / f"dt={DAYS[0]}"))
     assert coingecko.count() == 37 * 288
@@ -100,7 +101,7 @@ def test_two_days_through_every_layer_and_a_rerun(local_env: Path, spark, tmp_pa
     day2 = spark.read.parquet(str(local_env / "silver" / "silver_features_1h" / f"dt={DAYS[1]}"))
     assert day2.where("return_1h IS NULL").count() == 0
     # No model serves on a fresh lake: every bar gets the base rate's prediction, and says so.
-    predictions = _query(
+    predictions = warehouse_query(
         settings,
         "SELECT DT, MODEL_VERSION, COUNT(*), COUNT(P_UP) FROM ML_PREDICTIONS GROUP BY 1, 2 ORDER BY 1",
     )
@@ -120,28 +121,23 @@ def _window(day: str):
 TARGETS = "SELECT COUNT(TARGET_RETURN_1H), COUNT(TARGET_RETURN_24H) FROM GOLD_MARKET_FEATURES GROUP BY DT ORDER BY DT"
 
 
-def _query(settings: Settings, sql: str) -> list[tuple]:
-    with snowflake.connector.connect(**settings.connector_args()) as conn:
-        cursor = conn.cursor()
-        cursor.execute(sql)
-        return cursor.fetchall()
-
-
 def _assert_other_gold_tables(settings: Settings, expected: int) -> None:
-    daily = _query(settings, "SELECT DT, COUNT(*) FROM GOLD_DAILY_MARKET_FEATURES GROUP BY DT ORDER BY DT")
+    daily = warehouse_query(
+        settings, "SELECT DT, COUNT(*) FROM GOLD_DAILY_MARKET_FEATURES GROUP BY DT ORDER BY DT"
+    )
     assert [n for _, n in daily] == [expected, expected]
     # Run together, day 1's targets reach into day 2; day 2's last ones wait for day 3.
-    assert _query(settings, TARGETS) == [(expected * 24, expected * 24), (expected * 23, 0)]
-    index = _query(
+    assert warehouse_query(settings, TARGETS) == [(expected * 24, expected * 24), (expected * 23, 0)]
+    index = warehouse_query(
         settings,
         "SELECT INTERVAL, COUNT(DISTINCT CATEGORY), COUNT(*) FROM GOLD_CATEGORY_INDEX GROUP BY 1 ORDER BY 1",
     )
     # No return before the first bar: day 1 has no 1d index value, and its 00:00 no 1h one.
     assert index == [("1d", 6, 6), ("1h", 6, 6 * 48 - 6)]
-    pairs = _query(settings, "SELECT DT, COUNT(*) FROM GOLD_CORRELATIONS GROUP BY DT ORDER BY DT")
+    pairs = warehouse_query(settings, "SELECT DT, COUNT(*) FROM GOLD_CORRELATIONS GROUP BY DT ORDER BY DT")
     assert [n for _, n in pairs] == [expected * expected] * 2
     comments = dict(
-        _query(
+        warehouse_query(
             settings,
             # This test's schema only: the suite's other tests share the warehouse server.
             "SELECT COLUMN_NAME, COMMENT FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_NAME = 'GOLD_MARKET_FEATURES'"

@@ -12,19 +12,18 @@ import time
 from collections import Counter
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import duckdb
 import pytest
 
 from tests.conftest import (
-    MINUTE_RANGE_ASSETS,
     MINUTE_RANGE_DAYS,
     MINUTE_RANGE_TOKENS,
-    RUN_TIME_COLUMNS,
     FreshRun,
     _small_universe,
+    assert_same_lake_rows,
     minute_range_command,
+    minute_range_datasets,
     run_settings,
     warehouse_rows,
     warehouse_tables,
@@ -138,17 +137,6 @@ def _finish(run: subprocess.Popen, started: float) -> None:
     print(f"{time.monotonic() - started:.1f} s:\n{out[-2500:]}")
 
 
-def _frames(root: Path) -> dict[str, Path]:
-    """The lake folders of the run's assets, by layer/asset."""
-    return {
-        f"{layer.name}/{asset.name}": asset
-        for layer in sorted(root.iterdir())
-        if layer.name in ("raw", "bronze", "silver", "gold")
-        for asset in sorted(layer.iterdir())
-        if asset.is_dir() and asset.name in MINUTE_RANGE_ASSETS
-    }
-
-
 def _plain(value: object) -> object:
     """A warehouse value as both readers agree on it: DuckDB's file (the cluster's warehouse) and
     the Snowflake connector (the reference's) type instants and decimals differently."""
@@ -185,15 +173,8 @@ def test_the_main_job_runs_in_the_code_container_on_a_spark_cluster_with_the_row
     assert "Launching executor" in worker_log or "Asked to launch executor" in worker_log, worker_log[-2000:]
 
     reference = run_settings(minute_range.env)
-    ours, theirs = _frames(reference.lake_root), _frames(stack.volume("lake") / "cluster")
-    assert set(ours) == set(theirs) and {"raw/raw_klines", "bronze/bronze_klines"} <= set(ours)
-    for name, path in ours.items():
-        left, right = spark.read.parquet(str(path)), spark.read.parquet(str(theirs[name]))
-        columns = [c for c in left.columns if c not in RUN_TIME_COLUMNS]
-        assert sorted(columns) == sorted(c for c in right.columns if c not in RUN_TIME_COLUMNS), name
-        left, right = left.select(columns), right.select(columns)
-        assert left.count() == right.count() > 0, name
-        assert left.exceptAll(right).count() == 0 and right.exceptAll(left).count() == 0, name
+    lake = minute_range_datasets(stack.volume("lake") / "cluster")
+    assert_same_lake_rows(spark, minute_range_datasets(reference.lake_root), lake)
 
     stack.stop("warehouse")  # DuckDB's files are the server's while it runs
     database = next((stack.volume("warehouse")).glob("*.db"))

@@ -14,7 +14,6 @@ Both must find the same missing slots; the ratio is the figure. Then bronze's wh
 from __future__ import annotations
 
 import argparse
-import gzip
 import sys
 import time
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from crypto_assets.bronze.assets import universe_listings
 from crypto_assets.bronze.transforms import (
     BRONZE_KEY,
     clean_klines,
@@ -33,8 +33,9 @@ from crypto_assets.bronze.transforms import (
     typed_klines,
 )
 from crypto_assets.ingestion.binance import INTERVAL_MS
+from crypto_assets.raw.file_import import read_file
 from crypto_assets.raw.schema import RAW_KLINES_SCHEMA
-from crypto_assets.universe import load_universe, series_key
+from crypto_assets.universe import load_universe
 from resources.settings import Settings
 from resources.spark import build_spark_resource
 
@@ -43,26 +44,10 @@ START, END = datetime(2023, 1, 1, tzinfo=UTC), datetime(2023, 12, 31, tzinfo=UTC
 
 
 def raw_rows(folder: Path = REAL) -> pd.DataFrame:
-    """The real files as raw_klines rows (exchange strings, as the REST client lands them)."""
-    frames = []
-    ingested = datetime(2024, 1, 1)
-    for path in sorted(folder.glob("*USDT_1h.csv.gz")):
-        with gzip.open(path, "rt") as handle:
-            csv = pd.read_csv(handle, dtype=str)
-        open_ms = pd.to_datetime(csv["date"], utc=True).astype("int64") // 1_000_000
-        frames.append(
-            pd.DataFrame(
-                {
-                    "venue": "binance", "market": "spot", "symbol": path.name.split("_")[0],
-                    "open_time": open_ms, "open": csv["open"], "high": csv["high"], "low": csv["low"],
-                    "close": csv["close"], "volume": csv["volume"], "close_time": open_ms + 3_599_999,
-                    "quote_volume": None, "trade_count": None, "taker_buy_base_volume": None,
-                    "taker_buy_quote_volume": None, "interval": "1h", "source": "real-2023",
-                    "ingested_at": ingested,
-                }
-            )
-        )  # fmt: skip
-    return pd.concat(frames, ignore_index=True)
+    """The real files as raw_klines rows, parsed by the importer (``crypto-analytics import``)."""
+    return pd.concat(
+        [read_file(path).rows for path in sorted(folder.glob("*USDT_1h.csv.gz"))], ignore_index=True
+    )
 
 
 def main() -> None:
@@ -80,11 +65,7 @@ def main() -> None:
         .where("token IS NOT NULL")
         .localCheckpoint()
     )
-    listings = [
-        (series_key(listing.exchange, listing.market, listing.pair), listing.start, listing.end)
-        for token in universe.tokens
-        for listing in token.listings
-    ]
+    listings = universe_listings()
     listed = listing_frame(spark, listings)
     print(
         f"real 2023 year: {len(rows):,} 1h bars of {rows['symbol'].nunique()} pairs; {observed.count():,} typed"

@@ -41,7 +41,7 @@ QUARANTINE_SHOWN = 20
 CHECKED_KEY = ("token", *BRONZE_KEY)
 
 
-def _listings() -> list[tuple[str, datetime, datetime | None]]:
+def universe_listings() -> list[tuple[str, datetime, datetime | None]]:
     return [
         (series_key(listing.exchange, listing.market, listing.pair), listing.start, listing.end)
         for token in load_universe().tokens
@@ -54,12 +54,12 @@ def bars_within_listing(shown: int = 20) -> Validator:
     Counted in the frame's summary pass; the bars are listed (one more pass) only when found."""
 
     def aggregates(_frame: DataFrame) -> dict[str, Column]:
-        return {"outside": F.sum(outside_listing(_listings()).cast("int"))}
+        return {"outside": F.sum(outside_listing(universe_listings()).cast("int"))}
 
     def judge(frame: DataFrame, values: Mapping[str, Any]) -> Validation:
         found = int(values.get("outside") or 0)
         outside = (
-            frame.where(outside_listing(_listings()))
+            frame.where(outside_listing(universe_listings()))
             .withColumn("_series", series_column())
             .orderBy("_series", "interval", "open_time")
             .limit(shown)
@@ -136,7 +136,7 @@ def bronze_klines(
         series_tokens=universe.series_tokens(),
         series_quotes=universe.series_quotes(),
         token_categories={t.symbol: t.category for t in universe.tokens},
-        listings=_listings(),
+        listings=universe_listings(),
         start=window.start,
         end=window.end,
         intervals=tuple(INTERVAL_MS),

@@ -30,7 +30,7 @@ from dagster import (
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from crypto_assets.bronze.assets import _listings
+from crypto_assets.bronze.assets import universe_listings
 from crypto_assets.bronze.transforms import clean_klines
 from crypto_assets.gold.schema import LIVE_COLUMNS, table_schema
 from crypto_assets.live.stream_files import read_stream, stream_schema
@@ -220,7 +220,7 @@ def bronze_live_klines(
         series_tokens=universe.series_tokens(),
         series_quotes=universe.series_quotes(),
         token_categories={t.symbol: t.category for t in universe.tokens},
-        listings=_listings(),
+        listings=universe_listings(),
         # Bronze's grid is made per UTC day: the hour's day, then the hour is kept.
         start=start.replace(hour=0),
         end=until,

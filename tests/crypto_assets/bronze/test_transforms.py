@@ -203,7 +203,7 @@ def test_bars_after_a_listing_end_are_kept_and_named(spark):
 def test_the_listing_check_names_bars_outside_the_universe_listings(spark, monkeypatch):
     from crypto_assets.bronze import assets
 
-    monkeypatch.setattr(assets, "_listings", lambda: LISTINGS)
+    monkeypatch.setattr(assets, "universe_listings", lambda: LISTINGS)
     previous = _hourly(spark, list(range(24)), day=START - timedelta(days=1), symbol="USDCUSDT")
     outside = clean_klines(
         previous.unionByName(_hourly(spark, [0, 1], symbol="USDCUSDT")),
